@@ -1,0 +1,205 @@
+//! Compiled-module caches: in memory (least recently used dropped) and on
+//! disk, keyed by the module's sha256 and the engine's configuration.
+//!
+//! Disk entries are authenticated with HMAC-SHA256 under a per-cache key
+//! before they are deserialized, so only bytes this host compiled itself
+//! are ever turned into executable code; a corrupted or planted file is
+//! ignored and the module is compiled again.
+
+use std::collections::HashMap;
+use std::fs;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use aifn_types::{Limits, ModuleReport};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use wasmtime::{Engine, Module};
+
+use crate::RuntimeError;
+
+const MAGIC: &[u8; 12] = b"AIFNCACHE01\n";
+const TAG_LEN: usize = 32;
+
+/// Least-recently-used map from module sha256 to a loaded module.
+pub(crate) struct MemoryCache<V> {
+    entries: Mutex<(u64, HashMap<[u8; 32], (V, u64)>)>,
+    capacity: usize,
+}
+
+impl<V: Clone> MemoryCache<V> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        MemoryCache { entries: Mutex::new((0, HashMap::new())), capacity }
+    }
+
+    pub(crate) fn get(&self, key: &[u8; 32]) -> Option<V> {
+        let mut guard = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let (clock, map) = &mut *guard;
+        *clock += 1;
+        let now = *clock;
+        map.get_mut(key).map(|(v, used)| {
+            *used = now;
+            v.clone()
+        })
+    }
+
+    pub(crate) fn insert(&self, key: [u8; 32], value: V) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut guard = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let (clock, map) = &mut *guard;
+        *clock += 1;
+        if map.len() >= self.capacity && !map.contains_key(&key) {
+            // Linear scan: eviction only happens on insert, after a compile
+            // or a disk load that costs far more.
+            if let Some(oldest) = map.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| *k) {
+                map.remove(&oldest);
+            }
+        }
+        map.insert(key, (value, *clock));
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).1.len()
+    }
+}
+
+/// What is stored beside the compiled code.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct Meta {
+    pub(crate) report: ModuleReport,
+    pub(crate) has_initialize: bool,
+}
+
+pub(crate) struct DiskCache {
+    dir: PathBuf,
+    key: [u8; 32],
+}
+
+impl DiskCache {
+    /// Opens `root`, creating it and its key. Entries live under a
+    /// directory named after the engine configuration and the static caps,
+    /// so a changed configuration never loads code validated under another.
+    pub(crate) fn open(root: &Path, engine: &Engine, limits: &Limits) -> Result<DiskCache, RuntimeError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| RuntimeError::Cache { path, source }
+        };
+        fs::create_dir_all(root).map_err(io(root))?;
+        let key_path = root.join("cache.key");
+        let key = read_or_create_key(&key_path).map_err(io(&key_path))?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        (limits.module_bytes, limits.functions, limits.function_body_bytes, limits.locals).hash(&mut h);
+        (limits.memory_bytes, limits.table_elements, limits.stack_bytes).hash(&mut h);
+        let dir = root.join(format!("{:016x}", h.finish()));
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        Ok(DiskCache { dir, key })
+    }
+
+    fn path(&self, sha256: &str) -> PathBuf {
+        self.dir.join(format!("{sha256}.cwasm"))
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        // HMAC takes keys of any length.
+        <Hmac<Sha256> as Mac>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!("hmac accepts any key length"))
+    }
+
+    /// Loads a module this host compiled earlier, or `None` when there is
+    /// no valid entry (missing, corrupt, planted, or for another module).
+    pub(crate) fn load(&self, engine: &Engine, sha256: &str) -> Option<(Module, Meta)> {
+        let bytes = fs::read(self.path(sha256)).ok()?;
+        let rest = bytes.strip_prefix(MAGIC.as_slice())?;
+        if rest.len() < TAG_LEN + 4 {
+            return None;
+        }
+        let (tag, body) = rest.split_at(TAG_LEN);
+        let mut mac = self.mac();
+        mac.update(sha256.as_bytes());
+        mac.update(body);
+        mac.verify_slice(tag).ok()?;
+        let meta_len = u32::from_le_bytes(body[..4].try_into().ok()?) as usize;
+        let meta_bytes = body.get(4..4 + meta_len)?;
+        let artifact = body.get(4 + meta_len..)?;
+        let meta: Meta = serde_json::from_slice(meta_bytes).ok()?;
+        if meta.report.sha256 != sha256 {
+            return None;
+        }
+        let module = deserialize(engine, artifact)?;
+        Some((module, meta))
+    }
+
+    /// Stores a compiled module; failures only cost a later recompile.
+    pub(crate) fn store(&self, sha256: &str, module: &Module, meta: &Meta) {
+        let result = (|| -> Result<(), Box<dyn std::error::Error>> {
+            let artifact = module.serialize()?;
+            let meta_bytes = serde_json::to_vec(meta)?;
+            let mut body = Vec::with_capacity(4 + meta_bytes.len() + artifact.len());
+            body.extend_from_slice(&u32::try_from(meta_bytes.len())?.to_le_bytes());
+            body.extend_from_slice(&meta_bytes);
+            body.extend_from_slice(&artifact);
+            let mut mac = self.mac();
+            mac.update(sha256.as_bytes());
+            mac.update(&body);
+            let tag = mac.finalize().into_bytes();
+            let final_path = self.path(sha256);
+            let tmp = final_path.with_extension(format!("tmp{}", std::process::id()));
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(MAGIC)?;
+            f.write_all(&tag)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &final_path)?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            tracing::warn!(sha256, error = %e, "could not write the compiled-module cache");
+        }
+    }
+}
+
+#[allow(unsafe_code)]
+fn deserialize(engine: &Engine, artifact: &[u8]) -> Option<Module> {
+    // SAFETY: `Module::deserialize` trusts its input to be wasmtime's own
+    // output. These bytes passed an HMAC check under a key only this host
+    // holds, so they are exactly what `Module::serialize` wrote here; and
+    // wasmtime itself refuses artifacts from another version or config.
+    unsafe { Module::deserialize(engine, artifact) }.ok()
+}
+
+fn read_or_create_key(path: &Path) -> std::io::Result<[u8; 32]> {
+    match fs::read(path) {
+        Ok(bytes) if bytes.len() == 32 => {
+            let mut k = [0u8; 32];
+            k.copy_from_slice(&bytes);
+            Ok(k)
+        }
+        Ok(_) => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "cache key must be 32 bytes")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut k = [0u8; 32];
+            getrandom::fill(&mut k).map_err(|e| std::io::Error::other(e.to_string()))?;
+            let mut opts = fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            match opts.open(path) {
+                Ok(mut f) => {
+                    f.write_all(&k)?;
+                    f.sync_all()?;
+                    Ok(k)
+                }
+                // Another process created it first: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_or_create_key(path),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,295 @@
+//! One call: a fresh store with the limits and the context, the instance,
+//! and the classification of how it ended.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use aifn_types::{Context, Limits, LogLine, OutcomeKind};
+use serde::de::IgnoredAny;
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use crate::host::{HostState, HostTrap, Limiter, LogBuffer};
+use crate::wasi::WasiState;
+use crate::{LoadedModule, Runtime};
+
+/// What to run: the input, the context the guest sees, the limits and
+/// the start time its clocks read.
+#[derive(Debug, Clone)]
+pub struct Invocation<'a> {
+    /// The input JSON bytes.
+    pub input: &'a [u8],
+    /// The injected context.
+    pub context: &'a Context,
+    /// This call's limits; clamped to the runtime's maxima.
+    pub limits: Limits,
+    /// What the guest's WASI clocks read. Set it from the audit record to
+    /// replay a call.
+    pub start_time: SystemTime,
+}
+
+impl<'a> Invocation<'a> {
+    /// An invocation starting now.
+    pub fn new(input: &'a [u8], context: &'a Context, limits: Limits) -> Invocation<'a> {
+        Invocation { input, context, limits, start_time: SystemTime::now() }
+    }
+}
+
+/// How one call ended. Exactly one [`OutcomeKind`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Execution {
+    /// The outcome.
+    pub kind: OutcomeKind,
+    /// The output JSON bytes, when `kind` is `ok`.
+    pub output: Option<Vec<u8>>,
+    /// What went wrong, when `kind` is not `ok`.
+    pub message: Option<String>,
+    /// For `trap`: the trap code, e.g. `unreachable`.
+    pub trap_code: Option<&'static str>,
+    /// Fuel consumed, host calls included.
+    pub fuel_used: u64,
+    /// Wall-clock time of the call, instantiation included.
+    pub duration: Duration,
+    /// The largest the linear memory grew to, in bytes.
+    pub memory_peak_bytes: u64,
+    /// The guest's log lines, bounded.
+    pub logs: Vec<LogLine>,
+}
+
+impl Execution {
+    /// An execution that ended before any guest code ran.
+    pub(crate) fn refused(kind: OutcomeKind, message: String, started: Instant) -> Execution {
+        Execution {
+            kind,
+            output: None,
+            message: Some(message),
+            trap_code: None,
+            fuel_used: 0,
+            duration: started.elapsed(),
+            memory_peak_bytes: 0,
+            logs: Vec::new(),
+        }
+    }
+
+    /// Whether the call succeeded.
+    pub fn is_ok(&self) -> bool {
+        self.kind == OutcomeKind::Ok
+    }
+}
+
+fn to_usize(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
+
+fn trap_code(t: Trap) -> &'static str {
+    match t {
+        Trap::StackOverflow => "stack_overflow",
+        Trap::MemoryOutOfBounds => "memory_out_of_bounds",
+        Trap::HeapMisaligned => "heap_misaligned",
+        Trap::TableOutOfBounds => "table_out_of_bounds",
+        Trap::IndirectCallToNull => "indirect_call_to_null",
+        Trap::BadSignature => "indirect_call_type_mismatch",
+        Trap::IntegerOverflow => "integer_overflow",
+        Trap::IntegerDivisionByZero => "integer_divide_by_zero",
+        Trap::BadConversionToInteger => "bad_conversion_to_integer",
+        Trap::UnreachableCodeReached => "unreachable",
+        Trap::Interrupt => "interrupt",
+        Trap::OutOfFuel => "out_of_fuel",
+        Trap::NullReference => "null_reference",
+        Trap::AllocationTooLarge => "allocation_too_large",
+        _ => "other",
+    }
+}
+
+/// The guest's verdict, before output checks.
+enum Ended {
+    Returned(i32),
+    Failed(wasmtime::Error),
+}
+
+pub(crate) fn invoke(rt: &Runtime, module: &LoadedModule, inv: &Invocation<'_>) -> Execution {
+    let started = Instant::now();
+    let limits = inv.limits.min(&rt.config.limits);
+    if inv.input.len() as u64 > limits.input_bytes {
+        return Execution::refused(
+            OutcomeKind::InvalidInput,
+            format!("input is {} bytes, over the limit of {} bytes", inv.input.len(), limits.input_bytes),
+            started,
+        );
+    }
+    if let Err(e) = serde_json::from_slice::<IgnoredAny>(inv.input) {
+        return Execution::refused(OutcomeKind::InvalidInput, format!("input is not one JSON document: {e}"), started);
+    }
+
+    let start_ns = inv
+        .start_time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let timeout = Duration::from_millis(limits.timeout_ms);
+    let state = HostState {
+        input: inv.input.to_vec(),
+        context: inv.context.to_json_bytes(),
+        output: None,
+        output_limit: to_usize(limits.output_bytes),
+        logs: LogBuffer::new(to_usize(limits.log_bytes)),
+        limiter: Limiter {
+            memory_bytes: to_usize(limits.memory_bytes),
+            table_elements: to_usize(limits.table_elements),
+            peak_memory: 0,
+            memory_refused: false,
+            table_refused: false,
+        },
+        deadline: started + timeout,
+        memory: None,
+        wasi: WasiState::new(start_ns, &inv.context.execution_id),
+    };
+    let mut store = Store::new(&rt.engine, state);
+    store.limiter(|s| &mut s.limiter);
+    // Fuel is always enabled on this engine, so setting it cannot fail.
+    let _ = store.set_fuel(limits.fuel);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|ctx| {
+        if Instant::now() >= ctx.data().deadline {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Continue(1))
+        }
+    });
+
+    let ended = {
+        let _in_flight = rt.ticker.enter();
+        run(module, &mut store)
+    };
+    let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+    let duration = started.elapsed();
+    let mut state = store.into_data();
+    state.logs.finish();
+    classify(ended, state, &limits, fuel_used, duration)
+}
+
+fn run(module: &LoadedModule, store: &mut Store<HostState>) -> Ended {
+    let result = (|| -> wasmtime::Result<i32> {
+        let m = &module.0;
+        let instance = m.pre.instantiate(&mut *store)?;
+        let memory = instance
+            .get_module_export(&mut *store, &m.memory_export)
+            .and_then(|e| e.into_memory());
+        store.data_mut().memory = memory;
+        if let Some(init) = &m.init_export
+            && let Some(f) = instance.get_module_export(&mut *store, init).and_then(|e| e.into_func())
+        {
+            f.typed::<(), ()>(&*store)?.call(&mut *store, ())?;
+        }
+        let call = instance
+            .get_module_export(&mut *store, &m.call_export)
+            .and_then(|e| e.into_func())
+            .ok_or_else(|| wasmtime::Error::msg("aifn_call export vanished"))?;
+        call.typed::<(), i32>(&*store)?.call(&mut *store, ())
+    })();
+    match result {
+        Ok(code) => Ended::Returned(code),
+        Err(e) => match e.downcast_ref::<HostTrap>() {
+            Some(HostTrap::Exit(code)) => Ended::Returned(*code),
+            _ => Ended::Failed(e),
+        },
+    }
+}
+
+fn classify(ended: Ended, state: HostState, limits: &Limits, fuel_used: u64, duration: Duration) -> Execution {
+    let mut exec = Execution {
+        kind: OutcomeKind::Ok,
+        output: None,
+        message: None,
+        trap_code: None,
+        fuel_used,
+        duration,
+        memory_peak_bytes: state.limiter.peak_memory as u64,
+        logs: Vec::new(),
+    };
+    let fail = |exec: &mut Execution, kind, msg: String| {
+        exec.kind = kind;
+        exec.message = Some(msg);
+    };
+    match ended {
+        Ended::Returned(0) => match state.output {
+            None => fail(&mut exec, OutcomeKind::InvalidOutput, "the function returned 0 but wrote no output".into()),
+            Some(out) => match serde_json::from_slice::<IgnoredAny>(&out) {
+                Ok(_) => exec.output = Some(out),
+                Err(e) => fail(&mut exec, OutcomeKind::InvalidOutput, format!("output is not one JSON document: {e}")),
+            },
+        },
+        Ended::Returned(code) => {
+            let msg = match state.output {
+                Some(out) if !out.is_empty() => String::from_utf8_lossy(&out).into_owned(),
+                _ => format!("the function returned error code {code}"),
+            };
+            fail(&mut exec, OutcomeKind::FunctionError, msg);
+        }
+        Ended::Failed(err) => {
+            let limiter = &state.limiter;
+            if let Some(h) = err.downcast_ref::<HostTrap>() {
+                let kind = match h {
+                    HostTrap::OutOfFuel { .. } => OutcomeKind::FuelExhausted,
+                    HostTrap::OutputTooLarge { .. } => OutcomeKind::OutputTooLarge,
+                    HostTrap::OutOfBounds { .. } | HostTrap::NoMemory { .. } | HostTrap::Exit(_) => {
+                        exec.trap_code = Some("host_out_of_bounds");
+                        OutcomeKind::Trap
+                    }
+                };
+                fail(&mut exec, kind, h.to_string());
+            } else if let Some(&t) = err.downcast_ref::<Trap>() {
+                match t {
+                    Trap::OutOfFuel => fail(
+                        &mut exec,
+                        OutcomeKind::FuelExhausted,
+                        format!("all fuel consumed (limit {})", limits.fuel),
+                    ),
+                    Trap::Interrupt => fail(
+                        &mut exec,
+                        OutcomeKind::Timeout,
+                        format!("deadline of {} ms exceeded", limits.timeout_ms),
+                    ),
+                    Trap::StackOverflow => fail(
+                        &mut exec,
+                        OutcomeKind::StackOverflow,
+                        format!("wasm stack limit of {} bytes exhausted", limits.stack_bytes),
+                    ),
+                    _ if limiter.memory_refused || limiter.table_refused => {
+                        exec.trap_code = Some(trap_code(t));
+                        fail(&mut exec, OutcomeKind::MemoryLimit, limit_message(limiter, limits, Some(t)));
+                    }
+                    _ => {
+                        exec.trap_code = Some(trap_code(t));
+                        let mut msg = format!("{}: {t}", trap_code(t));
+                        if let Some(last) = state.logs.last_error() {
+                            msg.push_str("; guest: ");
+                            msg.push_str(last);
+                        }
+                        fail(&mut exec, OutcomeKind::Trap, msg);
+                    }
+                }
+            } else if limiter.memory_refused || limiter.table_refused {
+                // Instantiation refused by the limiter (initial sizes).
+                fail(&mut exec, OutcomeKind::MemoryLimit, limit_message(limiter, limits, None));
+            } else if err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+                fail(&mut exec, OutcomeKind::RateLimited, "the host is running as many instances as it allows".into());
+            } else {
+                exec.trap_code = Some("instantiation");
+                fail(&mut exec, OutcomeKind::Trap, format!("instantiation failed: {err}"));
+            }
+        }
+    }
+    exec.logs = state.logs.lines;
+    exec
+}
+
+fn limit_message(l: &Limiter, limits: &Limits, trap: Option<Trap>) -> String {
+    let what = if l.memory_refused {
+        format!("memory limit of {} bytes reached", limits.memory_bytes)
+    } else {
+        format!("table limit of {} elements reached", limits.table_elements)
+    };
+    match trap {
+        Some(t) => format!("{what} (then the guest trapped: {t})"),
+        None => what,
+    }
+}

@@ -1,0 +1,216 @@
+//! The sandbox: the only crate that touches wasmtime.
+//!
+//! Pipeline: upload → **validate** (here) → registry → approve → invoke →
+//! **run** (here) → audit. A module is validated statically (size and
+//! count caps, allowed wasm features, the ABI v1 import allowlist and
+//! exports), compiled once within a deadline, cached in memory and on disk
+//! (keyed by sha256 and engine configuration), and pre-linked into an
+//! `InstancePre`. Each call gets a fresh `Store` from the pooling allocator
+//! holding only its input, its context and its limits: fuel, an epoch
+//! deadline, memory, table, stack, output and log caps. Nothing else of the
+//! host is reachable: no files, no network, no clock but the call's start.
+//!
+//! Every call ends in exactly one [`OutcomeKind`], classified from
+//! wasmtime's typed [`wasmtime::Trap`] and this crate's own host traps,
+//! never from message text.
+
+mod abi;
+mod cache;
+mod compile;
+mod config;
+mod engine;
+mod error;
+mod host;
+mod imports;
+mod invoke;
+mod validate;
+mod wasi;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub use aifn_types::{Context, Limits, ModuleReport, OutcomeKind};
+pub use config::RuntimeConfig;
+pub use error::{ModuleError, RuntimeError};
+pub use invoke::{Execution, Invocation};
+
+use sha2::{Digest, Sha256};
+use wasmtime::{Engine, InstancePre, Linker, ModuleExport};
+
+use crate::cache::{DiskCache, MemoryCache, Meta};
+use crate::compile::CompileGate;
+use crate::engine::Ticker;
+use crate::host::HostState;
+
+/// A validated, compiled, pre-linked module, ready to instantiate. Cheap
+/// to clone.
+#[derive(Clone)]
+pub struct LoadedModule(Arc<Loaded>);
+
+struct Loaded {
+    pre: InstancePre<HostState>,
+    report: ModuleReport,
+    call_export: ModuleExport,
+    memory_export: ModuleExport,
+    init_export: Option<ModuleExport>,
+}
+
+impl LoadedModule {
+    /// What inspection found in the module.
+    pub fn report(&self) -> &ModuleReport {
+        &self.0.report
+    }
+
+    /// Lowercase hex sha256 of the module bytes.
+    pub fn sha256(&self) -> &str {
+        &self.0.report.sha256
+    }
+}
+
+impl std::fmt::Debug for LoadedModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedModule").field("sha256", &self.0.report.sha256).finish_non_exhaustive()
+    }
+}
+
+/// The sandbox runtime: one engine, one linker, caches and an epoch ticker.
+/// Share it across threads; calls are independent.
+pub struct Runtime {
+    config: RuntimeConfig,
+    engine: Engine,
+    linker: Linker<HostState>,
+    ticker: Ticker,
+    gate: Arc<CompileGate>,
+    memory_cache: MemoryCache<LoadedModule>,
+    disk_cache: Option<DiskCache>,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// Counters describing the runtime's caches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuntimeStats {
+    /// Compiled modules held in memory.
+    pub cached_modules: usize,
+    /// Loads answered from memory.
+    pub memory_hits: u64,
+    /// Loads answered from the disk cache.
+    pub disk_hits: u64,
+    /// Modules compiled.
+    pub compiles: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    memory_hits: AtomicU64,
+    disk_hits: AtomicU64,
+    compiles: AtomicU64,
+}
+
+impl Runtime {
+    /// Builds the engine (pooling allocator, fuel, epochs, allowed
+    /// features), links ABI v1 and zero-capability WASI, and opens the disk
+    /// cache if configured.
+    pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
+        let engine = engine::build(&config)?;
+        let mut linker = Linker::new(&engine);
+        abi::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        wasi::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        let disk_cache = match &config.cache_dir {
+            Some(dir) => Some(DiskCache::open(dir, &engine, &config.limits)?),
+            None => None,
+        };
+        let ticker = Ticker::start(&engine, config.epoch_tick)?;
+        Ok(Runtime {
+            gate: CompileGate::new(config.max_concurrent_compiles),
+            memory_cache: MemoryCache::new(config.memory_cache_entries),
+            config,
+            engine,
+            linker,
+            ticker,
+            disk_cache,
+            counters: Counters::default(),
+        })
+    }
+
+    /// The configuration, with the host maxima.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// The host maxima.
+    pub fn limits(&self) -> &Limits {
+        &self.config.limits
+    }
+
+    /// Validates and inspects a module without compiling it.
+    pub fn inspect(&self, bytes: &[u8]) -> Result<ModuleReport, ModuleError> {
+        validate::validate(bytes, &self.config.limits).map(|v| v.report)
+    }
+
+    /// Validates, compiles (within the compile deadline) and pre-links a
+    /// module, or returns it from the caches.
+    pub fn load(&self, bytes: &[u8]) -> Result<LoadedModule, ModuleError> {
+        let limits = &self.config.limits;
+        if bytes.len() as u64 > limits.module_bytes {
+            return Err(ModuleError::TooLarge { size: bytes.len() as u64, limit: limits.module_bytes });
+        }
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        if let Some(m) = self.memory_cache.get(&digest) {
+            self.counters.memory_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(m);
+        }
+        let sha256 = hex::encode(digest);
+        if let Some(disk) = &self.disk_cache
+            && let Some((module, meta)) = disk.load(&self.engine, &sha256)
+            && let Ok(loaded) = self.prelink(&module, meta.report, meta.has_initialize)
+        {
+            self.counters.disk_hits.fetch_add(1, Ordering::Relaxed);
+            self.memory_cache.insert(digest, loaded.clone());
+            return Ok(loaded);
+        }
+        let validated = validate::validate(bytes, limits)?;
+        let timeout = Duration::from_millis(limits.compile_timeout_ms);
+        let module = compile::compile(&self.engine, &self.gate, bytes, timeout)?;
+        self.counters.compiles.fetch_add(1, Ordering::Relaxed);
+        let meta = Meta { report: validated.report, has_initialize: validated.has_initialize };
+        if let Some(disk) = &self.disk_cache {
+            disk.store(&sha256, &module, &meta);
+        }
+        let loaded = self.prelink(&module, meta.report, meta.has_initialize)?;
+        self.memory_cache.insert(digest, loaded.clone());
+        Ok(loaded)
+    }
+
+    fn prelink(&self, module: &wasmtime::Module, report: ModuleReport, has_initialize: bool) -> Result<LoadedModule, ModuleError> {
+        let missing = |name: &'static str, expected: &'static str| ModuleError::MissingExport { name, expected };
+        let call_export = module.get_export_index("aifn_call").ok_or(missing("aifn_call", "a function"))?;
+        let memory_export = module.get_export_index("memory").ok_or(missing("memory", "a memory"))?;
+        let init_export = if has_initialize { module.get_export_index("_initialize") } else { None };
+        // Validation already refused every import the linker lacks.
+        let pre = self.linker.instantiate_pre(module).map_err(|e| ModuleError::Compile(e.to_string()))?;
+        Ok(LoadedModule(Arc::new(Loaded { pre, report, call_export, memory_export, init_export })))
+    }
+
+    /// Runs one call in a fresh instance. Never panics because of the
+    /// guest; every failure is an [`Execution`] with its kind.
+    pub fn invoke(&self, module: &LoadedModule, invocation: &Invocation<'_>) -> Execution {
+        invoke::invoke(self, module, invocation)
+    }
+
+    /// Cache counters.
+    pub fn stats(&self) -> RuntimeStats {
+        RuntimeStats {
+            cached_modules: self.memory_cache.len(),
+            memory_hits: self.counters.memory_hits.load(Ordering::Relaxed),
+            disk_hits: self.counters.disk_hits.load(Ordering::Relaxed),
+            compiles: self.counters.compiles.load(Ordering::Relaxed),
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Shared vocabulary of the aifn pipeline: names and ids, roles, version
+//! states, outcome kinds, the injected [`Context`], the one [`Limits`] type and
+//! the module inspection report.
+//!
+//! Every other crate depends on this one and it depends on nothing but serde,
+//! so the words used in the registry, the runtime, the audit log, the HTTP
+//! API and the CLI are the same words.
+
+mod context;
+mod limits;
+mod manifest;
+mod names;
+mod outcome;
+mod report;
+mod role;
+mod state;
+
+pub use context::{Context, LogLevel, LogLine, LogStream};
+pub use limits::{LimitError, Limits, LimitsRequest};
+pub use manifest::{CapturePolicy, Manifest, RegistryAction, RegistryActionKind};
+pub use names::{ExecutionId, FunctionName, NameError, Subject, TenantId};
+pub use outcome::{OutcomeKind, UnknownKind};
+pub use report::{ExportInfo, ImportInfo, InspectionReport, MemoryInfo, ModuleReport, ReportDiff, TableInfo};
+pub use role::{Role, UnknownRole};
+pub use state::{UnknownState, VersionState};
