@@ -1,0 +1,266 @@
+//! The one writer thread: group commit, periodic checkpoints, expiry.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::time::{Duration, Instant, SystemTime};
+
+use ed25519_dalek::SigningKey;
+
+use crate::canon::GENESIS;
+use crate::checkpoint::{Checkpoint, CheckpointFile};
+use crate::record::{AuditRecord, NewEntry, SystemEvent, SystemRecord};
+use crate::sqlite::SqliteStore;
+use crate::store::{AuditStore, PruneFacts};
+use crate::timefmt;
+use crate::{Appended, AuditError, AuditStats, PruneReport};
+
+pub(crate) type Reply<T> = SyncSender<Result<T, AuditError>>;
+
+pub(crate) enum Msg {
+    Append { entry: Box<NewEntry>, reply: Reply<Appended> },
+    Checkpoint { reply: Reply<Checkpoint> },
+    Prune { cutoff: SystemTime, actor: String, reply: Reply<PruneReport> },
+    Close { reply: Reply<()> },
+}
+
+/// State shared between the writer and the handles.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) running: AtomicBool,
+    pub(crate) write_ok: AtomicBool,
+    pub(crate) checkpoint_ok: AtomicBool,
+    records: AtomicU64,
+    commits: AtomicU64,
+    failed_commits: AtomicU64,
+    checkpoints: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new() -> Shared {
+        Shared {
+            running: AtomicBool::new(true),
+            write_ok: AtomicBool::new(true),
+            checkpoint_ok: AtomicBool::new(true),
+            records: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            failed_commits: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn healthy(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+            && self.write_ok.load(Ordering::Acquire)
+            && self.checkpoint_ok.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn stats(&self) -> AuditStats {
+        AuditStats {
+            records: self.records.load(Ordering::Relaxed),
+            commits: self.commits.load(Ordering::Relaxed),
+            failed_commits: self.failed_commits.load(Ordering::Relaxed),
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
+        }
+    }
+}
+
+pub(crate) struct Writer {
+    pub(crate) store: SqliteStore,
+    pub(crate) db_path: PathBuf,
+    pub(crate) key: SigningKey,
+    pub(crate) checkpoints: CheckpointFile,
+    pub(crate) node: String,
+    pub(crate) every_records: u64,
+    pub(crate) interval: Duration,
+    pub(crate) max_batch: usize,
+    pub(crate) shared: Arc<Shared>,
+    /// The seq of the last checkpoint written (from the file at open).
+    pub(crate) last_checkpoint_seq: u64,
+    pub(crate) since_checkpoint: u64,
+}
+
+/// How often captures are expired when time checkpoints are off.
+const DEFAULT_TICK: Duration = Duration::from_secs(60);
+
+impl Writer {
+    pub(crate) fn run(mut self, rx: Receiver<Msg>) {
+        let tick = if self.interval.is_zero() { DEFAULT_TICK } else { self.interval };
+        let mut next_tick = Instant::now() + tick;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            let mut next = match rx.recv_timeout(wait) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => {
+                    self.tick();
+                    next_tick = Instant::now() + tick;
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.final_checkpoint();
+                    break;
+                }
+            };
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Append { entry, reply } => {
+                        // Group commit: take whatever else is already queued.
+                        let mut entries = vec![*entry];
+                        let mut replies = vec![reply];
+                        while entries.len() < self.max_batch {
+                            match rx.try_recv() {
+                                Ok(Msg::Append { entry, reply }) => {
+                                    entries.push(*entry);
+                                    replies.push(reply);
+                                }
+                                Ok(other) => {
+                                    next = Some(other);
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        self.commit(&entries, replies);
+                    }
+                    Msg::Checkpoint { reply } => {
+                        let _ = reply.send(self.checkpoint());
+                    }
+                    Msg::Prune { cutoff, actor, reply } => {
+                        let _ = reply.send(self.prune(cutoff, &actor));
+                    }
+                    Msg::Close { reply } => {
+                        let result = self.final_checkpoint();
+                        self.shared.running.store(false, Ordering::Release);
+                        let _ = reply.send(result);
+                        while let Ok(m) = rx.try_recv() {
+                            refuse(m);
+                        }
+                        return;
+                    }
+                }
+            }
+            if self.every_records > 0 && self.since_checkpoint >= self.every_records {
+                let _ = self.checkpoint();
+            }
+            if Instant::now() >= next_tick {
+                self.tick();
+                next_tick = Instant::now() + tick;
+            }
+        }
+        self.shared.running.store(false, Ordering::Release);
+    }
+
+    fn commit(&mut self, entries: &[NewEntry], replies: Vec<Reply<Appended>>) {
+        let n = entries.len();
+        match self.store.append(entries) {
+            Ok(appended) => {
+                self.shared.write_ok.store(true, Ordering::Release);
+                self.shared.commits.fetch_add(1, Ordering::Relaxed);
+                self.shared.records.fetch_add(n as u64, Ordering::Relaxed);
+                self.since_checkpoint += n as u64;
+                for (reply, a) in replies.into_iter().zip(appended) {
+                    let _ = reply.send(Ok(a));
+                }
+            }
+            Err(e) => {
+                // The transaction rolled back: nothing of the batch exists.
+                self.shared.write_ok.store(false, Ordering::Release);
+                self.shared.failed_commits.fetch_add(1, Ordering::Relaxed);
+                let reason = match &e {
+                    AuditError::Database { operation, source, .. } => format!("{operation}: {source}"),
+                    other => other.to_string(),
+                };
+                for reply in replies {
+                    let _ = reply.send(Err(AuditError::CommitFailed {
+                        path: self.db_path.clone(),
+                        batch: n,
+                        reason: reason.clone(),
+                    }));
+                }
+            }
+        }
+    }
+
+    fn checkpoint(&mut self) -> Result<Checkpoint, AuditError> {
+        let result = self.try_checkpoint();
+        self.shared.checkpoint_ok.store(result.is_ok(), Ordering::Release);
+        result
+    }
+
+    fn try_checkpoint(&mut self) -> Result<Checkpoint, AuditError> {
+        let (seq, hash) = self.store.head()?.unwrap_or_else(|| (0, hex::encode(GENESIS)));
+        let c = Checkpoint::sign(&self.key, seq, hash, timefmt::format_ms(timefmt::now_ms()), self.node.clone());
+        self.checkpoints.append(&c)?;
+        self.shared.checkpoints.fetch_add(1, Ordering::Relaxed);
+        self.last_checkpoint_seq = seq;
+        self.since_checkpoint = 0;
+        Ok(c)
+    }
+
+    /// Checkpoints if anything was appended since the last checkpoint.
+    fn final_checkpoint(&mut self) -> Result<(), AuditError> {
+        match self.store.head()? {
+            Some((seq, _)) if seq != self.last_checkpoint_seq => self.checkpoint().map(drop),
+            _ => Ok(()),
+        }
+    }
+
+    fn tick(&mut self) {
+        let _ = self.store.expire_captures(timefmt::now_ms());
+        if !self.interval.is_zero() {
+            let _ = self.final_checkpoint();
+        }
+    }
+
+    fn prune(&mut self, cutoff: SystemTime, actor: &str) -> Result<PruneReport, AuditError> {
+        let cutoff_ms = timefmt::to_ms(cutoff)?;
+        let node = self.node.clone();
+        let mut make = |f: &PruneFacts| {
+            let rec = SystemRecord {
+                time: SystemTime::now(),
+                event: SystemEvent::Prune,
+                actor: actor.to_owned(),
+                cutoff,
+                pruned: f.pruned,
+                anchor_seq: f.anchor_seq,
+                anchor_hash: f.anchor_hash.clone(),
+                captures_expired: f.captures_expired,
+                node: node.clone(),
+            };
+            NewEntry::new(&AuditRecord::System(rec), None)
+        };
+        match self.store.prune(cutoff_ms, timefmt::now_ms(), &mut make) {
+            Ok((facts, record)) => {
+                self.shared.write_ok.store(true, Ordering::Release);
+                self.shared.commits.fetch_add(1, Ordering::Relaxed);
+                self.shared.records.fetch_add(1, Ordering::Relaxed);
+                self.since_checkpoint += 1;
+                // Sign the new anchor right away. A failure here shows in
+                // `is_healthy` and does not undo the prune.
+                let _ = self.checkpoint();
+                Ok(PruneReport {
+                    pruned: facts.pruned,
+                    anchor_seq: facts.anchor_seq,
+                    anchor_hash: facts.anchor_hash,
+                    captures_expired: facts.captures_expired,
+                    record,
+                })
+            }
+            Err(e) => {
+                self.shared.write_ok.store(false, Ordering::Release);
+                self.shared.failed_commits.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+}
+
+fn refuse(m: Msg) {
+    match m {
+        Msg::Append { reply, .. } => drop(reply.send(Err(AuditError::Closed))),
+        Msg::Checkpoint { reply } => drop(reply.send(Err(AuditError::Closed))),
+        Msg::Prune { reply, .. } => drop(reply.send(Err(AuditError::Closed))),
+        Msg::Close { reply } => drop(reply.send(Ok(()))),
+    }
+}

@@ -1,0 +1,168 @@
+use std::sync::Arc;
+
+use aifn_audit::{AuditError, AuditLog, AuditQuery, verify};
+
+use crate::common::*;
+
+#[test]
+fn concurrent_writers_are_batched_and_nothing_is_lost() {
+    const THREADS: u64 = 16;
+    const EACH: u64 = 40;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), 100);
+    let log = Arc::new(open(&cfg));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                (0..EACH)
+                    .map(|i| log.record_execution(exec(&format!("t{t}"), "f", i), None).expect("record").seq)
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut acked: Vec<u64> = handles.into_iter().flat_map(|h| h.join().expect("thread")).collect();
+    acked.sort_unstable();
+    let total = THREADS * EACH;
+    assert_eq!(acked, (1..=total).collect::<Vec<_>>(), "every ack is a distinct, contiguous seq");
+
+    let stats = log.stats();
+    assert_eq!(stats.records, total);
+    assert_eq!(stats.failed_commits, 0);
+    assert!(stats.commits < total, "group commit batches callers: {stats:?}");
+    assert!(stats.commits >= total / 256);
+
+    for t in 0..THREADS {
+        let mut out = Vec::new();
+        assert_eq!(log.export_jsonl(&AuditQuery::for_tenant(format!("t{t}")), &mut out).expect("export"), EACH);
+    }
+    // Verify works on the files while the log is still open...
+    let live = verify(&cfg, None).expect("verify live");
+    assert_eq!((live.finding, live.records), (None, total));
+    log.close().expect("close");
+    let report = verify(&cfg, None).expect("verify");
+    assert_eq!((report.finding, report.records, report.last_seq), (None, total, Some(total)));
+    assert_eq!(report.checkpointed_seq, Some(total));
+}
+
+#[test]
+fn a_tiny_queue_applies_backpressure_without_losing_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path(), 0);
+    cfg.queue_capacity = 1;
+    cfg.max_batch = 2;
+    let log = Arc::new(open(&cfg));
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for i in 0..10 {
+                    log.record_execution(exec(&format!("t{t}"), "f", i), None).expect("record");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("thread");
+    }
+    assert_eq!(log.stats().records, 80);
+    log.close().expect("close");
+    assert_eq!(verify(&cfg, None).expect("verify").records, 80);
+}
+
+#[test]
+fn a_full_disk_fails_closed_and_writes_nothing_half() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path(), 0);
+    cfg.max_db_bytes = Some(96 * 1024);
+    let log = open(&cfg);
+    assert!(log.is_healthy());
+    let big = |i: u64| {
+        let mut rec = exec("acme", "f", i);
+        rec.error_message = Some("x".repeat(3000));
+        rec
+    };
+    let mut acked = 0u64;
+    let err = loop {
+        match log.record_execution(big(acked), None) {
+            Ok(a) => {
+                acked += 1;
+                assert_eq!(a.seq, acked);
+            }
+            Err(e) => break e,
+        }
+        assert!(acked < 1000, "the size cap never hit");
+    };
+    match &err {
+        AuditError::CommitFailed { batch, reason, .. } => {
+            assert_eq!(*batch, 1);
+            assert!(reason.contains("full"), "{reason}");
+        }
+        other => panic!("expected CommitFailed, got {other:?}"),
+    }
+    assert!(!log.is_healthy(), "fail closed");
+    assert_eq!(log.stats().failed_commits, 1);
+    assert!(acked > 0);
+    // The rollback left the same state, so the same record fails again, and
+    // so does every caller of every batch that follows.
+    let log = Arc::new(log);
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let log = log.clone();
+            std::thread::spawn(move || log.record_execution(big(acked), None))
+        })
+        .collect();
+    for h in handles {
+        let r = h.join().expect("thread");
+        assert!(matches!(r, Err(AuditError::CommitFailed { .. })), "{r:?}");
+    }
+    assert!(!log.is_healthy());
+    assert_eq!(log.stats().records, acked);
+    log.close().expect("close");
+
+    // Exactly the acknowledged records are there, and they chain.
+    let report = verify(&cfg, None).expect("verify");
+    assert_eq!((report.finding, report.records, report.last_seq), (None, acked, Some(acked)));
+
+    // With room again the chain continues where it was.
+    cfg.max_db_bytes = None;
+    let log = open(&cfg);
+    let next = log.record_execution(exec("acme", "f", 0), None).expect("record");
+    assert_eq!(next.seq, acked + 1);
+    assert!(log.is_healthy());
+    log.close().expect("close");
+    assert!(verify(&cfg, None).expect("verify").is_ok());
+}
+
+#[test]
+fn after_close_nothing_is_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), 0);
+    let log = open(&cfg);
+    let clone = log.clone();
+    fill(&log, "acme", 2);
+    log.close().expect("close");
+    log.close().expect("close twice");
+    assert!(!clone.is_healthy());
+    assert!(matches!(clone.record_execution(exec("acme", "f", 9), None), Err(AuditError::Closed)));
+    assert!(matches!(clone.checkpoint(), Err(AuditError::Closed)));
+    // Reads still work on a closed log.
+    assert_eq!(clone.query(&AuditQuery::for_tenant("acme")).expect("query").entries.len(), 2);
+    assert_eq!(verify(&cfg, None).expect("verify").records, 2);
+}
+
+#[test]
+fn the_last_drop_flushes_and_checkpoints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), 0);
+    let log: AuditLog = open(&cfg);
+    let other = log.clone();
+    fill(&log, "acme", 3);
+    drop(log);
+    assert!(other.is_healthy(), "a clone keeps the writer alive");
+    fill(&other, "acme", 1);
+    drop(other);
+    let lines = checkpoint_lines(&cfg);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["seq"], 4);
+}

@@ -1,0 +1,121 @@
+//! `aifn keys`: API keys, administered on the data dir (file access is the
+//! authority; no server needed).
+
+use std::path::PathBuf;
+
+use aifn_service::{DataDir, LocalAdmin};
+use aifn_types::{Role, Subject, TenantId};
+use serde_json::json;
+
+use crate::{Exit, output};
+
+#[derive(clap::Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Create a key; its secret is printed once and only its hash is kept.
+    Create {
+        /// Data directory.
+        #[arg(long, default_value = "aifn-data")]
+        data_dir: PathBuf,
+        /// The tenant the key belongs to.
+        #[arg(long)]
+        tenant: TenantId,
+        /// author, approver, admin or agent.
+        #[arg(long)]
+        role: Role,
+        /// Who the key speaks for (a person or a service account).
+        #[arg(long)]
+        subject: Subject,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Data directory.
+        #[arg(long, default_value = "aifn-data")]
+        data_dir: PathBuf,
+        /// Only this tenant's keys.
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        /// Data directory.
+        #[arg(long, default_value = "aifn-data")]
+        data_dir: PathBuf,
+        /// The key id (from `aifn keys list`).
+        key_id: String,
+    },
+}
+
+/// The local operator, as recorded in the audit log.
+pub(crate) fn local_actor() -> Subject {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let clean: String = user.chars().filter(|c| c.is_ascii_graphic()).take(100).collect();
+    Subject::new(format!("cli:{clean}")).unwrap_or_else(|_| Subject::new("cli").unwrap_or_else(|_| unreachable!("valid subject")))
+}
+
+pub(crate) fn open(data_dir: PathBuf) -> anyhow::Result<LocalAdmin> {
+    LocalAdmin::open(DataDir::new(data_dir, "cli")).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+pub(crate) fn run(cmd: KeysCommand) -> anyhow::Result<Exit> {
+    match cmd {
+        KeysCommand::Create { data_dir, tenant, role, subject, json } => {
+            let admin = open(data_dir)?;
+            let key = admin.create_key(&tenant, role, &subject, &local_actor()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            admin.close().map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                output::json(&json!({"key_id": key.key_id, "secret": key.secret, "tenant": tenant, "role": role, "subject": subject}));
+            } else {
+                println!("key_id:  {}", key.key_id);
+                println!("tenant:  {tenant}\nrole:    {role}\nsubject: {subject}");
+                println!("secret:  {}", key.secret);
+                eprintln!("Store the secret now: it is not kept and cannot be shown again.");
+            }
+            Ok(Exit::Ok)
+        }
+        KeysCommand::List { data_dir, tenant, json } => {
+            let admin = open(data_dir)?;
+            let keys = admin.list_keys(tenant.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            admin.close().map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                output::json(&serde_json::to_value(&keys)?);
+            } else {
+                let rows = keys
+                    .iter()
+                    .map(|k| {
+                        vec![
+                            k.key_id.clone(),
+                            k.tenant.to_string(),
+                            k.role.to_string(),
+                            k.subject.to_string(),
+                            k.created_at.clone(),
+                            k.revoked_at.clone().unwrap_or_else(|| "-".into()),
+                        ]
+                    })
+                    .collect();
+                output::table(&["KEY ID", "TENANT", "ROLE", "SUBJECT", "CREATED", "REVOKED"], rows);
+            }
+            Ok(Exit::Ok)
+        }
+        KeysCommand::Revoke { data_dir, key_id } => {
+            let admin = open(data_dir)?;
+            let result = admin.revoke_key(&key_id, &local_actor());
+            admin.close().map_err(|e| anyhow::anyhow!("{e}"))?;
+            match result {
+                Ok(k) => {
+                    println!("revoked {} ({} {} of {})", k.key_id, k.role, k.subject, k.tenant);
+                    Ok(Exit::Ok)
+                }
+                Err(e) => {
+                    eprintln!("aifn: {e}");
+                    Ok(Exit::Failed)
+                }
+            }
+        }
+    }
+}

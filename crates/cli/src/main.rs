@@ -1,0 +1,160 @@
+//! `aifn`: the one binary. Runs the service, administers keys and the audit
+//! log on a data dir, is the client of the HTTP API, and runs a module
+//! locally under the same sandbox (`aifn run`) for authors and scripts.
+//!
+//! Exit status everywhere: 0 success; 1 a refused or failed call (or a
+//! function that failed or hit a limit); 2 a usage error or a module
+//! refused before it ran.
+
+mod audit;
+mod client;
+mod keys;
+mod output;
+mod run;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// aifn: a WebAssembly sandbox for user-authored AI functions.
+#[derive(Parser)]
+#[command(name = "aifn", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a module locally under the sandbox and print one JSON outcome.
+    Run(run::RunArgs),
+    /// Serve the HTTP API.
+    Serve(serve::ServeArgs),
+    /// Create, list and revoke API keys (on the data dir).
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Query, export, verify, checkpoint and prune the audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Upload a module as a new pending version (author).
+    Upload {
+        /// The function name.
+        name: String,
+        /// The module (.wasm or .wat).
+        module: PathBuf,
+        /// The manifest (TOML: description, input_schema or input_schema_file,
+        /// optional output_schema, [limits], [capture]). Default: MODULE.toml,
+        /// aifn.toml beside the module, or ./aifn.toml.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        #[command(flatten)]
+        conn: client::Conn,
+    },
+    /// List the tenant's functions.
+    List {
+        #[command(flatten)]
+        conn: client::Conn,
+    },
+    /// List versions awaiting approval.
+    Pending {
+        #[command(flatten)]
+        conn: client::Conn,
+    },
+    /// Show a function, or one version's inspection report (NAME@VERSION).
+    Inspect {
+        /// NAME or NAME@VERSION.
+        target: String,
+        #[command(flatten)]
+        conn: client::Conn,
+    },
+    /// Approve NAME@VERSION (approver; never your own upload).
+    Approve(Decision),
+    /// Reject NAME@VERSION (approver).
+    Reject(Decision),
+    /// Revoke the active NAME@VERSION (approver).
+    Revoke(Decision),
+    /// Invoke a function's active version (agent).
+    Invoke {
+        /// The function name.
+        name: String,
+        /// The input JSON.
+        #[arg(long)]
+        input: String,
+        /// The end user you act for.
+        #[arg(long, default_value = "")]
+        user: String,
+        #[command(flatten)]
+        conn: client::Conn,
+    },
+    /// The active functions as LLM tool definitions (agent).
+    Tools {
+        /// openai or anthropic.
+        #[arg(long, default_value = "openai")]
+        format: String,
+        #[command(flatten)]
+        conn: client::Conn,
+    },
+}
+
+#[derive(clap::Args)]
+struct Decision {
+    /// NAME@VERSION.
+    target: String,
+    /// Why (required; kept in the audit log).
+    #[arg(long)]
+    notes: String,
+    /// The sha256 you inspected (default: the one the server shows now).
+    #[arg(long)]
+    sha256: Option<String>,
+    #[command(flatten)]
+    conn: client::Conn,
+}
+
+/// How a command ended, mapped to the exit status.
+pub(crate) enum Exit {
+    /// 0
+    Ok,
+    /// 1: the call was refused or failed.
+    Failed,
+    /// 2: usage error, or a module refused before it ran.
+    Usage,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        match e {
+            Exit::Ok => ExitCode::SUCCESS,
+            Exit::Failed => ExitCode::from(1),
+            Exit::Usage => ExitCode::from(2),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Serve(args) => serve::serve(args),
+        Command::Keys(cmd) => keys::run(cmd),
+        Command::Audit(cmd) => audit::run(cmd),
+        Command::Upload { name, module, manifest, conn } => client::upload(&conn, &name, &module, manifest),
+        Command::List { conn } => client::list(&conn),
+        Command::Pending { conn } => client::pending(&conn),
+        Command::Inspect { target, conn } => client::inspect(&conn, &target),
+        Command::Approve(d) => client::decide(&d.conn, "approve", &d.target, &d.notes, d.sha256),
+        Command::Reject(d) => client::decide(&d.conn, "reject", &d.target, &d.notes, d.sha256),
+        Command::Revoke(d) => client::decide(&d.conn, "revoke", &d.target, &d.notes, d.sha256),
+        Command::Invoke { name, input, user, conn } => client::invoke(&conn, &name, &input, &user),
+        Command::Tools { format, conn } => client::tools(&conn, &format),
+    };
+    match result {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            eprintln!("aifn: {e:#}");
+            // Network and server failures are failed calls; the rest are usage.
+            if e.chain().any(|c| c.is::<ureq::Error>()) { ExitCode::from(1) } else { ExitCode::from(2) }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! The function registry: where a validated module waits for review and
+//! from where only an approved one runs.
+//!
+//! Pipeline: upload → validate (runtime) → **registry** (`pending`) →
+//! approve (`active`) → invoke. A module never runs until an approver of
+//! its tenant, who is not its author, has inspected it and activated that
+//! exact version, bound to its sha256.
+//!
+//! - Every query is scoped by tenant; names are unique within a tenant.
+//! - Versions move through an explicit state machine ([`transition`]); the
+//!   same table is enforced again by the database schema.
+//! - Mutating calls take the acting [`Principal`] and check its role and
+//!   tenant themselves, run in one serialized write transaction that
+//!   re-reads what it decides on, and hand an [`aifn_types::RegistryAction`]
+//!   to an [`AuditSink`] before commit: no action without its record.
+//! - API keys are stored as the sha256 of their secret only.
+//!
+//! Storage is one SQLite file (WAL, `synchronous=FULL`) behind an internal
+//! backend trait, so another backend can serve several nodes later.
+
+mod audit;
+mod error;
+mod keys;
+mod model;
+mod registry;
+mod schema;
+mod sqlite;
+mod store;
+mod transition;
+
+pub use audit::AuditSink;
+pub use error::{AuthError, RegistryError};
+pub use model::{
+    Decision, FunctionDetail, FunctionSummary, KeyInfo, NewKey, Principal, StateCounts, Upload,
+    VersionInfo, VersionRef,
+};
+pub use registry::{DATABASE_FILE, Registry, RegistryOptions};
+pub use transition::{VersionAction, transition};

@@ -1,0 +1,116 @@
+//! Versioned schema migrations, applied at open; `PRAGMA user_version` is
+//! the number applied. Never edit a released migration: append one.
+
+/// Migration `i` takes the schema from version `i` to `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[V1];
+
+/// Tables, constraints and indexes are plain SQL that PostgreSQL also
+/// accepts; the triggers at the end are SQLite's way to make rows
+/// immutable, the state machine binding and decisions append-only.
+const V1: &str = r#"
+CREATE TABLE modules (
+    sha256     TEXT PRIMARY KEY CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),
+    size_bytes INTEGER NOT NULL CHECK (size_bytes >= 0),
+    bytes      BLOB NOT NULL,
+    CHECK (length(bytes) = size_bytes)
+);
+
+CREATE TABLE functions (
+    id         INTEGER PRIMARY KEY,
+    tenant     TEXT NOT NULL CHECK (length(tenant) BETWEEN 1 AND 64),
+    name       TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+    created_at TEXT NOT NULL,
+    UNIQUE (tenant, name)
+);
+
+CREATE TABLE versions (
+    id          INTEGER PRIMARY KEY,
+    function_id INTEGER NOT NULL REFERENCES functions (id),
+    version     INTEGER NOT NULL CHECK (version >= 1),
+    sha256      TEXT NOT NULL REFERENCES modules (sha256),
+    author      TEXT NOT NULL,
+    uploaded_at TEXT NOT NULL,
+    state       TEXT NOT NULL
+                CHECK (state IN ('pending', 'active', 'rejected', 'revoked', 'superseded')),
+    description TEXT NOT NULL,
+    manifest    TEXT NOT NULL,
+    report      TEXT NOT NULL,
+    UNIQUE (function_id, version)
+);
+
+-- At most one active version per function.
+CREATE UNIQUE INDEX versions_one_active ON versions (function_id) WHERE state = 'active';
+CREATE INDEX versions_by_sha256 ON versions (sha256);
+
+CREATE TABLE decisions (
+    id         INTEGER PRIMARY KEY,
+    version_id INTEGER NOT NULL REFERENCES versions (id),
+    action     TEXT NOT NULL CHECK (action IN ('approve', 'reject', 'revoke', 'supersede')),
+    actor      TEXT NOT NULL,
+    at         TEXT NOT NULL,
+    notes      TEXT NOT NULL CHECK (length(trim(notes)) > 0),
+    sha256     TEXT NOT NULL
+);
+CREATE INDEX decisions_by_version ON decisions (version_id);
+
+CREATE TABLE api_keys (
+    key_id        TEXT PRIMARY KEY,
+    tenant        TEXT NOT NULL,
+    role          TEXT NOT NULL CHECK (role IN ('author', 'approver', 'admin', 'agent')),
+    subject       TEXT NOT NULL,
+    secret_sha256 BLOB NOT NULL CHECK (length(secret_sha256) = 32),
+    created_at    TEXT NOT NULL,
+    created_by    TEXT NOT NULL,
+    revoked_at    TEXT,
+    revoked_by    TEXT,
+    CHECK ((revoked_at IS NULL) = (revoked_by IS NULL))
+);
+CREATE INDEX api_keys_by_tenant ON api_keys (tenant);
+
+CREATE TRIGGER versions_start_pending BEFORE INSERT ON versions
+WHEN NEW.state <> 'pending'
+BEGIN SELECT RAISE(ABORT, 'a version starts pending'); END;
+
+CREATE TRIGGER versions_immutable
+BEFORE UPDATE OF id, function_id, version, sha256, author, uploaded_at, description, manifest, report
+ON versions
+BEGIN SELECT RAISE(ABORT, 'only a version''s state changes'); END;
+
+CREATE TRIGGER versions_transition BEFORE UPDATE OF state ON versions
+WHEN NOT ((OLD.state = 'pending' AND NEW.state IN ('active', 'rejected'))
+       OR (OLD.state = 'active' AND NEW.state IN ('revoked', 'superseded')))
+BEGIN SELECT RAISE(ABORT, 'illegal version state transition'); END;
+
+-- A state change needs its decision, bound to the version's hash.
+CREATE TRIGGER versions_decided BEFORE UPDATE OF state ON versions
+WHEN NOT EXISTS (
+    SELECT 1 FROM decisions d
+    WHERE d.version_id = NEW.id AND d.sha256 = NEW.sha256
+      AND d.action = CASE NEW.state WHEN 'active' THEN 'approve' WHEN 'rejected' THEN 'reject'
+                                    WHEN 'revoked' THEN 'revoke' WHEN 'superseded' THEN 'supersede' END)
+BEGIN SELECT RAISE(ABORT, 'a state change needs its decision'); END;
+
+CREATE TRIGGER versions_kept BEFORE DELETE ON versions
+BEGIN SELECT RAISE(ABORT, 'versions are never deleted'); END;
+
+CREATE TRIGGER decisions_bound BEFORE INSERT ON decisions
+WHEN NEW.sha256 IS NOT (SELECT v.sha256 FROM versions v WHERE v.id = NEW.version_id)
+BEGIN SELECT RAISE(ABORT, 'a decision is bound to its version''s sha256'); END;
+
+CREATE TRIGGER decisions_no_update BEFORE UPDATE ON decisions
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+
+CREATE TRIGGER decisions_no_delete BEFORE DELETE ON decisions
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+
+CREATE TRIGGER modules_immutable BEFORE UPDATE ON modules
+BEGIN SELECT RAISE(ABORT, 'modules are immutable'); END;
+
+CREATE TRIGGER api_keys_immutable
+BEFORE UPDATE OF key_id, tenant, role, subject, secret_sha256, created_at, created_by ON api_keys
+BEGIN SELECT RAISE(ABORT, 'only a key''s revocation changes'); END;
+
+CREATE TRIGGER api_keys_revoked_once BEFORE UPDATE OF revoked_at, revoked_by ON api_keys
+WHEN OLD.revoked_at IS NOT NULL
+BEGIN SELECT RAISE(ABORT, 'a revoked key stays revoked'); END;
+"#;

@@ -1,0 +1,89 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aifn_types::Limits;
+use serde::{Deserialize, Serialize};
+
+/// Per-tenant admission limits. Every tenant gets the same limits; one
+/// tenant can never take the whole host.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantLimits {
+    /// Sustained invocations per second (token bucket refill). Default 200.
+    pub rate_per_second: f64,
+    /// Burst size (token bucket capacity). Default 400.
+    pub burst: u32,
+    /// Invocations of one tenant running at once. Default 8.
+    pub max_concurrent: u32,
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        TenantLimits { rate_per_second: 200.0, burst: 400, max_concurrent: 8 }
+    }
+}
+
+/// Everything the service needs to start. The CLI fills it from flags and
+/// an optional TOML file; every field has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Where the registry, the audit log and the module cache live.
+    /// Default `./aifn-data`.
+    pub data_dir: PathBuf,
+    /// Name of this host in audit records. Default: the hostname, or `aifn`.
+    pub node: String,
+    /// Host maxima for every call; manifests may only lower them.
+    pub limits: Limits,
+    /// Per-tenant admission limits.
+    pub tenant: TenantLimits,
+    /// Invocations running at once on this host, all tenants together.
+    /// Past it calls are refused with `rate_limited`. Default 16.
+    pub max_concurrent: u32,
+    /// The audit checkpoint signing key. Default `<data_dir>/audit-signing.key`;
+    /// in production keep it outside the data dir.
+    pub audit_signing_key: Option<PathBuf>,
+    /// Sign a checkpoint after this many audit records. Default 1,000.
+    pub audit_checkpoint_every: u64,
+    /// Sign a checkpoint at least this often (seconds). Default 60.
+    pub audit_checkpoint_secs: u64,
+    /// Delete audit records older than this many days (the pruning is
+    /// itself recorded). Default: keep everything.
+    pub audit_retention_days: Option<u32>,
+    /// How long a cached active-version lookup is trusted before it is
+    /// checked against the registry again; changes made through this
+    /// service apply at once. Default 1,000 ms.
+    pub active_cache_ms: u64,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            data_dir: PathBuf::from("aifn-data"),
+            node: default_node(),
+            limits: Limits::default(),
+            tenant: TenantLimits::default(),
+            max_concurrent: 16,
+            audit_signing_key: None,
+            audit_checkpoint_every: 1_000,
+            audit_checkpoint_secs: 60,
+            audit_retention_days: None,
+            active_cache_ms: 1_000,
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// The active-version cache lifetime.
+    pub fn active_cache_ttl(&self) -> Duration {
+        Duration::from_millis(self.active_cache_ms)
+    }
+}
+
+fn default_node() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "aifn".to_owned())
+}

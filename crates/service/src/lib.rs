@@ -1,0 +1,31 @@
+//! The use cases of aifn, with no HTTP in sight: authenticate a key,
+//! upload a module (validate and compile it in the runtime, store it
+//! pending in the registry), approve/reject/revoke, invoke an active
+//! function, publish the tool catalog, query the audit log.
+//!
+//! Pipeline: upload → validate (runtime) → registry (pending) → approve →
+//! active → **invoke (here)** → runtime → audit. This crate is where the
+//! rules that span crates live: the tenant always comes from the key; a
+//! call is checked (role, rate, schema) before it runs; every attempt,
+//! refusals included, is recorded in the audit log before the caller gets
+//! an answer, and nothing runs while the audit log cannot write.
+//!
+//! Every method is synchronous and may block (SQLite, fsync, the guest):
+//! async callers run them on a blocking thread.
+
+mod admin;
+mod config;
+mod error;
+mod ids;
+mod limiter;
+mod metrics;
+mod service;
+mod sink;
+
+pub use admin::{DataDir, LocalAdmin, verify as verify_audit};
+pub use aifn_audit::{AuditEntry, AuditPage, AuditQuery, SecurityQuery, Stream as AuditStream, VerifyReport};
+pub use aifn_registry::{FunctionDetail, FunctionSummary, KeyInfo, NewKey, Principal, VersionInfo};
+pub use config::{ServiceConfig, TenantLimits};
+pub use error::{ErrorKind, ServiceError, Violation};
+pub use metrics::Metrics;
+pub use service::{InvokeOutcome, InvokeRequest, Refused, Service, ToolFormat, UploadRequest};
