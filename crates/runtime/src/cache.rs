@@ -23,9 +23,12 @@ use crate::RuntimeError;
 const MAGIC: &[u8; 12] = b"AIFNCACHE01\n";
 const TAG_LEN: usize = 32;
 
+/// Entries with the logical time of their last use, and the clock.
+type Lru<V> = (u64, HashMap<[u8; 32], (V, u64)>);
+
 /// Least-recently-used map from module sha256 to a loaded module.
 pub(crate) struct MemoryCache<V> {
-    entries: Mutex<(u64, HashMap<[u8; 32], (V, u64)>)>,
+    entries: Mutex<Lru<V>>,
     capacity: usize,
 }
 

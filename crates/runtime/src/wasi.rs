@@ -144,8 +144,8 @@ fn iovecs(c: &mut Caller<'_, HostState>, call: &'static str, iovs: i32, n: i32) 
 /// Registers an always-refusing WASI function with the given arguments.
 macro_rules! refuse {
     ($linker:expr, $name:literal, |$($arg:ident : $ty:ty),*| $errno:expr) => {
-        $linker.func_wrap(MODULE, $name, |mut c: Caller<'_, HostState>, $($arg: $ty),*| -> wasmtime::Result<i32> {
-            charge(&mut c, $name, 0)?;
+        $linker.func_wrap(MODULE, $name, |mut caller: Caller<'_, HostState>, $($arg: $ty),*| -> wasmtime::Result<i32> {
+            charge(&mut caller, $name, 0)?;
             Ok($errno)
         })?;
     };
@@ -195,7 +195,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     refuse!(linker, "fd_pwrite", |fd: i32, _i: i32, _n: i32, _o: i64, _r: i32| fd_errno(fd, ESPIPE));
     refuse!(linker, "fd_prestat_get", |_fd: i32, _b: i32| EBADF);
     refuse!(linker, "fd_prestat_dir_name", |_fd: i32, _p: i32, _l: i32| EBADF);
-    refuse!(linker, "fd_readdir", |fd: i32, _b: i32, _l: i32, _c: i64, _u: i32| fd_errno(fd, ENOTDIR));
+    refuse!(linker, "fd_readdir", |fd: i32, _b: i32, _l: i32, _cookie: i64, _u: i32| fd_errno(fd, ENOTDIR));
     refuse!(linker, "fd_renumber", |fd: i32, _to: i32| fd_errno(fd, ENOTCAPABLE));
     refuse!(linker, "fd_seek", |fd: i32, _o: i64, _w: i32, _r: i32| fd_errno(fd, ESPIPE));
     refuse!(linker, "fd_tell", |fd: i32, _r: i32| fd_errno(fd, ESPIPE));
@@ -254,7 +254,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     refuse!(linker, "path_create_directory", |_fd: i32, _p: i32, _l: i32| EBADF);
     refuse!(linker, "path_filestat_get", |_fd: i32, _f: i32, _p: i32, _l: i32, _b: i32| EBADF);
     refuse!(linker, "path_filestat_set_times", |_fd: i32, _f: i32, _p: i32, _l: i32, _a: i64, _m: i64, _s: i32| EBADF);
-    refuse!(linker, "path_link", |_a: i32, _b: i32, _c: i32, _d: i32, _e: i32, _f: i32, _g: i32| EBADF);
+    refuse!(linker, "path_link", |_a: i32, _b: i32, _x: i32, _d: i32, _e: i32, _f: i32, _g: i32| EBADF);
     refuse!(linker, "path_open", |_fd: i32, _d: i32, _p: i32, _l: i32, _o: i32, _rb: i64, _ri: i64, _f: i32, _r: i32| EBADF);
     refuse!(linker, "path_readlink", |_fd: i32, _p: i32, _l: i32, _b: i32, _bl: i32, _u: i32| EBADF);
     refuse!(linker, "path_remove_directory", |_fd: i32, _p: i32, _l: i32| EBADF);
@@ -316,8 +316,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         Ok(SUCCESS)
     })?;
     refuse!(linker, "sock_accept", |_fd: i32, _f: i32, _r: i32| ENOTCAPABLE);
-    refuse!(linker, "sock_recv", |_fd: i32, _a: i32, _b: i32, _c: i32, _d: i32, _e: i32| ENOTCAPABLE);
-    refuse!(linker, "sock_send", |_fd: i32, _a: i32, _b: i32, _c: i32, _d: i32| ENOTCAPABLE);
+    refuse!(linker, "sock_recv", |_fd: i32, _a: i32, _b: i32, _x: i32, _d: i32, _e: i32| ENOTCAPABLE);
+    refuse!(linker, "sock_send", |_fd: i32, _a: i32, _b: i32, _x: i32, _d: i32| ENOTCAPABLE);
     refuse!(linker, "sock_shutdown", |_fd: i32, _h: i32| ENOTCAPABLE);
     Ok(())
 }

@@ -50,6 +50,10 @@ pub struct ServiceConfig {
     /// Delete audit records older than this many days (the pruning is
     /// itself recorded). Default: keep everything.
     pub audit_retention_days: Option<u32>,
+    /// Cap on the audit database's size in bytes. Past it, records cannot
+    /// be written and calls are refused (fail closed) until records are
+    /// pruned. Default: no cap beyond the disk.
+    pub audit_max_db_bytes: Option<u64>,
     /// How long a cached active-version lookup is trusted before it is
     /// checked against the registry again; changes made through this
     /// service apply at once. Default 1,000 ms.
@@ -68,6 +72,7 @@ impl Default for ServiceConfig {
             audit_checkpoint_every: 1_000,
             audit_checkpoint_secs: 60,
             audit_retention_days: None,
+            audit_max_db_bytes: None,
             active_cache_ms: 1_000,
         }
     }

@@ -89,8 +89,8 @@ pub enum ToolFormat {
 struct Active {
     info: VersionInfo,
     module: LoadedModule,
-    input: jsonschema::Validator,
-    output: Option<jsonschema::Validator>,
+    input: Arc<jsonschema::Validator>,
+    output: Option<Arc<jsonschema::Validator>>,
     limits: Limits,
     checked: Instant,
 }
@@ -168,6 +168,7 @@ impl Service {
         let mut audit_cfg = dir.audit_config();
         audit_cfg.checkpoint_every_records = config.audit_checkpoint_every;
         audit_cfg.checkpoint_interval = Duration::from_secs(config.audit_checkpoint_secs);
+        audit_cfg.max_db_bytes = config.audit_max_db_bytes;
         let audit = AuditLog::open(audit_cfg).map_err(|e| unavailable("audit log", &e))?;
         let runtime_config = RuntimeConfig {
             limits: config.limits,
@@ -345,7 +346,12 @@ impl Service {
     pub fn audit(&self, who: &Principal, mut q: AuditQuery) -> Result<AuditPage, ServiceError> {
         require(who, &[Role::Admin, Role::Approver], "reading the audit log")?;
         q.tenant_id = who.tenant.to_string();
-        self.inner.audit.query(&q).map_err(|e| ServiceError::InvalidRequest { message: e.to_string() })
+        self.inner.audit.query(&q).map_err(|e| match e {
+            // Only a refused query is the caller's doing; storage faults
+            // carry file paths and database errors, which stay in the log.
+            aifn_audit::AuditError::InvalidQuery { .. } => ServiceError::InvalidRequest { message: e.to_string() },
+            other => ServiceError::internal("audit query", &other),
+        })
     }
 
     /// Runs an active function for an agent. Every attempt is recorded
@@ -380,7 +386,7 @@ impl Service {
                 return Err(self.refuse(&ctx, now, started, &input, None, e));
             }
         };
-        let active = match self.resolve(&who.tenant.to_string(), &ctx.function) {
+        let active = match self.resolve(who.tenant.as_ref(), &ctx.function) {
             Ok(a) => a,
             Err(e) => return Err(self.refuse(&ctx, now, started, &input, None, e)),
         };
@@ -411,7 +417,7 @@ impl Service {
         if let Some(bytes) = &exec.output {
             match serde_json::from_slice::<Value>(bytes) {
                 Ok(v) => {
-                    let bad = active.output.as_ref().map(|s| violations(s, &v)).unwrap_or_default();
+                    let bad = active.output.as_deref().map(|s| violations(s, &v)).unwrap_or_default();
                     if bad.is_empty() {
                         output = Some(v);
                     } else {
@@ -518,11 +524,12 @@ impl Service {
             }
         };
         let fresh = match cached {
+            // Still the same version: keep its module and schemas.
             Some(a) if a.info.sha256 == info.sha256 && a.info.version == info.version => Arc::new(Active {
                 info,
                 module: a.module.clone(),
-                input: compile_schema("input_schema", &a.info.manifest.input_schema)?,
-                output: a.info.manifest.output_schema.as_ref().map(|s| compile_schema("output_schema", s)).transpose()?,
+                input: Arc::clone(&a.input),
+                output: a.output.clone(),
                 limits: a.limits,
                 checked: Instant::now(),
             }),
@@ -545,8 +552,8 @@ impl Service {
             // It passed validation at upload: the host's caps changed since.
             ServiceError::Unavailable { message: format!("the active version no longer loads on this host: {e}") }
         })?;
-        let input = compile_schema("input_schema", &info.manifest.input_schema)?;
-        let output = info.manifest.output_schema.as_ref().map(|s| compile_schema("output_schema", s)).transpose()?;
+        let input = Arc::new(compile_schema("input_schema", &info.manifest.input_schema)?);
+        let output = info.manifest.output_schema.as_ref().map(|s| compile_schema("output_schema", s).map(Arc::new)).transpose()?;
         let limits = self.inner.runtime.limits().min(&info.report.effective_limits);
         Ok(Active { info, module, input, output, limits, checked: Instant::now() })
     }
