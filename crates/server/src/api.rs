@@ -61,7 +61,9 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/functions/{name}", get(get_function))
         .route("/v1/functions/{name}/versions", post(upload).layer(DefaultBodyLimit::max(upload_body)))
         .route("/v1/functions/{name}/versions/{version}", get(get_version))
-        .route("/v1/functions/{name}/versions/{version}/{action}", post(decide))
+        .route("/v1/functions/{name}/versions/{version}/approve", post(approve))
+        .route("/v1/functions/{name}/versions/{version}/reject", post(reject))
+        .route("/v1/functions/{name}/versions/{version}/revoke", post(revoke))
         .route("/v1/functions/{name}/invoke", post(invoke).layer(DefaultBodyLimit::max(invoke_body)))
         .route("/v1/pending", get(pending))
         .route("/v1/tools", get(tools))
@@ -157,7 +159,23 @@ fn body_json<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>
             ApiError::invalid(format!("cannot read the request body: {r}"))
         }
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(format!("invalid JSON body: {}", without_type_names(&e.to_string()))))
+}
+
+/// serde names the Rust type it expected (`expected struct InvokeBody`);
+/// the caller sent JSON, so say `a JSON object` and keep our types private.
+fn without_type_names(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find("struct ") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + "struct ".len()..];
+        let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+        out.push_str("a JSON object");
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn parse_version(v: &str) -> Result<u32, ApiError> {
@@ -256,27 +274,67 @@ struct DecisionBody {
     notes: String,
 }
 
-async fn decide(
-    State(state): State<AppState>,
-    Remote(remote): Remote,
-    Path((name, version, action)): Path<(String, String, String)>,
+/// The decision routes: one handler, three fixed routes.
+#[derive(Clone, Copy)]
+enum Action {
+    Approve,
+    Reject,
+    Revoke,
+}
+
+async fn approve(
+    state: State<AppState>,
+    remote: Remote,
+    path: Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    if !matches!(action.as_str(), "approve" | "reject" | "revoke") {
-        return Err(ServiceError::NotFound { what: "route".into() }.into());
-    }
-    let route = format!("/v1/functions/{{name}}/versions/{{version}}/{action}");
-    let who = caller(&state, &headers, &route, remote).await?;
+    decide(state, remote, path, headers, body, Action::Approve).await
+}
+
+async fn reject(
+    state: State<AppState>,
+    remote: Remote,
+    path: Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    decide(state, remote, path, headers, body, Action::Reject).await
+}
+
+async fn revoke(
+    state: State<AppState>,
+    remote: Remote,
+    path: Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    decide(state, remote, path, headers, body, Action::Revoke).await
+}
+
+async fn decide(
+    State(state): State<AppState>,
+    Remote(remote): Remote,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    action: Action,
+) -> Result<Json<Value>, ApiError> {
+    let route = match action {
+        Action::Approve => "/v1/functions/{name}/versions/{version}/approve",
+        Action::Reject => "/v1/functions/{name}/versions/{version}/reject",
+        Action::Revoke => "/v1/functions/{name}/versions/{version}/revoke",
+    };
+    let who = caller(&state, &headers, route, remote).await?;
     let version = parse_version(&version)?;
     let body: DecisionBody = body_json(body)?;
     let s = state.service.clone();
     let info = blocking(move || {
         let sha = || body.sha256.clone().ok_or_else(|| ApiError::invalid("sha256 of the inspected version is required"));
-        Ok(match action.as_str() {
-            "approve" => s.approve(&who, &name, version, &sha()?, &body.notes)?,
-            "reject" => s.reject(&who, &name, version, &sha()?, &body.notes)?,
-            _ => s.revoke(&who, &name, version, &body.notes)?,
+        Ok(match action {
+            Action::Approve => s.approve(&who, &name, version, &sha()?, &body.notes)?,
+            Action::Reject => s.reject(&who, &name, version, &sha()?, &body.notes)?,
+            Action::Revoke => s.revoke(&who, &name, version, &body.notes)?,
         })
     })
     .await?;

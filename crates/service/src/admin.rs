@@ -98,12 +98,12 @@ impl LocalAdmin {
 
     /// A page of a tenant's audit records.
     pub fn audit_query(&self, q: &AuditQuery) -> Result<AuditPage, ServiceError> {
-        self.audit.query(q).map_err(|e| ServiceError::InvalidRequest { message: e.to_string() })
+        self.audit.query(q).map_err(query_error)
     }
 
     /// A page of the host-level security and system streams.
     pub fn security_query(&self, q: &SecurityQuery) -> Result<AuditPage, ServiceError> {
-        self.audit.query_security(q).map_err(|e| ServiceError::InvalidRequest { message: e.to_string() })
+        self.audit.query_security(q).map_err(query_error)
     }
 
     /// Writes a tenant's records as JSON lines; returns how many.
@@ -129,6 +129,14 @@ impl LocalAdmin {
     /// Flushes and signs a final checkpoint.
     pub fn close(self) -> Result<(), ServiceError> {
         self.audit.close().map_err(|e| ServiceError::internal("audit close", &e))
+    }
+}
+
+/// Only a refused query is the caller's doing; storage faults go to the log.
+pub(crate) fn query_error(e: aifn_audit::AuditError) -> ServiceError {
+    match e {
+        aifn_audit::AuditError::InvalidQuery { .. } => ServiceError::InvalidRequest { message: e.to_string() },
+        other => ServiceError::internal("audit query", &other),
     }
 }
 

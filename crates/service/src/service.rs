@@ -204,7 +204,8 @@ impl Service {
     pub fn authenticate(&self, authorization: Option<&str>, route: &str, remote: Option<&str>) -> Result<Principal, ServiceError> {
         let reason = match authorization.map(str::trim) {
             None | Some("") => SecurityReason::MissingKey,
-            Some(h) => match h.strip_prefix("Bearer ").map(str::trim) {
+            // The scheme is case-insensitive (RFC 9110 section 11.1).
+            Some(h) => match h.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| h[7..].trim()) {
                 None | Some("") => SecurityReason::MalformedKey,
                 Some(token) => match self.inner.registry.authenticate(token) {
                     Ok(p) => return Ok(p),
@@ -346,12 +347,7 @@ impl Service {
     pub fn audit(&self, who: &Principal, mut q: AuditQuery) -> Result<AuditPage, ServiceError> {
         require(who, &[Role::Admin, Role::Approver], "reading the audit log")?;
         q.tenant_id = who.tenant.to_string();
-        self.inner.audit.query(&q).map_err(|e| match e {
-            // Only a refused query is the caller's doing; storage faults
-            // carry file paths and database errors, which stay in the log.
-            aifn_audit::AuditError::InvalidQuery { .. } => ServiceError::InvalidRequest { message: e.to_string() },
-            other => ServiceError::internal("audit query", &other),
-        })
+        self.inner.audit.query(&q).map_err(crate::admin::query_error)
     }
 
     /// Runs an active function for an agent. Every attempt is recorded
@@ -480,7 +476,10 @@ impl Service {
     ) -> Refused {
         let kind = match error.kind() {
             crate::ErrorKind::Outcome(k) => k,
-            _ => OutcomeKind::Forbidden,
+            // The host cannot serve now (its audit log could not write): a
+            // capacity refusal. Recording it also probes whether the log
+            // can write again.
+            _ => OutcomeKind::RateLimited,
         };
         let mut rec = ExecutionRecord::from_context(ctx, now, kind);
         rec.module_sha256 = active.map(|a| a.info.sha256.clone());

@@ -179,3 +179,19 @@ fn unauthenticated_attempts_are_refused_with_a_reason() {
         assert_eq!(e, ServiceError::Unauthenticated { reason });
     }
 }
+
+#[test]
+fn the_bearer_scheme_is_case_insensitive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = LocalAdmin::open(DataDir::new(dir.path(), "test")).expect("admin");
+    let key = admin
+        .create_key(&TenantId::new("acme").expect("t"), Role::Agent, &Subject::new("bot").expect("s"), &Subject::new("t").expect("s"))
+        .expect("key");
+    let service = Service::open(ServiceConfig { data_dir: dir.path().to_path_buf(), ..ServiceConfig::default() }).expect("service");
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let p = service.authenticate(Some(&format!("{scheme} {}", key.secret)), "/t", None).expect("authenticates");
+        assert_eq!(p.role, Role::Agent);
+    }
+    let e = service.authenticate(Some(&format!("Bearerx {}", key.secret)), "/t", None).expect_err("not the scheme");
+    assert_eq!(e, ServiceError::Unauthenticated { reason: "malformed key" });
+}
