@@ -136,3 +136,31 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
     })?;
     Ok(Exit::Ok)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example in docs/operations.md is the reference: it must parse,
+    /// and say what it claims.
+    #[test]
+    fn the_documented_configuration_parses() {
+        let doc = include_str!("../../../docs/operations.md");
+        let start = doc.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let end = start + doc[start..].find("```").expect("end of block");
+        let cfg: FileConfig = toml::from_str(&doc[start..end]).expect("the documented config parses");
+        let service = cfg.service.expect("service section");
+        assert_eq!(cfg.listen, Some(SocketAddr::from(([127, 0, 0, 1], 8080))));
+        assert_eq!(cfg.log_format, Some(LogFormat::Json));
+        assert_eq!(service.limits, aifn_types::Limits::default());
+        assert_eq!(service.tenant, aifn_service::TenantLimits::default());
+        assert_eq!(service.audit_retention_days, Some(365));
+        assert_eq!(cfg.server.max_requests, ServerConfig::default().max_requests);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        assert!(toml::from_str::<FileConfig>("listen = \"127.0.0.1:1\"\nlisten_port = 3\n").is_err());
+        assert!(toml::from_str::<FileConfig>("[service.limits]\nfuell = 3\n").is_err());
+    }
+}
