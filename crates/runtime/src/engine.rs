@@ -32,7 +32,10 @@ pub(crate) fn build(cfg: &RuntimeConfig) -> Result<Engine, RuntimeError> {
         .max_memory_size(memory_bytes)
         .table_elements(table_elements)
         .linear_memory_keep_resident(cfg.memory_keep_resident)
-        .table_keep_resident(64 * 1024);
+        .table_keep_resident(64 * 1024)
+        // Linux 6.7+: reset only the pages a call dirtied, not the whole
+        // kept-resident region; off elsewhere.
+        .pagemap_scan(wasmtime::Enabled::Auto);
 
     let mut c = Config::new();
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))

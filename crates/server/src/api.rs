@@ -61,9 +61,9 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/functions/{name}", get(get_function))
         .route("/v1/functions/{name}/versions", post(upload).layer(DefaultBodyLimit::max(upload_body)))
         .route("/v1/functions/{name}/versions/{version}", get(get_version))
-        .route("/v1/functions/{name}/versions/{version}/approve", post(approve))
-        .route("/v1/functions/{name}/versions/{version}/reject", post(reject))
-        .route("/v1/functions/{name}/versions/{version}/revoke", post(revoke))
+        .route("/v1/functions/{name}/versions/{version}/approve", post(|s, r, p, h, b| decide(s, r, p, h, b, Action::Approve)))
+        .route("/v1/functions/{name}/versions/{version}/reject", post(|s, r, p, h, b| decide(s, r, p, h, b, Action::Reject)))
+        .route("/v1/functions/{name}/versions/{version}/revoke", post(|s, r, p, h, b| decide(s, r, p, h, b, Action::Revoke)))
         .route("/v1/functions/{name}/invoke", post(invoke).layer(DefaultBodyLimit::max(invoke_body)))
         .route("/v1/pending", get(pending))
         .route("/v1/tools", get(tools))
@@ -280,36 +280,6 @@ enum Action {
     Approve,
     Reject,
     Revoke,
-}
-
-async fn approve(
-    state: State<AppState>,
-    remote: Remote,
-    path: Path<(String, String)>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    decide(state, remote, path, headers, body, Action::Approve).await
-}
-
-async fn reject(
-    state: State<AppState>,
-    remote: Remote,
-    path: Path<(String, String)>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    decide(state, remote, path, headers, body, Action::Reject).await
-}
-
-async fn revoke(
-    state: State<AppState>,
-    remote: Remote,
-    path: Path<(String, String)>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    decide(state, remote, path, headers, body, Action::Revoke).await
 }
 
 async fn decide(
