@@ -1,82 +1,506 @@
-//! Shared pieces of aifn's benchmarks: the guest modules and the bare
-//! wasmtime floor they are compared against.
+//! Shared pieces of aifn's benchmarks: the guest modules, the bare
+//! wasmtime floor they are compared against, the native build of a real
+//! example function, a service fixture and the result files.
 //!
 //! Every benchmark measures aifn beside its floor in the same run, so the
-//! ratio holds even on a noisy machine.
+//! ratio holds even on a noisy machine. See BENCHMARKS.md at the top of
+//! the repository for what each one measures and how to reproduce it.
 
-use wasmtime::{Caller, Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig, Store};
+// The native build of `functions/calculate_leave_days` names its SDK
+// `aifn_guest`: this crate stands in for it (see [`leave`]).
+extern crate self as aifn_guest;
 
-/// An ABI v1 echo guest in WAT.
-pub const ECHO_WAT: &str = r#"(module
-  (import "aifn" "input_len" (func $input_len (result i32)))
-  (import "aifn" "input_read" (func $input_read (param i32)))
-  (import "aifn" "output_write" (func $output_write (param i32 i32)))
-  (memory (export "memory") 1)
-  (func (export "aifn_call") (result i32)
-    (local $n i32)
-    (local.set $n (call $input_len))
-    (call $input_read (i32.const 0))
-    (call $output_write (i32.const 0) (local.get $n))
-    (i32.const 0)))"#;
+pub mod guests;
+pub mod leave;
+pub mod stats;
 
-/// A ~50-byte JSON input.
-pub const ECHO_INPUT: &[u8] = br#"{"employee":"e-1042","from":"2026-03-02","days":3}"#;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use aifn_service::{Principal, Service, ServiceConfig, TenantLimits, UploadRequest, VersionInfo};
+use aifn_types::{Manifest, Role, Subject, TenantId};
+use wasmtime::{
+    Caller, Config, Engine, Extern, InstanceAllocationStrategy, InstancePre, Linker, Memory,
+    Module, ModuleExport, PoolingAllocationConfig, Store, UpdateDeadline,
+};
+
+pub use guests::{ECHO_INPUT, ECHO_WAT};
+#[doc(hidden)]
+pub use leave::guest::{Context, FunctionError};
+
+/// The SDK's `log` module, as the native build of a guest sees it.
+#[doc(hidden)]
+pub mod log {
+    pub use crate::__guest_debug as debug;
+}
 
 /// Compiles WAT to wasm bytes.
 pub fn wasm(wat: &str) -> Vec<u8> {
     wat::parse_str(wat).unwrap_or_else(|e| panic!("benchmark WAT is invalid: {e}"))
 }
 
-/// Host state of the floor: just the input and output buffers.
-pub struct FloorState {
-    input: Vec<u8>,
-    output: Vec<u8>,
+/// The folder of the built example functions: `$AIFN_WASM_DIR`, else
+/// `$CARGO_TARGET_DIR/wasm` (absolute), else `<repo>/target/wasm`.
+pub fn wasm_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("AIFN_WASM_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
+        Some(t) if t.is_absolute() => t.join("wasm"),
+        _ => repo_root().join("target/wasm"),
+    }
 }
 
-/// Bare wasmtime: pooling allocator, `InstancePre`, a fresh store per call,
-/// host functions that copy bytes and nothing else (no fuel, no epoch, no
-/// limits, no JSON checks, no context).
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The bytes of a built example function, e.g. `calculate_leave_days`.
+/// Panics with the command to run when it has not been built.
+pub fn example_wasm(name: &str) -> Vec<u8> {
+    let path = wasm_dir().join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{} cannot be read ({e}). Build the example functions first: `cargo xtask build-functions` \
+             (or point AIFN_WASM_DIR at a folder of built modules)",
+            path.display()
+        )
+    })
+}
+
+/// Where results are written: `$AIFN_BENCH_RESULTS`, else `benches/results`.
+pub fn results_dir() -> PathBuf {
+    std::env::var_os("AIFN_BENCH_RESULTS")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("results"))
+}
+
+/// Writes `value` as pretty JSON to `results_dir()/name`.
+pub fn save_json(name: &str, value: &serde_json::Value) {
+    let dir = results_dir();
+    let path = dir.join(name);
+    let write = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&path, serde_json::to_vec_pretty(value).unwrap_or_default()));
+    match write {
+        Ok(()) => eprintln!("results written to {}", path.display()),
+        Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+    }
+}
+
+/// Resident set size of this process, in bytes (Linux; 0 elsewhere).
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// A directory on tmpfs (`/dev/shm`), where fsync costs nothing: the audit
+/// record is still written, hashed and committed, but not waited on a disk.
+pub fn tmpfs_dir(prefix: &str) -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    let b = tempfile::Builder::new().prefix(prefix).to_owned();
+    if shm.is_dir() {
+        b.tempdir_in(shm)
+    } else {
+        b.tempdir()
+    }
+    .unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"))
+}
+
+/// A directory on the disk the repository lives on (under `target/`),
+/// where each audit commit waits for a real fsync.
+pub fn disk_dir(prefix: &str) -> tempfile::TempDir {
+    let base = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| repo_root().join("target"))
+        .join("bench-data");
+    std::fs::create_dir_all(&base)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", base.display()));
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&base)
+        .unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"))
+}
+
+/// Host state of the floor: the input, context and output buffers, the
+/// memory, and the deadline the epoch callback checks.
+pub struct FloorState {
+    input: Vec<u8>,
+    context: Vec<u8>,
+    output: Vec<u8>,
+    memory: Option<Memory>,
+    deadline: Instant,
+}
+
+/// Which interruption mechanisms a floor engine compiles in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metering {
+    /// Neither: the code runs uninstrumented.
+    None,
+    /// Epoch interruption only (a wall-clock deadline, checked at function
+    /// entries and loop headers against a 1 ms ticker).
+    Epoch,
+    /// Fuel only (a deterministic instruction budget).
+    Fuel,
+    /// Fuel and epoch interruption: aifn's configuration.
+    Both,
+}
+
+impl Metering {
+    /// Every variant, in report order.
+    pub const ALL: [Metering; 4] = [
+        Metering::None,
+        Metering::Epoch,
+        Metering::Fuel,
+        Metering::Both,
+    ];
+
+    /// The benchmark id of the variant.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metering::None => "none",
+            Metering::Epoch => "epoch",
+            Metering::Fuel => "fuel",
+            Metering::Both => "fuel+epoch",
+        }
+    }
+
+    fn fuel(self) -> bool {
+        matches!(self, Metering::Fuel | Metering::Both)
+    }
+
+    fn epoch(self) -> bool {
+        matches!(self, Metering::Epoch | Metering::Both)
+    }
+}
+
+/// Advances an engine's epoch every millisecond until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: &Engine) -> EpochTicker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let weak = engine.weak();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1));
+                match weak.upgrade() {
+                    Some(e) => e.increment_epoch(),
+                    None => break,
+                }
+            }
+        });
+        EpochTicker {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The context JSON the floor hands the guest (what aifn's `Context::local`
+/// serializes to, so guests that read it see the same bytes).
+const FLOOR_CONTEXT: &[u8] = br#"{"tenant_id":"local","agent_id":"local","user_id":"local","function":"local","version":"local","execution_id":"local"}"#;
+
+/// Bare wasmtime done well: the same pooling allocator tuning as aifn
+/// (warm slots, 128 KiB kept resident), `InstancePre`, exports resolved by
+/// index, a fresh store per call, host functions that copy bytes and
+/// nothing else (no limits, no JSON checks, no context built per call,
+/// logs dropped). By default no fuel and no epoch either; see
+/// [`Floor::with_metering`].
 pub struct Floor {
     engine: Engine,
     pre: InstancePre<FloorState>,
+    call: ModuleExport,
+    memory: ModuleExport,
+    metering: Metering,
+    _ticker: Option<EpochTicker>,
 }
 
 impl Floor {
-    /// Builds the floor for an ABI v1 module.
+    /// Builds the floor for an ABI v1 module, uninstrumented.
     pub fn new(wasm: &[u8]) -> wasmtime::Result<Floor> {
+        Floor::with_metering(wasm, Metering::None)
+    }
+
+    /// Builds the floor with fuel and/or epoch instrumentation compiled in
+    /// (and, for epochs, a 1 ms ticker and aifn's deadline callback).
+    pub fn with_metering(wasm: &[u8], metering: Metering) -> wasmtime::Result<Floor> {
         let mut config = Config::new();
         let mut pool = PoolingAllocationConfig::new();
-        pool.total_core_instances(16).total_memories(16).total_tables(16).max_memory_size(64 << 20);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        pool.total_core_instances(64)
+            .total_memories(64)
+            .total_tables(64)
+            .max_memory_size(64 << 20)
+            .linear_memory_keep_resident(128 * 1024)
+            .table_keep_resident(64 * 1024);
+        config
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .consume_fuel(metering.fuel())
+            .epoch_interruption(metering.epoch());
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
-        linker.func_wrap("aifn", "input_len", |c: Caller<'_, FloorState>| c.data().input.len() as i32)?;
-        linker.func_wrap("aifn", "input_read", |mut c: Caller<'_, FloorState>, dst: i32| {
-            let mem = c.get_export("memory").and_then(|e| e.into_memory()).ok_or_else(|| wasmtime::format_err!("no memory"))?;
-            let (data, state) = mem.data_and_store_mut(&mut c);
-            let dst = dst as u32 as usize;
-            let n = state.input.len();
-            data.get_mut(dst..dst + n).ok_or_else(|| wasmtime::format_err!("oob"))?.copy_from_slice(&state.input);
-            Ok(())
+        linker.func_wrap("aifn", "input_len", |c: Caller<'_, FloorState>| {
+            c.data().input.len() as i32
         })?;
-        linker.func_wrap("aifn", "output_write", |mut c: Caller<'_, FloorState>, src: i32, len: i32| {
-            let mem = c.get_export("memory").and_then(|e| e.into_memory()).ok_or_else(|| wasmtime::format_err!("no memory"))?;
-            let (data, state) = mem.data_and_store_mut(&mut c);
-            let (src, len) = (src as u32 as usize, len as u32 as usize);
-            state.output = data.get(src..src + len).ok_or_else(|| wasmtime::format_err!("oob"))?.to_vec();
-            Ok(())
+        linker.func_wrap(
+            "aifn",
+            "input_read",
+            |mut c: Caller<'_, FloorState>, dst: i32| {
+                let mem = c
+                    .data()
+                    .memory
+                    .ok_or_else(|| wasmtime::format_err!("no memory"))?;
+                let (data, state) = mem.data_and_store_mut(&mut c);
+                let dst = dst as u32 as usize;
+                let n = state.input.len();
+                data.get_mut(dst..dst + n)
+                    .ok_or_else(|| wasmtime::format_err!("oob"))?
+                    .copy_from_slice(&state.input);
+                Ok(())
+            },
+        )?;
+        linker.func_wrap("aifn", "context_len", |c: Caller<'_, FloorState>| {
+            c.data().context.len() as i32
         })?;
+        linker.func_wrap(
+            "aifn",
+            "context_read",
+            |mut c: Caller<'_, FloorState>, dst: i32| {
+                let mem = c
+                    .data()
+                    .memory
+                    .ok_or_else(|| wasmtime::format_err!("no memory"))?;
+                let (data, state) = mem.data_and_store_mut(&mut c);
+                let dst = dst as u32 as usize;
+                let n = state.context.len();
+                data.get_mut(dst..dst + n)
+                    .ok_or_else(|| wasmtime::format_err!("oob"))?
+                    .copy_from_slice(&state.context);
+                Ok(())
+            },
+        )?;
+        linker.func_wrap(
+            "aifn",
+            "output_write",
+            |mut c: Caller<'_, FloorState>, src: i32, len: i32| {
+                let mem = c
+                    .data()
+                    .memory
+                    .ok_or_else(|| wasmtime::format_err!("no memory"))?;
+                let (data, state) = mem.data_and_store_mut(&mut c);
+                let (src, len) = (src as u32 as usize, len as u32 as usize);
+                state.output = data
+                    .get(src..src + len)
+                    .ok_or_else(|| wasmtime::format_err!("oob"))?
+                    .to_vec();
+                Ok(())
+            },
+        )?;
+        linker.func_wrap(
+            "aifn",
+            "log",
+            |_: Caller<'_, FloorState>, _level: i32, _src: i32, _len: i32| {},
+        )?;
         let module = Module::new(&engine, wasm)?;
+        let call = module
+            .get_export_index("aifn_call")
+            .ok_or_else(|| wasmtime::format_err!("no aifn_call"))?;
+        let memory = module
+            .get_export_index("memory")
+            .ok_or_else(|| wasmtime::format_err!("no memory"))?;
         let pre = linker.instantiate_pre(&module)?;
-        Ok(Floor { engine, pre })
+        let ticker = metering.epoch().then(|| EpochTicker::start(&engine));
+        Ok(Floor {
+            engine,
+            pre,
+            call,
+            memory,
+            metering,
+            _ticker: ticker,
+        })
     }
 
     /// One call: instantiate and call `aifn_call`, return the output.
     pub fn call(&self, input: &[u8]) -> wasmtime::Result<Vec<u8>> {
-        let mut store = Store::new(&self.engine, FloorState { input: input.to_vec(), output: Vec::new() });
+        let state = FloorState {
+            input: input.to_vec(),
+            context: FLOOR_CONTEXT.to_vec(),
+            output: Vec::new(),
+            memory: None,
+            deadline: Instant::now() + Duration::from_secs(10),
+        };
+        let mut store = Store::new(&self.engine, state);
+        if self.metering.fuel() {
+            store.set_fuel(1 << 40)?;
+        }
+        if self.metering.epoch() {
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_callback(|ctx| {
+                if Instant::now() >= ctx.data().deadline {
+                    Ok(UpdateDeadline::Interrupt)
+                } else {
+                    Ok(UpdateDeadline::Continue(1))
+                }
+            });
+        }
         let instance = self.pre.instantiate(&mut store)?;
-        let f = instance.get_typed_func::<(), i32>(&mut store, "aifn_call")?;
-        f.call(&mut store, ())?;
+        if let Some(Extern::Memory(m)) = instance.get_module_export(&mut store, &self.memory) {
+            store.data_mut().memory = Some(m);
+        }
+        let f = instance
+            .get_module_export(&mut store, &self.call)
+            .and_then(Extern::into_func)
+            .ok_or_else(|| wasmtime::format_err!("no aifn_call"))?;
+        f.typed::<(), i32>(&store)?.call(&mut store, ())?;
         Ok(store.into_data().output)
     }
+}
+
+/// A principal as the registry would return it for a key (benchmarks act
+/// in-process and skip key authentication).
+pub fn principal(tenant: &str, role: Role, subject: &str) -> Principal {
+    Principal {
+        key_id: format!("bench-{tenant}-{subject}"),
+        tenant: TenantId::new(tenant).unwrap_or_else(|e| panic!("tenant {tenant}: {e}")),
+        role,
+        subject: Subject::new(subject).unwrap_or_else(|e| panic!("subject {subject}: {e}")),
+    }
+}
+
+/// A manifest accepting any JSON object.
+pub fn object_manifest() -> Manifest {
+    serde_json::from_value(serde_json::json!({
+        "description": "benchmark function",
+        "input_schema": {"type": "object"}
+    }))
+    .unwrap_or_else(|e| panic!("manifest: {e}"))
+}
+
+/// The service configuration of the in-process benchmarks: defaults, but
+/// admission wide open (no tenant rate or concurrency refusals), so the
+/// benchmark measures calls, not 429s.
+pub fn bench_service_config(dir: &Path) -> ServiceConfig {
+    ServiceConfig {
+        data_dir: dir.to_path_buf(),
+        node: "bench".into(),
+        tenant: TenantLimits {
+            rate_per_second: 1e12,
+            burst: u32::MAX,
+            max_concurrent: 4096,
+        },
+        max_concurrent: 64,
+        ..ServiceConfig::default()
+    }
+}
+
+/// A service on a data dir, with an author, an approver and an agent of
+/// tenant `acme`.
+pub struct ServiceFixture {
+    /// The service.
+    pub service: Service,
+    /// Uploads.
+    pub author: Principal,
+    /// Approves.
+    pub approver: Principal,
+    /// Invokes.
+    pub agent: Principal,
+}
+
+impl ServiceFixture {
+    /// Opens a service with `config`.
+    pub fn open(config: ServiceConfig) -> ServiceFixture {
+        let service = Service::open(config).unwrap_or_else(|e| panic!("service opens: {e}"));
+        ServiceFixture {
+            service,
+            author: principal("acme", Role::Author, "alice"),
+            approver: principal("acme", Role::Approver, "bob"),
+            agent: principal("acme", Role::Agent, "bot"),
+        }
+    }
+
+    /// Uploads and approves `module` as `name` in the fixture's tenant.
+    pub fn deploy(&self, name: &str, module: Vec<u8>, manifest: Manifest) -> VersionInfo {
+        deploy(
+            &self.service,
+            &self.author,
+            &self.approver,
+            name,
+            module,
+            manifest,
+        )
+    }
+}
+
+/// Uploads and approves `module` as `name`.
+pub fn deploy(
+    service: &Service,
+    author: &Principal,
+    approver: &Principal,
+    name: &str,
+    module: Vec<u8>,
+    manifest: Manifest,
+) -> VersionInfo {
+    let v = service
+        .upload(
+            author,
+            UploadRequest {
+                name: name.into(),
+                manifest,
+                module,
+            },
+        )
+        .unwrap_or_else(|e| panic!("upload {name}: {e}"));
+    service
+        .approve(approver, name, v.version, &v.sha256, "benchmark")
+        .unwrap_or_else(|e| panic!("approve {name}: {e}"))
+}
+
+/// `wasm` with a custom section appended: the same code under another
+/// sha256, so caches keyed by the hash miss and it is compiled anew.
+pub fn with_custom_section(wasm: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut body = Vec::new();
+    leb(name.len(), &mut body);
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(payload);
+    let mut out = wasm.to_vec();
+    out.push(0);
+    leb(body.len(), &mut out);
+    out.extend_from_slice(&body);
+    out
 }

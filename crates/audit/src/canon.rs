@@ -77,9 +77,14 @@ mod tests {
 
     #[test]
     fn canonical_sorts_keys_without_whitespace() {
-        let v: Value = serde_json::from_str(r#"{ "b": [1, 2.5, {"z": null, "a": true}], "a": "x\"y", "é": 1 }"#)
-            .expect("json");
-        assert_eq!(canonical_json(&v), r#"{"a":"x\"y","b":[1,2.5,{"a":true,"z":null}],"é":1}"#);
+        let v: Value = serde_json::from_str(
+            r#"{ "b": [1, 2.5, {"z": null, "a": true}], "a": "x\"y", "é": 1 }"#,
+        )
+        .expect("json");
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":"x\"y","b":[1,2.5,{"a":true,"z":null}],"é":1}"#
+        );
     }
 
     #[test]

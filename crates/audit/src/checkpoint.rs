@@ -42,7 +42,13 @@ fn message(seq: u64, hash: &str, time: &str, node: &str) -> Vec<u8> {
 }
 
 impl Checkpoint {
-    pub(crate) fn sign(key: &SigningKey, seq: u64, hash: String, time: String, node: String) -> Checkpoint {
+    pub(crate) fn sign(
+        key: &SigningKey,
+        seq: u64,
+        hash: String,
+        time: String,
+        node: String,
+    ) -> Checkpoint {
         let sig = key.sign(&message(seq, &hash, &time, &node));
         Checkpoint {
             seq,
@@ -62,9 +68,13 @@ impl Checkpoint {
             return Err("signed by a key other than the trusted one".into());
         }
         let mut sig = [0u8; 64];
-        hex::decode_to_slice(&self.signature, &mut sig).map_err(|_| "signature is not 64 hex bytes")?;
-        key.verify(&message(self.seq, &self.hash, &self.time, &self.node), &Signature::from_bytes(&sig))
-            .map_err(|_| "signature does not verify".to_owned())
+        hex::decode_to_slice(&self.signature, &mut sig)
+            .map_err(|_| "signature is not 64 hex bytes")?;
+        key.verify(
+            &message(self.seq, &self.hash, &self.time, &self.node),
+            &Signature::from_bytes(&sig),
+        )
+        .map_err(|_| "signature does not verify".to_owned())
     }
 }
 
@@ -84,8 +94,10 @@ pub(crate) fn load_or_create_key(path: &Path) -> Result<SigningKey, AuditError> 
     match opts.open(path) {
         Ok(mut f) => {
             let mut secret = [0u8; 32];
-            getrandom::fill(&mut secret)
-                .map_err(|e| AuditError::Key { path: path.to_owned(), reason: format!("no randomness: {e}") })?;
+            getrandom::fill(&mut secret).map_err(|e| AuditError::Key {
+                path: path.to_owned(),
+                reason: format!("no randomness: {e}"),
+            })?;
             let key = SigningKey::from_bytes(&secret);
             f.write_all(format!("{}\n", hex::encode(secret)).as_bytes())
                 .and_then(|()| f.sync_all())
@@ -97,7 +109,8 @@ pub(crate) fn load_or_create_key(path: &Path) -> Result<SigningKey, AuditError> 
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
-                let meta = std::fs::metadata(path).map_err(|e| AuditError::io(path, "stat signing key", e))?;
+                let meta = std::fs::metadata(path)
+                    .map_err(|e| AuditError::io(path, "stat signing key", e))?;
                 let mode = meta.permissions().mode() & 0o777;
                 if mode & 0o077 != 0 {
                     return Err(AuditError::Key {
@@ -113,7 +126,8 @@ pub(crate) fn load_or_create_key(path: &Path) -> Result<SigningKey, AuditError> 
 }
 
 pub(crate) fn read_key(path: &Path) -> Result<SigningKey, AuditError> {
-    let text = std::fs::read_to_string(path).map_err(|e| AuditError::io(path, "read signing key", e))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| AuditError::io(path, "read signing key", e))?;
     let mut secret = [0u8; 32];
     hex::decode_to_slice(text.trim(), &mut secret).map_err(|_| AuditError::Key {
         path: path.to_owned(),
@@ -140,7 +154,12 @@ impl CheckpointFile {
     /// acknowledged) is cut off so the file stays parseable.
     pub(crate) fn open(path: &Path) -> Result<CheckpointFile, AuditError> {
         let e = |op| move |err| AuditError::io(path, op, err);
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(e("open checkpoints"))?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(e("open checkpoints"))?;
         let len = file.metadata().map_err(e("stat checkpoints"))?.len();
         if len > 0 {
             let (start, tail) = read_tail(&mut file, len).map_err(e("read checkpoints"))?;
@@ -158,11 +177,15 @@ impl CheckpointFile {
             }
         }
         sync_parent(path);
-        Ok(CheckpointFile { path: path.to_owned(), file })
+        Ok(CheckpointFile {
+            path: path.to_owned(),
+            file,
+        })
     }
 
     pub(crate) fn append(&mut self, c: &Checkpoint) -> Result<(), AuditError> {
-        let mut line = serde_json::to_vec(c).map_err(|e| AuditError::io(&self.path, "encode checkpoint", e.into()))?;
+        let mut line = serde_json::to_vec(c)
+            .map_err(|e| AuditError::io(&self.path, "encode checkpoint", e.into()))?;
         line.push(b'\n');
         self.file
             .write_all(&line)
@@ -188,17 +211,25 @@ pub(crate) fn last_checkpoint(path: &Path) -> Result<Option<Checkpoint>, AuditEr
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(AuditError::io(path, "open checkpoints", e)),
     };
-    let len = file.metadata().map_err(|e| AuditError::io(path, "stat checkpoints", e))?.len();
-    let (_, tail) = read_tail(&mut file, len).map_err(|e| AuditError::io(path, "read checkpoints", e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| AuditError::io(path, "stat checkpoints", e))?
+        .len();
+    let (_, tail) =
+        read_tail(&mut file, len).map_err(|e| AuditError::io(path, "read checkpoints", e))?;
     let text = String::from_utf8_lossy(&tail);
     match text.lines().rev().find(|l| !l.trim().is_empty()) {
         None => Ok(None),
-        Some(line) => serde_json::from_str(line).map(Some).map_err(|e| AuditError::CheckpointMismatch {
-            path: path.to_owned(),
-            db_seq: 0,
-            checkpoint_seq: 0,
-            reason: format!("last checkpoint line does not parse: {e}"),
-        }),
+        Some(line) => {
+            serde_json::from_str(line)
+                .map(Some)
+                .map_err(|e| AuditError::CheckpointMismatch {
+                    path: path.to_owned(),
+                    db_seq: 0,
+                    checkpoint_seq: 0,
+                    reason: format!("last checkpoint line does not parse: {e}"),
+                })
+        }
     }
 }
 
@@ -224,7 +255,13 @@ mod tests {
     #[test]
     fn signatures_verify_and_catch_changes() {
         let key = SigningKey::from_bytes(&[7; 32]);
-        let c = Checkpoint::sign(&key, 5, "ab".repeat(32), "2026-01-01T00:00:00.000Z".into(), "n1".into());
+        let c = Checkpoint::sign(
+            &key,
+            5,
+            "ab".repeat(32),
+            "2026-01-01T00:00:00.000Z".into(),
+            "n1".into(),
+        );
         assert_eq!(c.check(None), Ok(()));
         assert_eq!(c.check(Some(&key.verifying_key())), Ok(()));
         let mut changed = c.clone();
@@ -247,7 +284,10 @@ mod tests {
             let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-            assert!(matches!(load_or_create_key(&path), Err(AuditError::Key { .. })));
+            assert!(matches!(
+                load_or_create_key(&path),
+                Err(AuditError::Key { .. })
+            ));
         }
     }
 

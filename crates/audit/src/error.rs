@@ -96,15 +96,33 @@ pub enum AuditError {
 }
 
 impl AuditError {
-    pub(crate) fn db(path: &std::path::Path, operation: &'static str, source: rusqlite::Error) -> AuditError {
-        AuditError::Database { path: path.to_owned(), operation, source: Box::new(source) }
+    pub(crate) fn db(
+        path: &std::path::Path,
+        operation: &'static str,
+        source: rusqlite::Error,
+    ) -> AuditError {
+        AuditError::Database {
+            path: path.to_owned(),
+            operation,
+            source: Box::new(source),
+        }
     }
 
-    pub(crate) fn io(path: &std::path::Path, operation: &'static str, source: std::io::Error) -> AuditError {
-        AuditError::Io { path: path.to_owned(), operation, source }
+    pub(crate) fn io(
+        path: &std::path::Path,
+        operation: &'static str,
+        source: std::io::Error,
+    ) -> AuditError {
+        AuditError::Io {
+            path: path.to_owned(),
+            operation,
+            source,
+        }
     }
 
     pub(crate) fn invalid(reason: impl Into<String>) -> AuditError {
-        AuditError::InvalidRecord { reason: reason.into() }
+        AuditError::InvalidRecord {
+            reason: reason.into(),
+        }
     }
 }

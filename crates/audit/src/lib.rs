@@ -44,9 +44,11 @@ mod writer;
 
 pub use checkpoint::Checkpoint;
 pub use error::AuditError;
-pub use log::{AuditConfig, AuditLog, AuditPage, AuditQuery, AuditStats, Appended, PruneReport, SecurityQuery};
+pub use log::{
+    Appended, AuditConfig, AuditLog, AuditPage, AuditQuery, AuditStats, PruneReport, SecurityQuery,
+};
 pub use record::{
-    AuditEntry, AuditRecord, Captured, ExecutionRecord, RegistryRecord, SecurityEvent, SecurityReason, StoredCapture,
-    Stream, SystemEvent, SystemRecord, summarize_input,
+    AuditEntry, AuditRecord, Captured, ExecutionRecord, RegistryRecord, SecurityEvent,
+    SecurityReason, StoredCapture, Stream, SystemEvent, SystemRecord, summarize_input,
 };
 pub use verify::{Finding, KeySource, VerifyReport, verify};

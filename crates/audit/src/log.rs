@@ -12,14 +12,16 @@ use aifn_types::{OutcomeKind, RegistryAction};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::AuditError;
 use crate::canon::canonical_json;
 use crate::checkpoint::{Checkpoint, CheckpointFile, last_checkpoint, load_or_create_key};
-use crate::record::{self, AuditEntry, AuditRecord, Captured, ExecutionRecord, SecurityEvent, StoredCapture, Stream};
+use crate::record::{
+    self, AuditEntry, AuditRecord, Captured, ExecutionRecord, SecurityEvent, StoredCapture, Stream,
+};
 use crate::sqlite::SqliteStore;
 use crate::store::{AuditStore, Filter, StoredRow};
 use crate::timefmt;
 use crate::writer::{Msg, Reply, Shared, Writer};
-use crate::AuditError;
 
 /// Where the log keeps its files and how it batches and checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +135,10 @@ pub struct AuditQuery {
 impl AuditQuery {
     /// Everything of one tenant, newest first.
     pub fn for_tenant(tenant_id: impl Into<String>) -> AuditQuery {
-        AuditQuery { tenant_id: tenant_id.into(), ..AuditQuery::default() }
+        AuditQuery {
+            tenant_id: tenant_id.into(),
+            ..AuditQuery::default()
+        }
     }
 }
 
@@ -227,14 +232,18 @@ impl AuditLog {
                 reason: reason.to_owned(),
             };
             if c.seq > db_seq {
-                return Err(mismatch("the database is behind its last checkpoint (truncated or restored?)"));
+                return Err(mismatch(
+                    "the database is behind its last checkpoint (truncated or restored?)",
+                ));
             }
             if c.seq > 0 {
                 // Below the first row (pruned) there is nothing to compare.
                 if let Some(h) = store.hash_at(c.seq)?
                     && !h.eq_ignore_ascii_case(&c.hash)
                 {
-                    return Err(mismatch("the record at the checkpoint has a different hash"));
+                    return Err(mismatch(
+                        "the record at the checkpoint has a different hash",
+                    ));
                 }
             }
         }
@@ -272,29 +281,45 @@ impl AuditLog {
 
     fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Msg) -> Result<T, AuditError> {
         let (reply, answer) = mpsc::sync_channel(1);
-        self.inner.tx.send(make(reply)).map_err(|_| AuditError::Closed)?;
+        self.inner
+            .tx
+            .send(make(reply))
+            .map_err(|_| AuditError::Closed)?;
         answer.recv().unwrap_or(Err(AuditError::Closed))
     }
 
     /// Records an invocation attempt; returns once it is durable. `node` is
     /// set from the config. `capture` (opt-in, from the manifest) keeps
     /// the raw payloads outside the chain until they expire.
-    pub fn record_execution(&self, rec: ExecutionRecord, capture: Option<Captured>) -> Result<Appended, AuditError> {
+    pub fn record_execution(
+        &self,
+        rec: ExecutionRecord,
+        capture: Option<Captured>,
+    ) -> Result<Appended, AuditError> {
         let entry = record::prepare_execution(rec, &self.inner.node, capture)?;
-        self.call(|reply| Msg::Append { entry: Box::new(entry), reply })
+        self.call(|reply| Msg::Append {
+            entry: Box::new(entry),
+            reply,
+        })
     }
 
     /// Records a registry action (timestamped now); returns once durable.
     pub fn record_registry(&self, action: &RegistryAction) -> Result<Appended, AuditError> {
         let entry = record::prepare_registry(action, &self.inner.node)?;
-        self.call(|reply| Msg::Append { entry: Box::new(entry), reply })
+        self.call(|reply| Msg::Append {
+            entry: Box::new(entry),
+            reply,
+        })
     }
 
     /// Records an unauthenticated attempt in the host-level `security`
     /// stream; returns once durable.
     pub fn record_security(&self, ev: SecurityEvent) -> Result<Appended, AuditError> {
         let entry = record::prepare_security(ev, &self.inner.node)?;
-        self.call(|reply| Msg::Append { entry: Box::new(entry), reply })
+        self.call(|reply| Msg::Append {
+            entry: Box::new(entry),
+            reply,
+        })
     }
 
     /// Signs and appends a checkpoint of the current head, now.
@@ -308,7 +333,11 @@ impl AuditLog {
     /// record naming the new anchor. Then checkpoints.
     pub fn prune(&self, older_than: SystemTime, actor: &str) -> Result<PruneReport, AuditError> {
         let actor = actor.to_owned();
-        self.call(|reply| Msg::Prune { cutoff: older_than, actor, reply })
+        self.call(|reply| Msg::Prune {
+            cutoff: older_than,
+            actor,
+            reply,
+        })
     }
 
     /// False while the log cannot write (the last commit or checkpoint
@@ -329,7 +358,10 @@ impl AuditLog {
         self.inner.shutdown()
     }
 
-    fn with_reader<T>(&self, f: impl FnOnce(&mut SqliteStore) -> Result<T, AuditError>) -> Result<T, AuditError> {
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&mut SqliteStore) -> Result<T, AuditError>,
+    ) -> Result<T, AuditError> {
         let idle = lock(&self.inner.readers).pop();
         let mut store = match idle {
             Some(s) => s,
@@ -364,9 +396,19 @@ impl AuditLog {
         let mut rows = self.with_reader(|s| s.select(&filter))?;
         let more = rows.len() > limit;
         rows.truncate(limit);
-        let entries = rows.iter().map(|r| to_entry(r, tenant)).collect::<Result<Vec<_>, _>>()?;
-        let next_before_seq = if more { entries.last().map(|e| e.seq) } else { None };
-        Ok(AuditPage { entries, next_before_seq })
+        let entries = rows
+            .iter()
+            .map(|r| to_entry(r, tenant))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_before_seq = if more {
+            entries.last().map(|e| e.seq)
+        } else {
+            None
+        };
+        Ok(AuditPage {
+            entries,
+            next_before_seq,
+        })
     }
 
     /// Writes every record of a tenant matching `q` (all pages, `limit`
@@ -380,11 +422,20 @@ impl AuditLog {
     }
 
     /// [`AuditLog::export_jsonl`] for the host-level streams.
-    pub fn export_security_jsonl(&self, q: &SecurityQuery, out: &mut dyn Write) -> Result<u64, AuditError> {
+    pub fn export_security_jsonl(
+        &self,
+        q: &SecurityQuery,
+        out: &mut dyn Write,
+    ) -> Result<u64, AuditError> {
         self.export(host_filter(q)?, None, out)
     }
 
-    fn export(&self, mut filter: Filter, tenant: Option<&str>, out: &mut dyn Write) -> Result<u64, AuditError> {
+    fn export(
+        &self,
+        mut filter: Filter,
+        tenant: Option<&str>,
+        out: &mut dyn Write,
+    ) -> Result<u64, AuditError> {
         filter.ascending = true;
         filter.limit = EXPORT_CHUNK;
         self.with_reader(|store| {
@@ -411,7 +462,11 @@ impl AuditLog {
 
     /// The captured payload of an execution in a tenant, if it was
     /// captured and has not expired.
-    pub fn captured(&self, tenant_id: &str, execution_id: &str) -> Result<Option<StoredCapture>, AuditError> {
+    pub fn captured(
+        &self,
+        tenant_id: &str,
+        execution_id: &str,
+    ) -> Result<Option<StoredCapture>, AuditError> {
         self.with_reader(|s| s.capture(tenant_id, execution_id))
     }
 }
@@ -427,7 +482,9 @@ impl Inner {
             Err(_) => Err(AuditError::Closed),
         };
         let _ = handle.join();
-        self.shared.running.store(false, std::sync::atomic::Ordering::Release);
+        self.shared
+            .running
+            .store(false, std::sync::atomic::Ordering::Release);
         result
     }
 }
@@ -439,7 +496,9 @@ impl Drop for Inner {
 }
 
 fn bad_query(reason: impl Into<String>) -> AuditError {
-    AuditError::InvalidQuery { reason: reason.into() }
+    AuditError::InvalidQuery {
+        reason: reason.into(),
+    }
 }
 
 fn limit_of(limit: Option<usize>) -> usize {
@@ -447,7 +506,8 @@ fn limit_of(limit: Option<usize>) -> usize {
 }
 
 fn ms_of(t: Option<SystemTime>, what: &str) -> Result<Option<i64>, AuditError> {
-    t.map(|t| timefmt::to_ms(t).map_err(|e| bad_query(format!("{what}: {e}")))).transpose()
+    t.map(|t| timefmt::to_ms(t).map_err(|e| bad_query(format!("{what}: {e}"))))
+        .transpose()
 }
 
 fn tenant_filter(q: &AuditQuery) -> Result<Filter, AuditError> {
@@ -457,7 +517,12 @@ fn tenant_filter(q: &AuditQuery) -> Result<Filter, AuditError> {
     let streams = match q.stream {
         None => vec![Stream::Execution, Stream::Registry],
         Some(s @ (Stream::Execution | Stream::Registry)) => vec![s],
-        Some(s) => return Err(bad_query(format!("the {} stream is host-level, not a tenant's", s.as_str()))),
+        Some(s) => {
+            return Err(bad_query(format!(
+                "the {} stream is host-level, not a tenant's",
+                s.as_str()
+            )));
+        }
     };
     Ok(Filter {
         tenant: Some(q.tenant_id.clone()),
@@ -479,7 +544,12 @@ fn host_filter(q: &SecurityQuery) -> Result<Filter, AuditError> {
     let streams = match q.stream {
         None => vec![Stream::Security, Stream::System],
         Some(s @ (Stream::Security | Stream::System)) => vec![s],
-        Some(s) => return Err(bad_query(format!("the {} stream belongs to tenants", s.as_str()))),
+        Some(s) => {
+            return Err(bad_query(format!(
+                "the {} stream belongs to tenants",
+                s.as_str()
+            )));
+        }
     };
     Ok(Filter {
         tenant: None,
@@ -493,14 +563,21 @@ fn host_filter(q: &SecurityQuery) -> Result<Filter, AuditError> {
 }
 
 fn corrupt(seq: u64, reason: impl Into<String>) -> AuditError {
-    AuditError::Corrupt { seq, reason: reason.into() }
+    AuditError::Corrupt {
+        seq,
+        reason: reason.into(),
+    }
 }
 
 /// Parses a stored row and re-checks its tenant against the body, so an
 /// edited index column cannot leak a record to another tenant.
 fn to_entry(row: &StoredRow, tenant: Option<&str>) -> Result<AuditEntry, AuditError> {
-    let body = row.body.as_deref().ok_or_else(|| corrupt(row.seq, "body is not text"))?;
-    let record: AuditRecord = serde_json::from_str(body).map_err(|e| corrupt(row.seq, format!("body: {e}")))?;
+    let body = row
+        .body
+        .as_deref()
+        .ok_or_else(|| corrupt(row.seq, "body is not text"))?;
+    let record: AuditRecord =
+        serde_json::from_str(body).map_err(|e| corrupt(row.seq, format!("body: {e}")))?;
     if record.tenant_id() != tenant {
         return Err(corrupt(row.seq, "body's tenant does not match its index"));
     }
@@ -513,15 +590,24 @@ fn to_entry(row: &StoredRow, tenant: Option<&str>) -> Result<AuditEntry, AuditEr
 }
 
 fn export_line(row: &StoredRow, tenant: Option<&str>) -> Result<String, AuditError> {
-    let body = row.body.as_deref().ok_or_else(|| corrupt(row.seq, "body is not text"))?;
-    let mut v: Value = serde_json::from_str(body).map_err(|e| corrupt(row.seq, format!("body: {e}")))?;
-    let obj = v.as_object_mut().ok_or_else(|| corrupt(row.seq, "body is not an object"))?;
+    let body = row
+        .body
+        .as_deref()
+        .ok_or_else(|| corrupt(row.seq, "body is not text"))?;
+    let mut v: Value =
+        serde_json::from_str(body).map_err(|e| corrupt(row.seq, format!("body: {e}")))?;
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| corrupt(row.seq, "body is not an object"))?;
     if obj.get("tenant_id").and_then(Value::as_str) != tenant {
         return Err(corrupt(row.seq, "body's tenant does not match its index"));
     }
     obj.insert("seq".into(), row.seq.into());
     obj.insert("hash".into(), row.hash.clone().unwrap_or_default().into());
-    obj.insert("prev_hash".into(), row.prev_hash.clone().unwrap_or_default().into());
+    obj.insert(
+        "prev_hash".into(),
+        row.prev_hash.clone().unwrap_or_default().into(),
+    );
     Ok(canonical_json(&v))
 }
 
@@ -540,8 +626,14 @@ mod tests {
         assert_eq!(limit_of(None), 50);
         assert_eq!(limit_of(Some(0)), 1);
         assert_eq!(limit_of(Some(5000)), 1000);
-        let q = SecurityQuery { stream: Some(Stream::Execution), ..SecurityQuery::default() };
-        assert!(matches!(host_filter(&q), Err(AuditError::InvalidQuery { .. })));
+        let q = SecurityQuery {
+            stream: Some(Stream::Execution),
+            ..SecurityQuery::default()
+        };
+        assert!(matches!(
+            host_filter(&q),
+            Err(AuditError::InvalidQuery { .. })
+        ));
         let f = tenant_filter(&AuditQuery::for_tenant("t")).expect("valid");
         assert_eq!(f.streams, [Stream::Execution, Stream::Registry]);
         assert_eq!(f.tenant.as_deref(), Some("t"));

@@ -364,7 +364,10 @@ impl IndexCols {
 fn is_version_action(a: RegistryActionKind) -> bool {
     matches!(
         a,
-        RegistryActionKind::Upload | RegistryActionKind::Approve | RegistryActionKind::Reject | RegistryActionKind::Revoke
+        RegistryActionKind::Upload
+            | RegistryActionKind::Approve
+            | RegistryActionKind::Reject
+            | RegistryActionKind::Revoke
     )
 }
 
@@ -384,10 +387,17 @@ pub(crate) struct CaptureRow {
 }
 
 impl NewEntry {
-    pub(crate) fn new(rec: &AuditRecord, capture: Option<CaptureRow>) -> Result<NewEntry, AuditError> {
+    pub(crate) fn new(
+        rec: &AuditRecord,
+        capture: Option<CaptureRow>,
+    ) -> Result<NewEntry, AuditError> {
         let cols = IndexCols::of(rec)?;
         let value = serde_json::to_value(rec).map_err(|e| AuditError::invalid(e.to_string()))?;
-        Ok(NewEntry { cols, body: canonical_json(&value), capture })
+        Ok(NewEntry {
+            cols,
+            body: canonical_json(&value),
+            capture,
+        })
     }
 }
 
@@ -399,13 +409,18 @@ pub(crate) fn prepare_execution(
     capture: Option<Captured>,
 ) -> Result<NewEntry, AuditError> {
     if rec.tenant_id.is_empty() {
-        return Err(AuditError::invalid("execution record without tenant_id (use record_security)"));
+        return Err(AuditError::invalid(
+            "execution record without tenant_id (use record_security)",
+        ));
     }
     if rec.execution_id.is_empty() {
         return Err(AuditError::invalid("execution record without execution_id"));
     }
     if !rec.duration_ms.is_finite() || rec.duration_ms < 0.0 {
-        return Err(AuditError::invalid(format!("duration_ms {} is not a finite, non-negative number", rec.duration_ms)));
+        return Err(AuditError::invalid(format!(
+            "duration_ms {} is not a finite, non-negative number",
+            rec.duration_ms
+        )));
     }
     // Microseconds: short decimals survive any JSON parser unchanged.
     rec.duration_ms = (rec.duration_ms * 1000.0).round() / 1000.0;
@@ -419,7 +434,11 @@ pub(crate) fn prepare_execution(
         Some(c) => {
             let start = timefmt::to_ms(rec.time)?;
             let keep = i64::from(c.retention_days).saturating_mul(86_400_000);
-            Some(CaptureRow { input: c.input, output: c.output, expires_ms: start.saturating_add(keep) })
+            Some(CaptureRow {
+                input: c.input,
+                output: c.output,
+                expires_ms: start.saturating_add(keep),
+            })
         }
     };
     NewEntry::new(&AuditRecord::Execution(rec), capture)
@@ -515,7 +534,10 @@ fn summarize(v: &Value, depth: usize, budget: &mut usize) -> Value {
                 out.insert(key, child);
             }
             if keys.len() > MAX_KEYS {
-                out.insert(CUT.into(), format!("{} more keys", keys.len() - MAX_KEYS).into());
+                out.insert(
+                    CUT.into(),
+                    format!("{} more keys", keys.len() - MAX_KEYS).into(),
+                );
             }
             Value::Object(out)
         }
@@ -562,16 +584,26 @@ fn is_summary(v: &Value, depth: usize) -> bool {
     match v {
         Value::Null => depth == 0,
         Value::String(s) => {
-            matches!(s.as_str(), "null" | "boolean" | "number" | "string" | CUT | "object…" | "array…")
-                || (depth == 0 && s == "invalid_json")
-                || (s.ends_with(" more keys") && s.trim_end_matches(" more keys").bytes().all(|b| b.is_ascii_digit()))
+            matches!(
+                s.as_str(),
+                "null" | "boolean" | "number" | "string" | CUT | "object…" | "array…"
+            ) || (depth == 0 && s == "invalid_json")
+                || (s.ends_with(" more keys")
+                    && s.trim_end_matches(" more keys")
+                        .bytes()
+                        .all(|b| b.is_ascii_digit()))
         }
         Value::Object(m) => {
             depth < MAX_DEPTH
                 && m.len() <= MAX_KEYS + 1
-                && m.iter().all(|(k, v)| k.len() <= MAX_KEY_LEN + CUT.len() && is_summary(v, depth + 1))
+                && m.iter()
+                    .all(|(k, v)| k.len() <= MAX_KEY_LEN + CUT.len() && is_summary(v, depth + 1))
         }
-        Value::Array(a) => depth < MAX_DEPTH && a.len() <= MAX_SHAPES + 1 && a.iter().all(|v| is_summary(v, depth + 1)),
+        Value::Array(a) => {
+            depth < MAX_DEPTH
+                && a.len() <= MAX_SHAPES + 1
+                && a.iter().all(|v| is_summary(v, depth + 1))
+        }
         Value::Bool(_) | Value::Number(_) => false,
     }
 }
@@ -585,9 +617,15 @@ mod tests {
     #[test]
     fn summary_keeps_names_and_types_only() {
         let v = json!({"a": 1, "b": {"c": "x"}, "d": [1, 2]});
-        assert_eq!(summarize_input(&v), json!({"a": "number", "b": {"c": "string"}, "d": ["number"]}));
+        assert_eq!(
+            summarize_input(&v),
+            json!({"a": "number", "b": {"c": "string"}, "d": ["number"]})
+        );
         let v = json!([1, "s", null, true, 2, {"k": [1.5]}, {"k": [3]}]);
-        assert_eq!(summarize_input(&v), json!(["number", "string", "null", "boolean", {"k": ["number"]}]));
+        assert_eq!(
+            summarize_input(&v),
+            json!(["number", "string", "null", "boolean", {"k": ["number"]}])
+        );
         assert_eq!(summarize_input(&json!("secret")), json!("string"));
     }
 
@@ -599,7 +637,10 @@ mod tests {
         }
         let s = summarize_input(&deep);
         let text = s.to_string();
-        assert!(!text.contains("leaf"), "keys below the bound must not appear: {text}");
+        assert!(
+            !text.contains("leaf"),
+            "keys below the bound must not appear: {text}"
+        );
         assert!(text.contains("object…"));
         let mut cur = &s;
         for _ in 0..MAX_DEPTH {
@@ -631,11 +672,16 @@ mod tests {
 
     #[test]
     fn a_raw_input_passed_as_summary_is_summarized() {
-        let mut rec = ExecutionRecord::from_context(&Context::local(), SystemTime::now(), OutcomeKind::Ok);
+        let mut rec =
+            ExecutionRecord::from_context(&Context::local(), SystemTime::now(), OutcomeKind::Ok);
         rec.input_summary = json!({"password": "hunter2"});
         let e = prepare_execution(rec, "n1", None).expect("valid");
         assert!(!e.body.contains("hunter2"));
-        assert!(e.body.contains(r#""input_summary":{"password":"string"}"#), "{}", e.body);
+        assert!(
+            e.body.contains(r#""input_summary":{"password":"string"}"#),
+            "{}",
+            e.body
+        );
     }
 
     #[test]
@@ -655,7 +701,8 @@ mod tests {
 
     #[test]
     fn set_input_hashes_and_summarizes() {
-        let mut rec = ExecutionRecord::from_context(&Context::local(), SystemTime::now(), OutcomeKind::Ok);
+        let mut rec =
+            ExecutionRecord::from_context(&Context::local(), SystemTime::now(), OutcomeKind::Ok);
         rec.set_input(br#"{"days": 3}"#);
         assert_eq!(rec.input_size, 11);
         assert_eq!(rec.input_sha256, sha256_hex(br#"{"days": 3}"#));
@@ -664,14 +711,26 @@ mod tests {
         assert_eq!(rec.input_summary, json!("invalid_json"));
         rec.set_output(Some(b"{}"));
         assert_eq!(rec.output_size, 2);
-        assert_eq!(rec.output_sha256.as_deref(), Some(sha256_hex(b"{}").as_str()));
+        assert_eq!(
+            rec.output_sha256.as_deref(),
+            Some(sha256_hex(b"{}").as_str())
+        );
     }
 
     #[test]
     fn entry_serializes_flat_with_stream_tag() {
-        let mut rec = ExecutionRecord::from_context(&Context::local(), SystemTime::UNIX_EPOCH, OutcomeKind::Timeout);
+        let mut rec = ExecutionRecord::from_context(
+            &Context::local(),
+            SystemTime::UNIX_EPOCH,
+            OutcomeKind::Timeout,
+        );
         rec.node = "n1".into();
-        let entry = AuditEntry { seq: 7, prev_hash: "aa".into(), hash: "bb".into(), record: AuditRecord::Execution(rec) };
+        let entry = AuditEntry {
+            seq: 7,
+            prev_hash: "aa".into(),
+            hash: "bb".into(),
+            record: AuditRecord::Execution(rec),
+        };
         let v = serde_json::to_value(&entry).expect("serialize");
         assert_eq!(v["stream"], "execution");
         assert_eq!(v["seq"], 7);

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::types::{Value as SqlValue, ValueRef};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params,
+};
 
 use crate::canon::{GENESIS, chain_hash, decode_hash};
 use crate::record::{IndexCols, NewEntry, StoredCapture};
@@ -44,8 +46,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_captures_expiry ON audit_captures (expires_ms);",
 ];
 
-const COLUMNS: &str =
-    "seq, stream, tenant_id, time_ms, function, agent_id, user_id, outcome, execution_id, body, prev_hash, hash";
+const COLUMNS: &str = "seq, stream, tenant_id, time_ms, function, agent_id, user_id, outcome, execution_id, body, prev_hash, hash";
 
 const INSERT: &str = "INSERT INTO audit_entries
     (seq, stream, tenant_id, time_ms, function, agent_id, user_id, outcome, execution_id, body, prev_hash, hash)
@@ -68,12 +69,17 @@ impl SqliteStore {
     /// Opens (creating if needed) the database for writing and migrates it.
     /// `max_db_bytes` caps the file (`PRAGMA max_page_count`): past it,
     /// commits fail like on a full disk.
-    pub(crate) fn open_writer(path: &Path, max_db_bytes: Option<u64>) -> Result<SqliteStore, AuditError> {
+    pub(crate) fn open_writer(
+        path: &Path,
+        max_db_bytes: Option<u64>,
+    ) -> Result<SqliteStore, AuditError> {
         let e = |op| move |err| AuditError::db(path, op, err);
         let mut conn = Connection::open(path).map_err(e("open"))?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(e("set busy timeout"))?;
-        let mode: String =
-            conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(e("set journal_mode"))?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(e("set busy timeout"))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(e("set journal_mode"))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(AuditError::Database {
                 path: path.to_owned(),
@@ -81,32 +87,56 @@ impl SqliteStore {
                 source: format!("journal_mode is {mode}, not wal").into(),
             });
         }
-        conn.pragma_update(None, "synchronous", "FULL").map_err(e("set synchronous"))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(e("set synchronous"))?;
         if let Some(bytes) = max_db_bytes {
-            let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).map_err(e("read page_size"))?;
+            let page: i64 = conn
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .map_err(e("read page_size"))?;
             let pages = i64::try_from(bytes).unwrap_or(i64::MAX) / page.max(1);
-            conn.query_row(&format!("PRAGMA max_page_count = {}", pages.max(1)), [], |_| Ok(()))
-                .map_err(e("set max_page_count"))?;
+            conn.query_row(
+                &format!("PRAGMA max_page_count = {}", pages.max(1)),
+                [],
+                |_| Ok(()),
+            )
+            .map_err(e("set max_page_count"))?;
         }
         migrate(&mut conn, path)?;
-        Ok(SqliteStore { conn, path: path.to_owned() })
+        Ok(SqliteStore {
+            conn,
+            path: path.to_owned(),
+        })
     }
 
     /// Opens an existing database read-only (queries, verify).
     pub(crate) fn open_reader(path: &Path) -> Result<SqliteStore, AuditError> {
         if !path.exists() {
-            return Err(AuditError::io(path, "open audit database", std::io::ErrorKind::NotFound.into()));
+            return Err(AuditError::io(
+                path,
+                "open audit database",
+                std::io::ErrorKind::NotFound.into(),
+            ));
         }
         let e = |op| move |err| AuditError::db(path, op, err);
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(e("open read-only"))?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(e("set busy timeout"))?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(e("read user_version"))?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(e("set busy timeout"))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(e("read user_version"))?;
         let supported = MIGRATIONS.len() as i64;
         if version < 1 || version > supported {
-            return Err(AuditError::Schema { path: path.to_owned(), found: version, supported });
+            return Err(AuditError::Schema {
+                path: path.to_owned(),
+                found: version,
+                supported,
+            });
         }
-        Ok(SqliteStore { conn, path: path.to_owned() })
+        Ok(SqliteStore {
+            conn,
+            path: path.to_owned(),
+        })
     }
 
     fn err(&self, op: &'static str) -> impl Fn(rusqlite::Error) -> AuditError + '_ {
@@ -116,15 +146,28 @@ impl SqliteStore {
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), AuditError> {
     let e = |op| move |err| AuditError::db(path, op, err);
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(e("read user_version"))?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(e("read user_version"))?;
     let supported = MIGRATIONS.len() as i64;
     if !(0..=supported).contains(&version) {
-        return Err(AuditError::Schema { path: path.to_owned(), found: version, supported });
+        return Err(AuditError::Schema {
+            path: path.to_owned(),
+            found: version,
+            supported,
+        });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e("begin migration"))?;
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(e("begin migration"))?;
         tx.execute_batch(sql).map_err(e("migrate"))?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(e("set user_version"))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(e("set user_version"))?;
         tx.commit().map_err(e("commit migration"))?;
     }
     Ok(())
@@ -133,16 +176,24 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), AuditError> {
 /// The head inside a transaction: (last seq, last hash), or the genesis.
 fn head_in(tx: &Transaction<'_>, path: &Path) -> Result<(u64, [u8; 32]), AuditError> {
     let row: Option<(i64, String)> = tx
-        .query_row("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()
         .map_err(|e| AuditError::db(path, "read head", e))?;
     match row {
         None => Ok((0, GENESIS)),
         Some((seq, hash)) => {
-            let seq = u64::try_from(seq).map_err(|_| AuditError::Corrupt { seq: 0, reason: "negative seq".into() })?;
-            let hash = decode_hash(&hash).ok_or_else(|| AuditError::Corrupt { seq, reason: "hash is not 32 hex bytes".into() })?;
+            let seq = u64::try_from(seq).map_err(|_| AuditError::Corrupt {
+                seq: 0,
+                reason: "negative seq".into(),
+            })?;
+            let hash = decode_hash(&hash).ok_or_else(|| AuditError::Corrupt {
+                seq,
+                reason: "hash is not 32 hex bytes".into(),
+            })?;
             Ok((seq, hash))
         }
     }
@@ -158,7 +209,9 @@ fn insert_chained(
     let e = |op| move |err| AuditError::db(path, op, err);
     let (mut seq, mut prev) = head;
     let mut ins = tx.prepare_cached(INSERT).map_err(e("prepare insert"))?;
-    let mut cap = tx.prepare_cached(INSERT_CAPTURE).map_err(e("prepare capture insert"))?;
+    let mut cap = tx
+        .prepare_cached(INSERT_CAPTURE)
+        .map_err(e("prepare capture insert"))?;
     let mut out = Vec::with_capacity(entries.len());
     for entry in entries {
         seq += 1;
@@ -190,7 +243,10 @@ fn insert_chained(
             ])
             .map_err(e("insert capture"))?;
         }
-        out.push(Appended { seq, hash: hex::encode(hash) });
+        out.push(Appended {
+            seq,
+            hash: hex::encode(hash),
+        });
         prev = hash;
     }
     Ok(out)
@@ -232,16 +288,37 @@ fn read_row(r: &Row<'_>) -> rusqlite::Result<(i64, StoredRow)> {
     let prev_hash = text(r, 10, &mut bad)?;
     let hash = text(r, 11, &mut bad)?;
     let cols = match (bad, stream, time_ms) {
-        (false, Some(stream), Some(time_ms)) => {
-            Some(IndexCols { stream, tenant_id, time_ms, function, agent_id, user_id, outcome, execution_id })
-        }
+        (false, Some(stream), Some(time_ms)) => Some(IndexCols {
+            stream,
+            tenant_id,
+            time_ms,
+            function,
+            agent_id,
+            user_id,
+            outcome,
+            execution_id,
+        }),
         _ => None,
     };
-    Ok((seq, StoredRow { seq: u64::try_from(seq).unwrap_or(0), cols, body, prev_hash, hash }))
+    Ok((
+        seq,
+        StoredRow {
+            seq: u64::try_from(seq).unwrap_or(0),
+            cols,
+            body,
+            prev_hash,
+            hash,
+        },
+    ))
 }
 
 impl SqliteStore {
-    fn rows(&self, sql: &str, params: &[SqlValue], op: &'static str) -> Result<Vec<StoredRow>, AuditError> {
+    fn rows(
+        &self,
+        sql: &str,
+        params: &[SqlValue],
+        op: &'static str,
+    ) -> Result<Vec<StoredRow>, AuditError> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(self.err(op))?;
         let rows = stmt
             .query_map(rusqlite::params_from_iter(params.iter()), read_row)
@@ -250,7 +327,10 @@ impl SqliteStore {
         for row in rows {
             let (raw_seq, row) = row.map_err(self.err(op))?;
             if raw_seq < 1 {
-                return Err(AuditError::Corrupt { seq: 0, reason: format!("row with seq {raw_seq} outside the chain") });
+                return Err(AuditError::Corrupt {
+                    seq: 0,
+                    reason: format!("row with seq {raw_seq} outside the chain"),
+                });
             }
             out.push(row);
         }
@@ -264,7 +344,10 @@ impl AuditStore for SqliteStore {
         let e = |op| move |err| AuditError::db(path, op, err);
         // IMMEDIATE: take the write lock first, so the head we read is the
         // head we append to even if another process shares the file.
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e("begin append"))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(e("begin append"))?;
         let head = head_in(&tx, path)?;
         let out = insert_chained(&tx, path, head, entries)?;
         tx.commit().map_err(e("commit"))?;
@@ -279,7 +362,10 @@ impl AuditStore for SqliteStore {
     ) -> Result<(PruneFacts, Appended), AuditError> {
         let path: &Path = &self.path.clone();
         let e = |op| move |err| AuditError::db(path, op, err);
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e("begin prune"))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(e("begin prune"))?;
         let head = head_in(&tx, path)?;
         // Only a prefix may go: the chain must stay contiguous.
         let keep_from: Option<i64> = tx
@@ -296,26 +382,39 @@ impl AuditStore for SqliteStore {
                 [b],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             ),
-            None => tx.query_row("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            }),
+            None => tx.query_row(
+                "SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            ),
         }
         .optional()
         .map_err(e("find prune anchor"))?;
         let (pruned, anchor_seq, anchor_hash) = match last_old {
             Some((anchor, hash)) => {
                 let n: i64 = tx
-                    .query_row("SELECT COUNT(*) FROM audit_entries WHERE seq <= ?1", [anchor], |r| r.get(0))
+                    .query_row(
+                        "SELECT COUNT(*) FROM audit_entries WHERE seq <= ?1",
+                        [anchor],
+                        |r| r.get(0),
+                    )
                     .map_err(e("count pruned"))?;
-                tx.execute("DELETE FROM audit_entries WHERE seq <= ?1", [anchor]).map_err(e("delete pruned"))?;
-                (u64::try_from(n).unwrap_or(0), u64::try_from(anchor).unwrap_or(0), hash)
+                tx.execute("DELETE FROM audit_entries WHERE seq <= ?1", [anchor])
+                    .map_err(e("delete pruned"))?;
+                (
+                    u64::try_from(n).unwrap_or(0),
+                    u64::try_from(anchor).unwrap_or(0),
+                    hash,
+                )
             }
             None => {
                 // Nothing old enough: the anchor stays where the chain starts.
                 let first: Option<(i64, String)> = tx
-                    .query_row("SELECT seq, prev_hash FROM audit_entries ORDER BY seq LIMIT 1", [], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
+                    .query_row(
+                        "SELECT seq, prev_hash FROM audit_entries ORDER BY seq LIMIT 1",
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
                     .optional()
                     .map_err(e("read chain start"))?;
                 match first {
@@ -330,7 +429,12 @@ impl AuditStore for SqliteStore {
                 params![seq_param(anchor_seq), now_ms],
             )
             .map_err(e("expire captures"))? as u64;
-        let facts = PruneFacts { pruned, anchor_seq, anchor_hash, captures_expired };
+        let facts = PruneFacts {
+            pruned,
+            anchor_seq,
+            anchor_hash,
+            captures_expired,
+        };
         let entry = make(&facts)?;
         let appended = insert_chained(&tx, path, head, std::slice::from_ref(&entry))?;
         tx.commit().map_err(e("commit prune"))?;
@@ -341,7 +445,10 @@ impl AuditStore for SqliteStore {
     fn expire_captures(&mut self, now_ms: i64) -> Result<u64, AuditError> {
         let n = self
             .conn
-            .execute("DELETE FROM audit_captures WHERE expires_ms <= ?1", [now_ms])
+            .execute(
+                "DELETE FROM audit_captures WHERE expires_ms <= ?1",
+                [now_ms],
+            )
             .map_err(self.err("expire captures"))?;
         Ok(n as u64)
     }
@@ -349,9 +456,11 @@ impl AuditStore for SqliteStore {
     fn head(&mut self) -> Result<Option<(u64, String)>, AuditError> {
         let row: Option<(i64, String)> = self
             .conn
-            .query_row("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()
             .map_err(self.err("read head"))?;
         Ok(row.map(|(s, h)| (u64::try_from(s).unwrap_or(0), h)))
@@ -360,14 +469,18 @@ impl AuditStore for SqliteStore {
     fn bounds(&mut self) -> Result<Option<(u64, u64)>, AuditError> {
         let (min, max): (Option<i64>, Option<i64>) = self
             .conn
-            .query_row("SELECT MIN(seq), MAX(seq) FROM audit_entries", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row("SELECT MIN(seq), MAX(seq) FROM audit_entries", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .map_err(self.err("read bounds"))?;
         match (min, max) {
             (Some(min), Some(max)) => {
-                let min = u64::try_from(min)
-                    .ok()
-                    .filter(|&m| m >= 1)
-                    .ok_or_else(|| AuditError::Corrupt { seq: 0, reason: format!("row with seq {min} outside the chain") })?;
+                let min = u64::try_from(min).ok().filter(|&m| m >= 1).ok_or_else(|| {
+                    AuditError::Corrupt {
+                        seq: 0,
+                        reason: format!("row with seq {min} outside the chain"),
+                    }
+                })?;
                 Ok(Some((min, u64::try_from(max).unwrap_or(0))))
             }
             _ => Ok(None),
@@ -376,24 +489,41 @@ impl AuditStore for SqliteStore {
 
     fn hash_at(&mut self, seq: u64) -> Result<Option<String>, AuditError> {
         self.conn
-            .query_row("SELECT hash FROM audit_entries WHERE seq = ?1", [seq_param(seq)], |r| {
-                Ok(match r.get_ref(0)? {
-                    ValueRef::Text(b) => String::from_utf8_lossy(b).into_owned(),
-                    _ => String::new(),
-                })
-            })
+            .query_row(
+                "SELECT hash FROM audit_entries WHERE seq = ?1",
+                [seq_param(seq)],
+                |r| {
+                    Ok(match r.get_ref(0)? {
+                        ValueRef::Text(b) => String::from_utf8_lossy(b).into_owned(),
+                        _ => String::new(),
+                    })
+                },
+            )
             .optional()
             .map_err(self.err("read hash"))
     }
 
     fn latest(&mut self, stream: Stream) -> Result<Option<StoredRow>, AuditError> {
-        let sql = format!("SELECT {COLUMNS} FROM audit_entries WHERE stream = ?1 ORDER BY seq DESC LIMIT 1");
-        Ok(self.rows(&sql, &[SqlValue::Text(stream.as_str().into())], "read latest")?.into_iter().next())
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit_entries WHERE stream = ?1 ORDER BY seq DESC LIMIT 1"
+        );
+        Ok(self
+            .rows(
+                &sql,
+                &[SqlValue::Text(stream.as_str().into())],
+                "read latest",
+            )?
+            .into_iter()
+            .next())
     }
 
     fn scan(&mut self, after_seq: u64, limit: usize) -> Result<Vec<StoredRow>, AuditError> {
-        let sql = format!("SELECT {COLUMNS} FROM audit_entries WHERE seq > ?1 ORDER BY seq LIMIT ?2");
-        let params = [SqlValue::Integer(seq_param(after_seq)), SqlValue::Integer(limit as i64)];
+        let sql =
+            format!("SELECT {COLUMNS} FROM audit_entries WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+        let params = [
+            SqlValue::Integer(seq_param(after_seq)),
+            SqlValue::Integer(limit as i64),
+        ];
         self.rows(&sql, &params, "scan")
     }
 
@@ -432,12 +562,20 @@ impl AuditStore for SqliteStore {
         cmp(" AND time_ms < ?", f.until_ms);
         cmp(" AND seq < ?", f.before_seq.map(seq_param));
         cmp(" AND seq > ?", f.after_seq.map(seq_param));
-        sql.push_str(if f.ascending { " ORDER BY seq ASC LIMIT ?" } else { " ORDER BY seq DESC LIMIT ?" });
+        sql.push_str(if f.ascending {
+            " ORDER BY seq ASC LIMIT ?"
+        } else {
+            " ORDER BY seq DESC LIMIT ?"
+        });
         p.push(SqlValue::Integer(f.limit as i64));
         self.rows(&sql, &p, "query")
     }
 
-    fn capture(&mut self, tenant_id: &str, execution_id: &str) -> Result<Option<StoredCapture>, AuditError> {
+    fn capture(
+        &mut self,
+        tenant_id: &str,
+        execution_id: &str,
+    ) -> Result<Option<StoredCapture>, AuditError> {
         let now = timefmt::now_ms();
         self.conn
             .query_row(
@@ -459,10 +597,14 @@ impl AuditStore for SqliteStore {
     }
 
     fn begin_snapshot(&mut self) -> Result<(), AuditError> {
-        self.conn.execute_batch("BEGIN").map_err(self.err("begin read"))
+        self.conn
+            .execute_batch("BEGIN")
+            .map_err(self.err("begin read"))
     }
 
     fn end_snapshot(&mut self) -> Result<(), AuditError> {
-        self.conn.execute_batch("COMMIT").map_err(self.err("end read"))
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(self.err("end read"))
     }
 }

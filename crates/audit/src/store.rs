@@ -82,7 +82,11 @@ pub(crate) trait AuditStore: Send {
     fn select(&mut self, f: &Filter) -> Result<Vec<StoredRow>, AuditError>;
 
     /// The newest captured payload of an execution in a tenant.
-    fn capture(&mut self, tenant_id: &str, execution_id: &str) -> Result<Option<StoredCapture>, AuditError>;
+    fn capture(
+        &mut self,
+        tenant_id: &str,
+        execution_id: &str,
+    ) -> Result<Option<StoredCapture>, AuditError>;
 
     /// Starts a read snapshot: reads until `end_snapshot` see one state.
     fn begin_snapshot(&mut self) -> Result<(), AuditError>;

@@ -59,17 +59,39 @@ impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Finding::Edited { seq } => write!(f, "record {seq} was edited"),
-            Finding::Deleted { after_seq, missing_seq } => {
-                write!(f, "record {missing_seq} is missing (the chain breaks after {after_seq})")
+            Finding::Deleted {
+                after_seq,
+                missing_seq,
+            } => {
+                write!(
+                    f,
+                    "record {missing_seq} is missing (the chain breaks after {after_seq})"
+                )
             }
-            Finding::Reordered { seq } => write!(f, "record {seq} holds another record's content (reordered)"),
-            Finding::Truncated { last_seq, checkpoint_seq } => {
-                write!(f, "the log ends at {last_seq} but a checkpoint covers {checkpoint_seq} (truncated)")
+            Finding::Reordered { seq } => {
+                write!(f, "record {seq} holds another record's content (reordered)")
             }
-            Finding::BadCheckpoint { line, seq: Some(seq), reason } => {
+            Finding::Truncated {
+                last_seq,
+                checkpoint_seq,
+            } => {
+                write!(
+                    f,
+                    "the log ends at {last_seq} but a checkpoint covers {checkpoint_seq} (truncated)"
+                )
+            }
+            Finding::BadCheckpoint {
+                line,
+                seq: Some(seq),
+                reason,
+            } => {
                 write!(f, "checkpoint line {line} (seq {seq}): {reason}")
             }
-            Finding::BadCheckpoint { line, seq: None, reason } => write!(f, "checkpoint line {line}: {reason}"),
+            Finding::BadCheckpoint {
+                line,
+                seq: None,
+                reason,
+            } => write!(f, "checkpoint line {line}: {reason}"),
         }
     }
 }
@@ -122,7 +144,10 @@ impl VerifyReport {
 /// checked against `public_key` if given, else the configured key file's,
 /// else the key each line names. Returns an error only if the files cannot
 /// be read; tampering is a [`Finding`].
-pub fn verify(cfg: &AuditConfig, public_key: Option<&[u8; 32]>) -> Result<VerifyReport, AuditError> {
+pub fn verify(
+    cfg: &AuditConfig,
+    public_key: Option<&[u8; 32]>,
+) -> Result<VerifyReport, AuditError> {
     let (trusted, key_source) = match public_key {
         Some(b) => {
             let k = VerifyingKey::from_bytes(b).map_err(|_| AuditError::Key {
@@ -131,9 +156,10 @@ pub fn verify(cfg: &AuditConfig, public_key: Option<&[u8; 32]>) -> Result<Verify
             })?;
             (Some(k), KeySource::Given)
         }
-        None if cfg.signing_key_path.exists() => {
-            (Some(read_key(&cfg.signing_key_path)?.verifying_key()), KeySource::KeyFile)
-        }
+        None if cfg.signing_key_path.exists() => (
+            Some(read_key(&cfg.signing_key_path)?.verifying_key()),
+            KeySource::KeyFile,
+        ),
         None => (None, KeySource::CheckpointLines),
     };
     // Read checkpoints before the snapshot: each one was written after its
@@ -176,14 +202,20 @@ fn prune_anchor(store: &mut SqliteStore) -> Result<Result<Option<Anchor>, Findin
         return Ok(Ok(None));
     };
     let edited = Finding::Edited { seq: row.seq };
-    let Some(rec) = row.body.as_deref().and_then(|b| serde_json::from_str::<AuditRecord>(b).ok()) else {
+    let Some(rec) = row
+        .body
+        .as_deref()
+        .and_then(|b| serde_json::from_str::<AuditRecord>(b).ok())
+    else {
         return Ok(Err(edited));
     };
     match rec {
-        AuditRecord::System(s) if s.event == SystemEvent::Prune => match decode_hash(&s.anchor_hash) {
-            Some(h) => Ok(Ok(Some((s.anchor_seq, h)))),
-            None => Ok(Err(edited)),
-        },
+        AuditRecord::System(s) if s.event == SystemEvent::Prune => {
+            match decode_hash(&s.anchor_hash) {
+                Some(h) => Ok(Ok(Some((s.anchor_seq, h)))),
+                None => Ok(Err(edited)),
+            }
+        }
         _ => Ok(Err(edited)),
     }
 }
@@ -214,12 +246,23 @@ fn check_chain(store: &mut SqliteStore, report: &mut VerifyReport) -> Result<Cha
         // from 1 decides.
         GENESIS
     } else {
-        let (after_seq, missing_seq) = if min > start { (start - 1, start) } else { (0, 1) };
-        report.finding = Some(Finding::Deleted { after_seq, missing_seq });
+        let (after_seq, missing_seq) = if min > start {
+            (start - 1, start)
+        } else {
+            (0, 1)
+        };
+        report.finding = Some(Finding::Deleted {
+            after_seq,
+            missing_seq,
+        });
         return Ok(Chain::default());
     };
     report.anchor_seq = min - 1;
-    let chain = Chain { min_seq: min, max_seq: max, anchor_hash: prev };
+    let chain = Chain {
+        min_seq: min,
+        max_seq: max,
+        anchor_hash: prev,
+    };
     let mut expected = min;
     loop {
         let rows = store.scan(expected - 1, 1000)?;
@@ -242,25 +285,40 @@ fn check_chain(store: &mut SqliteStore, report: &mut VerifyReport) -> Result<Cha
 fn check_row(row: &StoredRow, expected: u64, first: u64, prev: &[u8; 32]) -> Option<Finding> {
     let seq = row.seq;
     if seq != expected {
-        return Some(Finding::Deleted { after_seq: expected - 1, missing_seq: expected });
+        return Some(Finding::Deleted {
+            after_seq: expected - 1,
+            missing_seq: expected,
+        });
     }
     let edited = Some(Finding::Edited { seq });
-    let (Some(cols), Some(body), Some(stored_prev), Some(stored_hash)) =
-        (&row.cols, &row.body, row.prev_hash.as_deref().and_then(decode_hash), row.hash.as_deref().and_then(decode_hash))
-    else {
+    let (Some(cols), Some(body), Some(stored_prev), Some(stored_hash)) = (
+        &row.cols,
+        &row.body,
+        row.prev_hash.as_deref().and_then(decode_hash),
+        row.hash.as_deref().and_then(decode_hash),
+    ) else {
         return edited;
     };
     if chain_hash(&stored_prev, seq, body) != stored_hash {
         // Changed in place keeps the link; content moved from elsewhere
         // brings a foreign link along.
-        return if stored_prev == *prev { edited } else { Some(Finding::Reordered { seq }) };
+        return if stored_prev == *prev {
+            edited
+        } else {
+            Some(Finding::Reordered { seq })
+        };
     }
     if stored_prev != *prev {
         // Self-consistent but unlinked: the previous record was rewritten
         // (and rehashed), so it no longer has the hash this one committed to.
-        return Some(Finding::Edited { seq: if seq > first { seq - 1 } else { seq } });
+        return Some(Finding::Edited {
+            seq: if seq > first { seq - 1 } else { seq },
+        });
     }
-    match serde_json::from_str::<AuditRecord>(body).ok().and_then(|r| IndexCols::of(&r).ok()) {
+    match serde_json::from_str::<AuditRecord>(body)
+        .ok()
+        .and_then(|r| IndexCols::of(&r).ok())
+    {
         Some(derived) if derived == *cols => None,
         _ => edited,
     }
@@ -275,7 +333,11 @@ fn check_checkpoints(
 ) -> Result<(), AuditError> {
     for (line, text) in lines {
         report.checkpoints += 1;
-        let bad = |seq, reason: &str| Finding::BadCheckpoint { line: *line, seq, reason: reason.to_owned() };
+        let bad = |seq, reason: &str| Finding::BadCheckpoint {
+            line: *line,
+            seq,
+            reason: reason.to_owned(),
+        };
         let c: Checkpoint = match serde_json::from_str(text) {
             Ok(c) => c,
             Err(_) => {
@@ -288,7 +350,10 @@ fn check_checkpoints(
             return Ok(());
         }
         if c.seq > chain.max_seq {
-            report.finding = Some(Finding::Truncated { last_seq: chain.max_seq, checkpoint_seq: c.seq });
+            report.finding = Some(Finding::Truncated {
+                last_seq: chain.max_seq,
+                checkpoint_seq: c.seq,
+            });
             return Ok(());
         }
         let Some(signed) = decode_hash(&c.hash) else {
@@ -306,7 +371,10 @@ fn check_checkpoints(
         };
         match actual {
             Some(h) if h != signed => {
-                report.finding = Some(bad(Some(c.seq), "signs a hash the chain does not have at this seq"));
+                report.finding = Some(bad(
+                    Some(c.seq),
+                    "signs a hash the chain does not have at this seq",
+                ));
                 return Ok(());
             }
             Some(_) => report.checkpointed_seq = report.checkpointed_seq.max(Some(c.seq)),

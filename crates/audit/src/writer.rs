@@ -19,10 +19,21 @@ use crate::{Appended, AuditError, AuditStats, PruneReport};
 pub(crate) type Reply<T> = SyncSender<Result<T, AuditError>>;
 
 pub(crate) enum Msg {
-    Append { entry: Box<NewEntry>, reply: Reply<Appended> },
-    Checkpoint { reply: Reply<Checkpoint> },
-    Prune { cutoff: SystemTime, actor: String, reply: Reply<PruneReport> },
-    Close { reply: Reply<()> },
+    Append {
+        entry: Box<NewEntry>,
+        reply: Reply<Appended>,
+    },
+    Checkpoint {
+        reply: Reply<Checkpoint>,
+    },
+    Prune {
+        cutoff: SystemTime,
+        actor: String,
+        reply: Reply<PruneReport>,
+    },
+    Close {
+        reply: Reply<()>,
+    },
 }
 
 /// State shared between the writer and the handles.
@@ -86,7 +97,11 @@ const DEFAULT_TICK: Duration = Duration::from_secs(60);
 
 impl Writer {
     pub(crate) fn run(mut self, rx: Receiver<Msg>) {
-        let tick = if self.interval.is_zero() { DEFAULT_TICK } else { self.interval };
+        let tick = if self.interval.is_zero() {
+            DEFAULT_TICK
+        } else {
+            self.interval
+        };
         let mut next_tick = Instant::now() + tick;
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
@@ -126,7 +141,11 @@ impl Writer {
                     Msg::Checkpoint { reply } => {
                         let _ = reply.send(self.checkpoint());
                     }
-                    Msg::Prune { cutoff, actor, reply } => {
+                    Msg::Prune {
+                        cutoff,
+                        actor,
+                        reply,
+                    } => {
                         let _ = reply.send(self.prune(cutoff, &actor));
                     }
                     Msg::Close { reply } => {
@@ -168,7 +187,9 @@ impl Writer {
                 self.shared.write_ok.store(false, Ordering::Release);
                 self.shared.failed_commits.fetch_add(1, Ordering::Relaxed);
                 let reason = match &e {
-                    AuditError::Database { operation, source, .. } => format!("{operation}: {source}"),
+                    AuditError::Database {
+                        operation, source, ..
+                    } => format!("{operation}: {source}"),
                     other => other.to_string(),
                 };
                 for reply in replies {
@@ -184,13 +205,24 @@ impl Writer {
 
     fn checkpoint(&mut self) -> Result<Checkpoint, AuditError> {
         let result = self.try_checkpoint();
-        self.shared.checkpoint_ok.store(result.is_ok(), Ordering::Release);
+        self.shared
+            .checkpoint_ok
+            .store(result.is_ok(), Ordering::Release);
         result
     }
 
     fn try_checkpoint(&mut self) -> Result<Checkpoint, AuditError> {
-        let (seq, hash) = self.store.head()?.unwrap_or_else(|| (0, hex::encode(GENESIS)));
-        let c = Checkpoint::sign(&self.key, seq, hash, timefmt::format_ms(timefmt::now_ms()), self.node.clone());
+        let (seq, hash) = self
+            .store
+            .head()?
+            .unwrap_or_else(|| (0, hex::encode(GENESIS)));
+        let c = Checkpoint::sign(
+            &self.key,
+            seq,
+            hash,
+            timefmt::format_ms(timefmt::now_ms()),
+            self.node.clone(),
+        );
         self.checkpoints.append(&c)?;
         self.shared.checkpoints.fetch_add(1, Ordering::Relaxed);
         self.last_checkpoint_seq = seq;

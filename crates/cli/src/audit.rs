@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use aifn_service::{AuditQuery, AuditStream, DataDir};
+use aifn_service::{AuditQuery, AuditStream};
 use aifn_types::{OutcomeKind, TenantId};
 use anyhow::{Context as _, bail};
 use serde_json::Value;
@@ -86,7 +86,8 @@ pub(crate) enum AuditCommand {
         /// Data directory.
         #[arg(long, default_value = "aifn-data")]
         data_dir: PathBuf,
-        /// The checkpoint signing key file, if kept outside the data dir.
+        /// The checkpoint signing key file, if kept outside the data dir
+        /// (default: $AIFN_AUDIT_SIGNING_KEY, as for every local command).
         #[arg(long)]
         signing_key: Option<PathBuf>,
         /// The expected Ed25519 public key (hex), kept apart from the data:
@@ -163,7 +164,13 @@ fn http_params(f: &Filters, limit: usize, before: Option<u64>) -> String {
 
 fn encode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -173,7 +180,10 @@ fn summary_row(e: &Value) -> Vec<String> {
         Some("execution") => format!(
             "{}{} {} by {} for {}",
             s("function"),
-            e["version"].as_u64().map(|v| format!("@{v}")).unwrap_or_default(),
+            e["version"]
+                .as_u64()
+                .map(|v| format!("@{v}"))
+                .unwrap_or_default(),
             s("outcome"),
             s("agent_id"),
             s("user_id")
@@ -190,7 +200,10 @@ fn print_page(entries: &[Value], next: Option<u64>, json: bool, page: &Value) {
         output::json(page);
         return;
     }
-    output::table(&["SEQ", "TIME", "STREAM", "WHAT"], entries.iter().map(summary_row).collect());
+    output::table(
+        &["SEQ", "TIME", "STREAM", "WHAT"],
+        entries.iter().map(summary_row).collect(),
+    );
     if let Some(n) = next {
         println!("more: --before-seq {n}");
     }
@@ -198,10 +211,22 @@ fn print_page(entries: &[Value], next: Option<u64>, json: bool, page: &Value) {
 
 pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
     match cmd {
-        AuditCommand::List { data_dir: Some(dir), tenant, security, filters, limit, before_seq, conn } => {
+        AuditCommand::List {
+            data_dir: Some(dir),
+            tenant,
+            security,
+            filters,
+            limit,
+            before_seq,
+            conn,
+        } => {
             let admin = keys::open(dir)?;
             let page = if security {
-                let q = aifn_service::SecurityQuery { before_seq, limit: Some(limit), ..Default::default() };
+                let q = aifn_service::SecurityQuery {
+                    before_seq,
+                    limit: Some(limit),
+                    ..Default::default()
+                };
                 admin.security_query(&q)
             } else {
                 let tenant = tenant.context("--tenant is required with --data-dir")?;
@@ -217,35 +242,75 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
             print_page(&entries, page.next_before_seq, conn.json_output(), &v);
             Ok(Exit::Ok)
         }
-        AuditCommand::List { data_dir: None, filters, limit, before_seq, conn, .. } => {
-            let reply = conn.get(&format!("/v1/audit?{}", http_params(&filters, limit, before_seq)))?;
+        AuditCommand::List {
+            data_dir: None,
+            filters,
+            limit,
+            before_seq,
+            conn,
+            ..
+        } => {
+            let reply = conn.get(&format!(
+                "/v1/audit?{}",
+                http_params(&filters, limit, before_seq)
+            ))?;
             if !(200..300).contains(&reply.status) {
                 return Ok(failed(&reply, conn.json_output()));
             }
-            let entries = reply.body["entries"].as_array().cloned().unwrap_or_default();
-            print_page(&entries, reply.body["next_before_seq"].as_u64(), conn.json_output(), &reply.body);
+            let entries = reply.body["entries"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            print_page(
+                &entries,
+                reply.body["next_before_seq"].as_u64(),
+                conn.json_output(),
+                &reply.body,
+            );
             Ok(Exit::Ok)
         }
-        AuditCommand::Export { format, .. } if format != "jsonl" => bail!("unknown format {format}: only jsonl"),
-        AuditCommand::Export { data_dir: Some(dir), tenant, filters, .. } => {
+        AuditCommand::Export { format, .. } if format != "jsonl" => {
+            bail!("unknown format {format}: only jsonl")
+        }
+        AuditCommand::Export {
+            data_dir: Some(dir),
+            tenant,
+            filters,
+            ..
+        } => {
             let tenant = tenant.context("--tenant is required with --data-dir")?;
             let admin = keys::open(dir)?;
             let mut out = std::io::stdout().lock();
-            let n = admin.export(&query(&tenant, &filters)?, &mut out).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let n = admin
+                .export(&query(&tenant, &filters)?, &mut out)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             admin.close().map_err(|e| anyhow::anyhow!("{e}"))?;
             eprintln!("exported {n} records");
             Ok(Exit::Ok)
         }
-        AuditCommand::Export { data_dir: None, filters, conn, .. } => {
+        AuditCommand::Export {
+            data_dir: None,
+            filters,
+            conn,
+            ..
+        } => {
             // Page through the API newest first, then print oldest first.
             let mut all: Vec<Value> = Vec::new();
             let mut before = None;
             loop {
-                let reply = conn.get(&format!("/v1/audit?{}", http_params(&filters, 1000, before)))?;
+                let reply = conn.get(&format!(
+                    "/v1/audit?{}",
+                    http_params(&filters, 1000, before)
+                ))?;
                 if !(200..300).contains(&reply.status) {
                     return Ok(failed(&reply, conn.json_output()));
                 }
-                all.extend(reply.body["entries"].as_array().cloned().unwrap_or_default());
+                all.extend(
+                    reply.body["entries"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default(),
+                );
                 match reply.body["next_before_seq"].as_u64() {
                     Some(n) => before = Some(n),
                     None => break,
@@ -257,19 +322,28 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
             eprintln!("exported {} records", all.len());
             Ok(Exit::Ok)
         }
-        AuditCommand::Verify { data_dir, signing_key, public_key, json } => {
-            let mut dir = DataDir::new(data_dir, "cli");
+        AuditCommand::Verify {
+            data_dir,
+            signing_key,
+            public_key,
+            json,
+        } => {
+            let mut dir = keys::data_dir(data_dir);
             if let Some(k) = signing_key {
                 dir.signing_key = k;
             }
             let key = match public_key {
                 Some(h) => {
                     let bytes = hex::decode(h.trim()).context("--public-key must be hex")?;
-                    Some(<[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| anyhow::anyhow!("--public-key must be 32 bytes"))?)
+                    Some(
+                        <[u8; 32]>::try_from(bytes.as_slice())
+                            .map_err(|_| anyhow::anyhow!("--public-key must be 32 bytes"))?,
+                    )
                 }
                 None => None,
             };
-            let report = aifn_service::verify_audit(&dir, key.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let report = aifn_service::verify_audit(&dir, key.as_ref())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             if json {
                 output::json(&serde_json::to_value(&report)?);
             } else {
@@ -279,7 +353,9 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
                     report.first_seq.map_or("-".into(), |s| s.to_string()),
                     report.last_seq.map_or("-".into(), |s| s.to_string()),
                     report.checkpoints,
-                    report.checkpointed_seq.map_or("-".into(), |s| s.to_string()),
+                    report
+                        .checkpointed_seq
+                        .map_or("-".into(), |s| s.to_string()),
                     report.key_source
                 );
                 match &report.finding {
@@ -287,23 +363,38 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
                     Some(f) => println!("FAILED: {f}"),
                 }
             }
-            Ok(if report.is_ok() { Exit::Ok } else { Exit::Failed })
+            Ok(if report.is_ok() {
+                Exit::Ok
+            } else {
+                Exit::Failed
+            })
         }
         AuditCommand::Checkpoint { data_dir } => {
             let admin = keys::open(data_dir)?;
             let c = admin.checkpoint().map_err(|e| anyhow::anyhow!("{e}"))?;
             admin.close().map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("checkpoint seq {} hash {} signed by {}", c.seq, c.hash, c.public_key);
+            println!(
+                "checkpoint seq {} hash {} signed by {}",
+                c.seq, c.hash, c.public_key
+            );
             Ok(Exit::Ok)
         }
-        AuditCommand::Prune { data_dir, older_than_days } => {
+        AuditCommand::Prune {
+            data_dir,
+            older_than_days,
+        } => {
             let admin = keys::open(data_dir)?;
-            let cutoff = SystemTime::now() - Duration::from_secs(u64::from(older_than_days) * 86_400);
-            let r = admin.prune(cutoff, keys::local_actor().as_str()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let cutoff =
+                SystemTime::now() - Duration::from_secs(u64::from(older_than_days) * 86_400);
+            let r = admin
+                .prune(cutoff, keys::local_actor().as_str())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             admin.close().map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("pruned {} records (anchor seq {}), {} captured payloads expired", r.pruned, r.anchor_seq, r.captures_expired);
+            println!(
+                "pruned {} records (anchor seq {}), {} captured payloads expired",
+                r.pruned, r.anchor_seq, r.captures_expired
+            );
             Ok(Exit::Ok)
         }
     }
 }
-

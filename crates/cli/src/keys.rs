@@ -54,22 +54,54 @@ pub(crate) enum KeysCommand {
 /// The local operator, as recorded in the audit log.
 pub(crate) fn local_actor() -> Subject {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let clean: String = user.chars().filter(|c| c.is_ascii_graphic()).take(100).collect();
-    Subject::new(format!("cli:{clean}")).unwrap_or_else(|_| Subject::new("cli").unwrap_or_else(|_| unreachable!("valid subject")))
+    let clean: String = user
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(100)
+        .collect();
+    Subject::new(format!("cli:{clean}"))
+        .unwrap_or_else(|_| Subject::new("cli").unwrap_or_else(|_| unreachable!("valid subject")))
 }
 
-pub(crate) fn open(data_dir: PathBuf) -> anyhow::Result<LocalAdmin> {
-    LocalAdmin::open(DataDir::new(data_dir, "cli")).map_err(|e| anyhow::anyhow!("{e}"))
+/// The environment variable naming the checkpoint signing key for the local
+/// commands, when `aifn serve` keeps it outside the data dir
+/// (`audit_signing_key`). Local commands append records and sign a
+/// checkpoint on close: with another key they would plant checkpoints
+/// that `aifn audit verify --public-key` rightly refuses.
+pub(crate) const SIGNING_KEY_ENV: &str = "AIFN_AUDIT_SIGNING_KEY";
+
+/// The data dir as the local commands open it: the signing key from
+/// [`SIGNING_KEY_ENV`] when set, else the one inside the data dir.
+pub(crate) fn data_dir(root: PathBuf) -> DataDir {
+    let mut dir = DataDir::new(root, "cli");
+    if let Some(k) = std::env::var_os(SIGNING_KEY_ENV).filter(|k| !k.is_empty()) {
+        dir.signing_key = PathBuf::from(k);
+    }
+    dir
+}
+
+pub(crate) fn open(root: PathBuf) -> anyhow::Result<LocalAdmin> {
+    LocalAdmin::open(data_dir(root)).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 pub(crate) fn run(cmd: KeysCommand) -> anyhow::Result<Exit> {
     match cmd {
-        KeysCommand::Create { data_dir, tenant, role, subject, json } => {
+        KeysCommand::Create {
+            data_dir,
+            tenant,
+            role,
+            subject,
+            json,
+        } => {
             let admin = open(data_dir)?;
-            let key = admin.create_key(&tenant, role, &subject, &local_actor()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let key = admin
+                .create_key(&tenant, role, &subject, &local_actor())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             admin.close().map_err(|e| anyhow::anyhow!("{e}"))?;
             if json {
-                output::json(&json!({"key_id": key.key_id, "secret": key.secret, "tenant": tenant, "role": role, "subject": subject}));
+                output::json(
+                    &json!({"key_id": key.key_id, "secret": key.secret, "tenant": tenant, "role": role, "subject": subject}),
+                );
             } else {
                 println!("key_id:  {}", key.key_id);
                 println!("tenant:  {tenant}\nrole:    {role}\nsubject: {subject}");
@@ -78,9 +110,15 @@ pub(crate) fn run(cmd: KeysCommand) -> anyhow::Result<Exit> {
             }
             Ok(Exit::Ok)
         }
-        KeysCommand::List { data_dir, tenant, json } => {
+        KeysCommand::List {
+            data_dir,
+            tenant,
+            json,
+        } => {
             let admin = open(data_dir)?;
-            let keys = admin.list_keys(tenant.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let keys = admin
+                .list_keys(tenant.as_ref())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             admin.close().map_err(|e| anyhow::anyhow!("{e}"))?;
             if json {
                 output::json(&serde_json::to_value(&keys)?);
@@ -98,7 +136,10 @@ pub(crate) fn run(cmd: KeysCommand) -> anyhow::Result<Exit> {
                         ]
                     })
                     .collect();
-                output::table(&["KEY ID", "TENANT", "ROLE", "SUBJECT", "CREATED", "REVOKED"], rows);
+                output::table(
+                    &["KEY ID", "TENANT", "ROLE", "SUBJECT", "CREATED", "REVOKED"],
+                    rows,
+                );
             }
             Ok(Exit::Ok)
         }
@@ -108,7 +149,10 @@ pub(crate) fn run(cmd: KeysCommand) -> anyhow::Result<Exit> {
             admin.close().map_err(|e| anyhow::anyhow!("{e}"))?;
             match result {
                 Ok(k) => {
-                    println!("revoked {} ({} {} of {})", k.key_id, k.role, k.subject, k.tenant);
+                    println!(
+                        "revoked {} ({} {} of {})",
+                        k.key_id, k.role, k.subject, k.tenant
+                    );
                     Ok(Exit::Ok)
                 }
                 Err(e) => {

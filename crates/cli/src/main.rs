@@ -139,14 +139,24 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(args),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
-        Command::Upload { name, module, manifest, conn } => client::upload(&conn, &name, &module, manifest),
+        Command::Upload {
+            name,
+            module,
+            manifest,
+            conn,
+        } => client::upload(&conn, &name, &module, manifest),
         Command::List { conn } => client::list(&conn),
         Command::Pending { conn } => client::pending(&conn),
         Command::Inspect { target, conn } => client::inspect(&conn, &target),
         Command::Approve(d) => client::decide(&d.conn, "approve", &d.target, &d.notes, d.sha256),
         Command::Reject(d) => client::decide(&d.conn, "reject", &d.target, &d.notes, d.sha256),
         Command::Revoke(d) => client::decide(&d.conn, "revoke", &d.target, &d.notes, d.sha256),
-        Command::Invoke { name, input, user, conn } => client::invoke(&conn, &name, &input, &user),
+        Command::Invoke {
+            name,
+            input,
+            user,
+            conn,
+        } => client::invoke(&conn, &name, &input, &user),
         Command::Tools { format, conn } => client::tools(&conn, &format),
     };
     match result {
@@ -154,7 +164,11 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("aifn: {e:#}");
             // Network and server failures are failed calls; the rest are usage.
-            if e.chain().any(|c| c.is::<ureq::Error>()) { ExitCode::from(1) } else { ExitCode::from(2) }
+            if e.chain().any(|c| c.is::<ureq::Error>()) {
+                ExitCode::from(1)
+            } else {
+                ExitCode::from(2)
+            }
         }
     }
 }

@@ -42,8 +42,10 @@ pub(crate) fn read_module(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let is_wat = path.extension().is_some_and(|e| e == "wat") || !bytes.starts_with(b"\0asm");
     if is_wat {
-        let text = std::str::from_utf8(&bytes).with_context(|| format!("{} is neither wasm nor UTF-8 WAT", path.display()))?;
-        return wat::parse_str(text).with_context(|| format!("{} is not valid WAT", path.display()));
+        let text = std::str::from_utf8(&bytes)
+            .with_context(|| format!("{} is neither wasm nor UTF-8 WAT", path.display()))?;
+        return wat::parse_str(text)
+            .with_context(|| format!("{} is not valid WAT", path.display()));
     }
     Ok(bytes)
 }
@@ -53,7 +55,8 @@ fn read_input(args: &RunArgs) -> anyhow::Result<Vec<u8>> {
         (Some(s), _) => Ok(s.as_bytes().to_vec()),
         (None, Some(p)) if p.as_os_str() == "-" => {
             let mut buf = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).context("cannot read stdin")?;
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+                .context("cannot read stdin")?;
             Ok(buf)
         }
         (None, Some(p)) => std::fs::read(p).with_context(|| format!("cannot read {}", p.display())),
@@ -105,27 +108,44 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let limits = Limits {
         fuel: args.fuel.unwrap_or(defaults.fuel),
         timeout_ms: args.timeout_ms.unwrap_or(defaults.timeout_ms),
-        memory_bytes: args.memory_mib.map_or(defaults.memory_bytes, |m| m.saturating_mul(1 << 20)),
+        memory_bytes: args
+            .memory_mib
+            .map_or(defaults.memory_bytes, |m| m.saturating_mul(1 << 20)),
         ..defaults
     };
     let bytes = read_module(&args.module)?;
     let input = read_input(&args)?;
-    let runtime = Runtime::new(RuntimeConfig { limits, max_instances: 4, ..RuntimeConfig::default() })?;
+    let runtime = Runtime::new(RuntimeConfig {
+        limits,
+        max_instances: 4,
+        ..RuntimeConfig::default()
+    })?;
     let module = match runtime.load(&bytes) {
         Ok(m) => m,
         Err(e) => return Ok(refused(ModuleError::kind(&e), e.to_string())),
     };
-    let context = Context { tenant_id: args.tenant, agent_id: args.agent, user_id: args.user, ..Context::local() };
+    let context = Context {
+        tenant_id: args.tenant,
+        agent_id: args.agent,
+        user_id: args.user,
+        ..Context::local()
+    };
     let exec = runtime.invoke(&module, &Invocation::new(&input, &context, limits));
     if exec.kind == OutcomeKind::InvalidInput {
         return Ok(refused(exec.kind, exec.message.unwrap_or_default()));
     }
     let ok = exec.is_ok();
-    let output = exec.output.as_deref().and_then(|b| serde_json::from_slice(b).ok());
+    let output = exec
+        .output
+        .as_deref()
+        .and_then(|b| serde_json::from_slice(b).ok());
     print(&Outcome {
         ok,
         output,
-        error: (!ok).then(|| ErrorBody { kind: exec.kind, message: exec.message.unwrap_or_default() }),
+        error: (!ok).then(|| ErrorBody {
+            kind: exec.kind,
+            message: exec.message.unwrap_or_default(),
+        }),
         fuel_used: exec.fuel_used,
         duration_ms: (exec.duration.as_secs_f64() * 1e6).round() / 1e3,
         memory_peak_bytes: exec.memory_peak_bytes,

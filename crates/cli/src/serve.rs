@@ -61,13 +61,19 @@ struct ServerSection {
 impl Default for ServerSection {
     fn default() -> Self {
         let d = ServerConfig::default();
-        ServerSection { max_requests: d.max_requests, cors_origins: d.cors_origins }
+        ServerSection {
+            max_requests: d.max_requests,
+            cors_origins: d.cors_origins,
+        }
     }
 }
 
 fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Pretty => builder.try_init(),
@@ -99,8 +105,10 @@ async fn shutdown_signal() {
 pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
     let file: FileConfig = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display()))?
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("invalid configuration in {}", path.display()))?
         }
         None => FileConfig::default(),
     };
@@ -111,9 +119,15 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
     if let Some(n) = args.node {
         service_config.node = n;
     }
-    let listen = args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
     init_logs(args.log_format.or(file.log_format).unwrap_or_default());
-    let server_config = ServerConfig { max_requests: file.server.max_requests, cors_origins: file.server.cors_origins };
+    let server_config = ServerConfig {
+        max_requests: file.server.max_requests,
+        cors_origins: file.server.cors_origins,
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -124,14 +138,23 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
     runtime.block_on(async move {
         let service = {
             let cfg = service_config.clone();
-            tokio::task::spawn_blocking(move || Service::open(cfg)).await?.map_err(|e| anyhow::anyhow!("{e}"))?
+            tokio::task::spawn_blocking(move || Service::open(cfg))
+                .await?
+                .map_err(|e| anyhow::anyhow!("{e}"))?
         };
-        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, data_dir = %service_config.data_dir.display(), "aifn serving");
         // Scripts and tests read the address from this line.
         eprintln!("aifn listening on http://{addr}");
-        aifn_server::serve(listener, AppState::new(service, server_config), shutdown_signal()).await?;
+        aifn_server::serve(
+            listener,
+            AppState::new(service, server_config),
+            shutdown_signal(),
+        )
+        .await?;
         anyhow::Ok(())
     })?;
     Ok(Exit::Ok)
@@ -148,19 +171,25 @@ mod tests {
         let doc = include_str!("../../../docs/operations.md");
         let start = doc.find("```toml\n").expect("a toml block") + "```toml\n".len();
         let end = start + doc[start..].find("```").expect("end of block");
-        let cfg: FileConfig = toml::from_str(&doc[start..end]).expect("the documented config parses");
+        let cfg: FileConfig =
+            toml::from_str(&doc[start..end]).expect("the documented config parses");
         let service = cfg.service.expect("service section");
         assert_eq!(cfg.listen, Some(SocketAddr::from(([127, 0, 0, 1], 8080))));
         assert_eq!(cfg.log_format, Some(LogFormat::Json));
         assert_eq!(service.limits, aifn_types::Limits::default());
         assert_eq!(service.tenant, aifn_service::TenantLimits::default());
         assert_eq!(service.audit_retention_days, Some(365));
-        assert_eq!(cfg.server.max_requests, ServerConfig::default().max_requests);
+        assert_eq!(
+            cfg.server.max_requests,
+            ServerConfig::default().max_requests
+        );
     }
 
     #[test]
     fn unknown_keys_are_errors() {
-        assert!(toml::from_str::<FileConfig>("listen = \"127.0.0.1:1\"\nlisten_port = 3\n").is_err());
+        assert!(
+            toml::from_str::<FileConfig>("listen = \"127.0.0.1:1\"\nlisten_port = 3\n").is_err()
+        );
         assert!(toml::from_str::<FileConfig>("[service.limits]\nfuell = 3\n").is_err());
     }
 }

@@ -25,28 +25,44 @@ fn len_i32(n: usize) -> i32 {
 }
 
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    linker.func_wrap(MODULE, "input_len", |mut c: Caller<'_, HostState>| -> wasmtime::Result<i32> {
-        charge(&mut c, "input_len", 0)?;
-        Ok(len_i32(c.data().input.len()))
-    })?;
-    linker.func_wrap(MODULE, "input_read", |mut c: Caller<'_, HostState>, dst: i32| -> wasmtime::Result<()> {
-        charge(&mut c, "input_read", 0)?;
-        let input = std::mem::take(&mut c.data_mut().input);
-        let r = write_guest(&mut c, "input_read", dst, &input);
-        c.data_mut().input = input;
-        r
-    })?;
-    linker.func_wrap(MODULE, "context_len", |mut c: Caller<'_, HostState>| -> wasmtime::Result<i32> {
-        charge(&mut c, "context_len", 0)?;
-        Ok(len_i32(c.data().context.len()))
-    })?;
-    linker.func_wrap(MODULE, "context_read", |mut c: Caller<'_, HostState>, dst: i32| -> wasmtime::Result<()> {
-        charge(&mut c, "context_read", 0)?;
-        let ctx = std::mem::take(&mut c.data_mut().context);
-        let r = write_guest(&mut c, "context_read", dst, &ctx);
-        c.data_mut().context = ctx;
-        r
-    })?;
+    linker.func_wrap(
+        MODULE,
+        "input_len",
+        |mut c: Caller<'_, HostState>| -> wasmtime::Result<i32> {
+            charge(&mut c, "input_len", 0)?;
+            Ok(len_i32(c.data().input.len()))
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "input_read",
+        |mut c: Caller<'_, HostState>, dst: i32| -> wasmtime::Result<()> {
+            charge(&mut c, "input_read", 0)?;
+            let input = std::mem::take(&mut c.data_mut().input);
+            let r = write_guest(&mut c, "input_read", dst, &input);
+            c.data_mut().input = input;
+            r
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "context_len",
+        |mut c: Caller<'_, HostState>| -> wasmtime::Result<i32> {
+            charge(&mut c, "context_len", 0)?;
+            Ok(len_i32(c.data().context.len()))
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "context_read",
+        |mut c: Caller<'_, HostState>, dst: i32| -> wasmtime::Result<()> {
+            charge(&mut c, "context_read", 0)?;
+            let ctx = std::mem::take(&mut c.data_mut().context);
+            let r = write_guest(&mut c, "context_read", dst, &ctx);
+            c.data_mut().context = ctx;
+            r
+        },
+    )?;
     linker.func_wrap(
         MODULE,
         "output_write",
@@ -54,7 +70,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             let len = length("output_write", src, len)?;
             let limit = c.data().output_limit as u64;
             if len > limit {
-                return Err(wasmtime::Error::new(HostTrap::OutputTooLarge { len, limit }));
+                return Err(wasmtime::Error::new(HostTrap::OutputTooLarge {
+                    len,
+                    limit,
+                }));
             }
             charge(&mut c, "output_write", 0)?;
             let bytes = read_guest(&mut c, "output_write", src, len)?;
@@ -73,7 +92,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             check_range(&mut c, "log", src, len)?;
             let keep = len.min(c.data().logs.room() as u64 + 1);
             let bytes = read_guest(&mut c, "log", src, keep)?;
-            c.data_mut().logs.push(LogLevel::from_abi(level), LogStream::Log, &bytes);
+            c.data_mut()
+                .logs
+                .push(LogLevel::from_abi(level), LogStream::Log, &bytes);
             Ok(())
         },
     )?;

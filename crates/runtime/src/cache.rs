@@ -34,7 +34,10 @@ pub(crate) struct MemoryCache<V> {
 
 impl<V: Clone> MemoryCache<V> {
     pub(crate) fn new(capacity: usize) -> Self {
-        MemoryCache { entries: Mutex::new((0, HashMap::new())), capacity }
+        MemoryCache {
+            entries: Mutex::new((0, HashMap::new())),
+            capacity,
+        }
     }
 
     pub(crate) fn get(&self, key: &[u8; 32]) -> Option<V> {
@@ -58,7 +61,11 @@ impl<V: Clone> MemoryCache<V> {
         if map.len() >= self.capacity && !map.contains_key(&key) {
             // Linear scan: eviction only happens on insert, after a compile
             // or a disk load that costs far more.
-            if let Some(oldest) = map.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| *k) {
+            if let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| *k)
+            {
                 map.remove(&oldest);
             }
         }
@@ -66,7 +73,11 @@ impl<V: Clone> MemoryCache<V> {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).1.len()
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .len()
     }
 }
 
@@ -86,7 +97,11 @@ impl DiskCache {
     /// Opens `root`, creating it and its key. Entries live under a
     /// directory named after the engine configuration and the static caps,
     /// so a changed configuration never loads code validated under another.
-    pub(crate) fn open(root: &Path, engine: &Engine, limits: &Limits) -> Result<DiskCache, RuntimeError> {
+    pub(crate) fn open(
+        root: &Path,
+        engine: &Engine,
+        limits: &Limits,
+    ) -> Result<DiskCache, RuntimeError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| RuntimeError::Cache { path, source }
@@ -96,8 +111,19 @@ impl DiskCache {
         let key = read_or_create_key(&key_path).map_err(io(&key_path))?;
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        (limits.module_bytes, limits.functions, limits.function_body_bytes, limits.locals).hash(&mut h);
-        (limits.memory_bytes, limits.table_elements, limits.stack_bytes).hash(&mut h);
+        (
+            limits.module_bytes,
+            limits.functions,
+            limits.function_body_bytes,
+            limits.locals,
+        )
+            .hash(&mut h);
+        (
+            limits.memory_bytes,
+            limits.table_elements,
+            limits.stack_bytes,
+        )
+            .hash(&mut h);
         let dir = root.join(format!("{:016x}", h.finish()));
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         Ok(DiskCache { dir, key })
@@ -109,7 +135,8 @@ impl DiskCache {
 
     fn mac(&self) -> Hmac<Sha256> {
         // HMAC takes keys of any length.
-        <Hmac<Sha256> as Mac>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!("hmac accepts any key length"))
+        <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("hmac accepts any key length"))
     }
 
     /// Loads a module this host compiled earlier, or `None` when there is
@@ -181,7 +208,10 @@ fn read_or_create_key(path: &Path) -> std::io::Result<[u8; 32]> {
             k.copy_from_slice(&bytes);
             Ok(k)
         }
-        Ok(_) => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "cache key must be 32 bytes")),
+        Ok(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "cache key must be 32 bytes",
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut k = [0u8; 32];
             getrandom::fill(&mut k).map_err(|e| std::io::Error::other(e.to_string()))?;

@@ -30,14 +30,22 @@ impl Drop for Slot {
 
 impl CompileGate {
     pub(crate) fn new(max: usize) -> Arc<CompileGate> {
-        Arc::new(CompileGate { running: Mutex::new(0), freed: Condvar::new(), max: max.max(1) })
+        Arc::new(CompileGate {
+            running: Mutex::new(0),
+            freed: Condvar::new(),
+            max: max.max(1),
+        })
     }
 
     fn acquire(self: &Arc<Self>, deadline: Instant) -> Option<Slot> {
         let mut n = self.running.lock().unwrap_or_else(|p| p.into_inner());
         while *n >= self.max {
             let left = deadline.checked_duration_since(Instant::now())?;
-            n = self.freed.wait_timeout(n, left).unwrap_or_else(|p| p.into_inner()).0;
+            n = self
+                .freed
+                .wait_timeout(n, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
         *n += 1;
         Some(Slot(Arc::clone(self)))
@@ -45,10 +53,17 @@ impl CompileGate {
 }
 
 /// Compiles `bytes` within `timeout`, or refuses with `compile_timeout`.
-pub(crate) fn compile(engine: &Engine, gate: &Arc<CompileGate>, bytes: &[u8], timeout: Duration) -> Result<Module, ModuleError> {
+pub(crate) fn compile(
+    engine: &Engine,
+    gate: &Arc<CompileGate>,
+    bytes: &[u8],
+    timeout: Duration,
+) -> Result<Module, ModuleError> {
     let limit_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
     let deadline = Instant::now() + timeout;
-    let slot = gate.acquire(deadline).ok_or(ModuleError::CompileTimeout { limit_ms })?;
+    let slot = gate
+        .acquire(deadline)
+        .ok_or(ModuleError::CompileTimeout { limit_ms })?;
     let (tx, rx) = mpsc::sync_channel(1);
     let engine = engine.clone();
     let bytes = bytes.to_vec();
@@ -57,7 +72,8 @@ pub(crate) fn compile(engine: &Engine, gate: &Arc<CompileGate>, bytes: &[u8], ti
         // Cranelift recurses on deeply nested code; give it room.
         .stack_size(16 << 20)
         .spawn(move || {
-            let result = Module::new(&engine, &bytes).map_err(|e| ModuleError::Compile(e.to_string()));
+            let result =
+                Module::new(&engine, &bytes).map_err(|e| ModuleError::Compile(e.to_string()));
             drop(slot);
             let _ = tx.send(result);
         })
@@ -67,6 +83,8 @@ pub(crate) fn compile(engine: &Engine, gate: &Arc<CompileGate>, bytes: &[u8], ti
         Ok(result) => result,
         // The thread finishes in the background and frees its slot then.
         Err(mpsc::RecvTimeoutError::Timeout) => Err(ModuleError::CompileTimeout { limit_ms }),
-        Err(mpsc::RecvTimeoutError::Disconnected) => Err(ModuleError::Compile("the compile thread died".into())),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            Err(ModuleError::Compile("the compile thread died".into()))
+        }
     }
 }

@@ -12,9 +12,12 @@ use crate::{RuntimeConfig, RuntimeError};
 pub(crate) fn build(cfg: &RuntimeConfig) -> Result<Engine, RuntimeError> {
     let l = &cfg.limits;
     let bad = |what: &str| RuntimeError::Config(what.to_owned());
-    let memory_bytes = usize::try_from(l.memory_bytes).map_err(|_| bad("limits.memory_bytes too large"))?;
-    let table_elements = usize::try_from(l.table_elements).map_err(|_| bad("limits.table_elements too large"))?;
-    let stack_bytes = usize::try_from(l.stack_bytes).map_err(|_| bad("limits.stack_bytes too large"))?;
+    let memory_bytes =
+        usize::try_from(l.memory_bytes).map_err(|_| bad("limits.memory_bytes too large"))?;
+    let table_elements =
+        usize::try_from(l.table_elements).map_err(|_| bad("limits.table_elements too large"))?;
+    let stack_bytes =
+        usize::try_from(l.stack_bytes).map_err(|_| bad("limits.stack_bytes too large"))?;
     if cfg.max_instances == 0 {
         return Err(bad("max_instances must be at least 1"));
     }
@@ -69,8 +72,14 @@ pub(crate) struct InFlight<'a> {
 }
 
 impl Ticker {
-    pub(crate) fn start(engine: &Engine, tick: std::time::Duration) -> Result<Ticker, RuntimeError> {
-        let inner = Arc::new(TickerShared { in_flight: AtomicUsize::new(0), stop: AtomicBool::new(false) });
+    pub(crate) fn start(
+        engine: &Engine,
+        tick: std::time::Duration,
+    ) -> Result<Ticker, RuntimeError> {
+        let inner = Arc::new(TickerShared {
+            in_flight: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+        });
         let shared = Arc::clone(&inner);
         let weak = engine.weak();
         let thread = thread::Builder::new()
@@ -90,7 +99,10 @@ impl Ticker {
                 }
             })
             .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker: {e}")))?;
-        Ok(Ticker { inner, thread: Some(thread) })
+        Ok(Ticker {
+            inner,
+            thread: Some(thread),
+        })
     }
 
     pub(crate) fn enter(&self) -> InFlight<'_> {

@@ -20,7 +20,12 @@ const TRUNCATION_MARKER: &str = "[log truncated]";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum HostTrap {
     #[error("out of bounds host call: {call} was given {ptr:#x}+{len} but memory is {size} bytes")]
-    OutOfBounds { call: &'static str, ptr: u64, len: u64, size: u64 },
+    OutOfBounds {
+        call: &'static str,
+        ptr: u64,
+        len: u64,
+        size: u64,
+    },
     #[error("host call {call} has no memory to work on")]
     NoMemory { call: &'static str },
     #[error("all fuel consumed by a host call ({call})")]
@@ -42,7 +47,12 @@ pub(crate) struct Limiter {
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let allowed = desired <= self.memory_bytes && maximum.is_none_or(|m| desired <= m);
         if allowed {
             self.peak_memory = self.peak_memory.max(desired);
@@ -52,7 +62,12 @@ impl ResourceLimiter for Limiter {
         Ok(allowed)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let allowed = desired <= self.table_elements && maximum.is_none_or(|m| desired <= m);
         if !allowed {
             self.table_refused = true;
@@ -86,7 +101,13 @@ pub(crate) struct LogBuffer {
 
 impl LogBuffer {
     pub(crate) fn new(limit: usize) -> LogBuffer {
-        LogBuffer { lines: Vec::new(), used: 0, limit, truncated: false, partial: [Vec::new(), Vec::new()] }
+        LogBuffer {
+            lines: Vec::new(),
+            used: 0,
+            limit,
+            truncated: false,
+            partial: [Vec::new(), Vec::new()],
+        }
     }
 
     /// Keeps as much of `text` as fits; past the budget adds one marker.
@@ -95,10 +116,18 @@ impl LogBuffer {
             return;
         }
         let room = self.limit.saturating_sub(self.used);
-        let (kept, cut) = if text.len() > room { (&text[..room], true) } else { (text, false) };
+        let (kept, cut) = if text.len() > room {
+            (&text[..room], true)
+        } else {
+            (text, false)
+        };
         if !kept.is_empty() || !cut {
             self.used += kept.len();
-            self.lines.push(LogLine { level, stream, message: String::from_utf8_lossy(kept).into_owned() });
+            self.lines.push(LogLine {
+                level,
+                stream,
+                message: String::from_utf8_lossy(kept).into_owned(),
+            });
         }
         if cut {
             self.truncated = true;
@@ -112,8 +141,11 @@ impl LogBuffer {
 
     /// WASI stdout (fd 1) or stderr (fd 2) bytes: one line per newline.
     pub(crate) fn push_stream(&mut self, stderr: bool, mut bytes: &[u8]) {
-        let (level, stream, idx) =
-            if stderr { (LogLevel::Warn, LogStream::Stderr, 1) } else { (LogLevel::Info, LogStream::Stdout, 0) };
+        let (level, stream, idx) = if stderr {
+            (LogLevel::Warn, LogStream::Stderr, 1)
+        } else {
+            (LogLevel::Info, LogStream::Stdout, 0)
+        };
         while let Some(nl) = bytes.iter().position(|&b| b == b'\n') {
             let mut line = std::mem::take(&mut self.partial[idx]);
             line.extend_from_slice(&bytes[..nl]);
@@ -121,16 +153,22 @@ impl LogBuffer {
             bytes = &bytes[nl + 1..];
         }
         // Keep at most the remaining budget of an unterminated line.
-        let room = self.limit.saturating_sub(self.used).saturating_sub(self.partial[idx].len());
+        let room = self
+            .limit
+            .saturating_sub(self.used)
+            .saturating_sub(self.partial[idx].len());
         let take = bytes.len().min(room + 1);
         self.partial[idx].extend_from_slice(&bytes[..take]);
     }
 
     /// Flushes unterminated stream text at the end of a call.
     pub(crate) fn finish(&mut self) {
-        for (idx, (level, stream)) in [(LogLevel::Info, LogStream::Stdout), (LogLevel::Warn, LogStream::Stderr)]
-            .into_iter()
-            .enumerate()
+        for (idx, (level, stream)) in [
+            (LogLevel::Info, LogStream::Stdout),
+            (LogLevel::Warn, LogStream::Stderr),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let rest = std::mem::take(&mut self.partial[idx]);
             if !rest.is_empty() {
@@ -141,7 +179,11 @@ impl LogBuffer {
 
     /// Bytes still kept before truncation.
     pub(crate) fn room(&self) -> usize {
-        if self.truncated { 0 } else { self.limit.saturating_sub(self.used) }
+        if self.truncated {
+            0
+        } else {
+            self.limit.saturating_sub(self.used)
+        }
     }
 
     /// The last error-level line the guest logged (SDK panic messages).
@@ -169,8 +211,16 @@ pub(crate) struct HostState {
 }
 
 /// Charges a host call its base fuel plus the bytes it copies.
-pub(crate) fn charge(caller: &mut Caller<'_, HostState>, call: &'static str, bytes: u64) -> wasmtime::Result<()> {
-    pay(caller, call, HOST_CALL_FUEL + bytes.div_ceil(BYTES_PER_FUEL))
+pub(crate) fn charge(
+    caller: &mut Caller<'_, HostState>,
+    call: &'static str,
+    bytes: u64,
+) -> wasmtime::Result<()> {
+    pay(
+        caller,
+        call,
+        HOST_CALL_FUEL + bytes.div_ceil(BYTES_PER_FUEL),
+    )
 }
 
 fn pay(caller: &mut Caller<'_, HostState>, call: &'static str, cost: u64) -> wasmtime::Result<()> {
@@ -185,7 +235,10 @@ fn pay(caller: &mut Caller<'_, HostState>, call: &'static str, cost: u64) -> was
 
 /// The guest's memory: cached after instantiation, looked up by name while
 /// the start function or `_initialize` runs.
-pub(crate) fn memory(caller: &mut Caller<'_, HostState>, call: &'static str) -> wasmtime::Result<Memory> {
+pub(crate) fn memory(
+    caller: &mut Caller<'_, HostState>,
+    call: &'static str,
+) -> wasmtime::Result<Memory> {
     if let Some(m) = caller.data().memory {
         return Ok(m);
     }
@@ -197,19 +250,34 @@ pub(crate) fn memory(caller: &mut Caller<'_, HostState>, call: &'static str) -> 
 
 /// Checks `ptr..ptr+len` against a memory of `size` bytes. The pointer and
 /// length are the guest's i32 values read as unsigned.
-pub(crate) fn range(call: &'static str, ptr: i32, len: u64, size: usize) -> wasmtime::Result<std::ops::Range<usize>> {
+pub(crate) fn range(
+    call: &'static str,
+    ptr: i32,
+    len: u64,
+    size: usize,
+) -> wasmtime::Result<std::ops::Range<usize>> {
     let start = u64::from(ptr as u32);
     let end = start.checked_add(len);
     match end {
         Some(end) if end <= size as u64 => Ok(start as usize..end as usize),
-        _ => Err(wasmtime::Error::new(HostTrap::OutOfBounds { call, ptr: start, len, size: size as u64 })),
+        _ => Err(wasmtime::Error::new(HostTrap::OutOfBounds {
+            call,
+            ptr: start,
+            len,
+            size: size as u64,
+        })),
     }
 }
 
 /// A guest length argument: negative values are out of bounds.
 pub(crate) fn length(call: &'static str, ptr: i32, len: i32) -> wasmtime::Result<u64> {
     u64::try_from(len).map_err(|_| {
-        wasmtime::Error::new(HostTrap::OutOfBounds { call, ptr: u64::from(ptr as u32), len: len as u64, size: 0 })
+        wasmtime::Error::new(HostTrap::OutOfBounds {
+            call,
+            ptr: u64::from(ptr as u32),
+            len: len as u64,
+            size: 0,
+        })
     })
 }
 
@@ -242,7 +310,12 @@ pub(crate) fn write_guest(
 }
 
 /// Checks a guest range without copying.
-pub(crate) fn check_range(caller: &mut Caller<'_, HostState>, call: &'static str, ptr: i32, len: u64) -> wasmtime::Result<()> {
+pub(crate) fn check_range(
+    caller: &mut Caller<'_, HostState>,
+    call: &'static str,
+    ptr: i32,
+    len: u64,
+) -> wasmtime::Result<()> {
     let mem = memory(caller, call)?;
     range(call, ptr, len, mem.data_size(&*caller)).map(|_| ())
 }
@@ -268,7 +341,11 @@ mod tests {
         b.push_stream(false, b"ld\nbye");
         b.push_stream(true, b"oops\n");
         b.finish();
-        let msgs: Vec<_> = b.lines.iter().map(|l| (l.stream, l.message.as_str())).collect();
+        let msgs: Vec<_> = b
+            .lines
+            .iter()
+            .map(|l| (l.stream, l.message.as_str()))
+            .collect();
         assert_eq!(
             msgs,
             [

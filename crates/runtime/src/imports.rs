@@ -59,7 +59,12 @@ pub(crate) fn check_func(module: &str, name: &str, ty: &FuncType) -> Result<bool
 
 /// Renders a signature the way reports show it: `(i32, i32) -> i32`.
 pub(crate) fn render(params: &[ValType], results: &[ValType]) -> String {
-    let list = |v: &[ValType]| v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let list = |v: &[ValType]| {
+        v.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let results = match results.len() {
         0 => "()".to_owned(),
         1 => list(results),

@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use aifn_types::{Context, Limits, LogLine, OutcomeKind};
-use serde::de::IgnoredAny;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::host::{HostState, HostTrap, Limiter, LogBuffer};
@@ -29,7 +28,12 @@ pub struct Invocation<'a> {
 impl<'a> Invocation<'a> {
     /// An invocation starting now.
     pub fn new(input: &'a [u8], context: &'a Context, limits: Limits) -> Invocation<'a> {
-        Invocation { input, context, limits, start_time: SystemTime::now() }
+        Invocation {
+            input,
+            context,
+            limits,
+            start_time: SystemTime::now(),
+        }
     }
 }
 
@@ -75,6 +79,14 @@ impl Execution {
     }
 }
 
+/// Checks that `bytes` are exactly one JSON document in UTF-8, as the
+/// service will parse them. Skipping into `IgnoredAny` is not enough:
+/// serde_json does not check UTF-8 or surrogate escapes inside strings it
+/// skips, so `"\xff"` or `"\ud800"` would pass here and fail later.
+fn one_json_document(bytes: &[u8]) -> Result<(), serde_json::Error> {
+    serde_json::from_slice::<serde_json::Value>(bytes).map(|_| ())
+}
+
 fn to_usize(v: u64) -> usize {
     usize::try_from(v).unwrap_or(usize::MAX)
 }
@@ -111,12 +123,20 @@ pub(crate) fn invoke(rt: &Runtime, module: &LoadedModule, inv: &Invocation<'_>) 
     if inv.input.len() as u64 > limits.input_bytes {
         return Execution::refused(
             OutcomeKind::InvalidInput,
-            format!("input is {} bytes, over the limit of {} bytes", inv.input.len(), limits.input_bytes),
+            format!(
+                "input is {} bytes, over the limit of {} bytes",
+                inv.input.len(),
+                limits.input_bytes
+            ),
             started,
         );
     }
-    if let Err(e) = serde_json::from_slice::<IgnoredAny>(inv.input) {
-        return Execution::refused(OutcomeKind::InvalidInput, format!("input is not one JSON document: {e}"), started);
+    if let Err(e) = one_json_document(inv.input) {
+        return Execution::refused(
+            OutcomeKind::InvalidInput,
+            format!("input is not one JSON document: {e}"),
+            started,
+        );
     }
 
     let start_ns = inv
@@ -175,7 +195,9 @@ fn run(module: &LoadedModule, store: &mut Store<HostState>) -> Ended {
             .and_then(|e| e.into_memory());
         store.data_mut().memory = memory;
         if let Some(init) = &m.init_export
-            && let Some(f) = instance.get_module_export(&mut *store, init).and_then(|e| e.into_func())
+            && let Some(f) = instance
+                .get_module_export(&mut *store, init)
+                .and_then(|e| e.into_func())
         {
             f.typed::<(), ()>(&*store)?.call(&mut *store, ())?;
         }
@@ -194,7 +216,13 @@ fn run(module: &LoadedModule, store: &mut Store<HostState>) -> Ended {
     }
 }
 
-fn classify(ended: Ended, state: HostState, limits: &Limits, fuel_used: u64, duration: Duration) -> Execution {
+fn classify(
+    ended: Ended,
+    state: HostState,
+    limits: &Limits,
+    fuel_used: u64,
+    duration: Duration,
+) -> Execution {
     let mut exec = Execution {
         kind: OutcomeKind::Ok,
         output: None,
@@ -211,10 +239,18 @@ fn classify(ended: Ended, state: HostState, limits: &Limits, fuel_used: u64, dur
     };
     match ended {
         Ended::Returned(0) => match state.output {
-            None => fail(&mut exec, OutcomeKind::InvalidOutput, "the function returned 0 but wrote no output".into()),
-            Some(out) => match serde_json::from_slice::<IgnoredAny>(&out) {
+            None => fail(
+                &mut exec,
+                OutcomeKind::InvalidOutput,
+                "the function returned 0 but wrote no output".into(),
+            ),
+            Some(out) => match one_json_document(&out) {
                 Ok(_) => exec.output = Some(out),
-                Err(e) => fail(&mut exec, OutcomeKind::InvalidOutput, format!("output is not one JSON document: {e}")),
+                Err(e) => fail(
+                    &mut exec,
+                    OutcomeKind::InvalidOutput,
+                    format!("output is not one JSON document: {e}"),
+                ),
             },
         },
         Ended::Returned(code) => {
@@ -230,7 +266,9 @@ fn classify(ended: Ended, state: HostState, limits: &Limits, fuel_used: u64, dur
                 let kind = match h {
                     HostTrap::OutOfFuel { .. } => OutcomeKind::FuelExhausted,
                     HostTrap::OutputTooLarge { .. } => OutcomeKind::OutputTooLarge,
-                    HostTrap::OutOfBounds { .. } | HostTrap::NoMemory { .. } | HostTrap::Exit(_) => {
+                    HostTrap::OutOfBounds { .. }
+                    | HostTrap::NoMemory { .. }
+                    | HostTrap::Exit(_) => {
                         exec.trap_code = Some("host_out_of_bounds");
                         OutcomeKind::Trap
                     }
@@ -255,7 +293,11 @@ fn classify(ended: Ended, state: HostState, limits: &Limits, fuel_used: u64, dur
                     ),
                     _ if limiter.memory_refused || limiter.table_refused => {
                         exec.trap_code = Some(trap_code(t));
-                        fail(&mut exec, OutcomeKind::MemoryLimit, limit_message(limiter, limits, Some(t)));
+                        fail(
+                            &mut exec,
+                            OutcomeKind::MemoryLimit,
+                            limit_message(limiter, limits, Some(t)),
+                        );
                     }
                     _ => {
                         exec.trap_code = Some(trap_code(t));
@@ -269,12 +311,27 @@ fn classify(ended: Ended, state: HostState, limits: &Limits, fuel_used: u64, dur
                 }
             } else if limiter.memory_refused || limiter.table_refused {
                 // Instantiation refused by the limiter (initial sizes).
-                fail(&mut exec, OutcomeKind::MemoryLimit, limit_message(limiter, limits, None));
-            } else if err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
-                fail(&mut exec, OutcomeKind::RateLimited, "the host is running as many instances as it allows".into());
+                fail(
+                    &mut exec,
+                    OutcomeKind::MemoryLimit,
+                    limit_message(limiter, limits, None),
+                );
+            } else if err
+                .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                .is_some()
+            {
+                fail(
+                    &mut exec,
+                    OutcomeKind::RateLimited,
+                    "the host is running as many instances as it allows".into(),
+                );
             } else {
                 exec.trap_code = Some("instantiation");
-                fail(&mut exec, OutcomeKind::Trap, format!("instantiation failed: {err}"));
+                fail(
+                    &mut exec,
+                    OutcomeKind::Trap,
+                    format!("instantiation failed: {err}"),
+                );
             }
         }
     }

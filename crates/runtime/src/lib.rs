@@ -70,7 +70,9 @@ impl LoadedModule {
 
 impl std::fmt::Debug for LoadedModule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedModule").field("sha256", &self.0.report.sha256).finish_non_exhaustive()
+        f.debug_struct("LoadedModule")
+            .field("sha256", &self.0.report.sha256)
+            .finish_non_exhaustive()
     }
 }
 
@@ -89,7 +91,9 @@ pub struct Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Runtime")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -159,7 +163,10 @@ impl Runtime {
     pub fn load(&self, bytes: &[u8]) -> Result<LoadedModule, ModuleError> {
         let limits = &self.config.limits;
         if bytes.len() as u64 > limits.module_bytes {
-            return Err(ModuleError::TooLarge { size: bytes.len() as u64, limit: limits.module_bytes });
+            return Err(ModuleError::TooLarge {
+                size: bytes.len() as u64,
+                limit: limits.module_bytes,
+            });
         }
         let digest: [u8; 32] = Sha256::digest(bytes).into();
         if let Some(m) = self.memory_cache.get(&digest) {
@@ -179,7 +186,10 @@ impl Runtime {
         let timeout = Duration::from_millis(limits.compile_timeout_ms);
         let module = compile::compile(&self.engine, &self.gate, bytes, timeout)?;
         self.counters.compiles.fetch_add(1, Ordering::Relaxed);
-        let meta = Meta { report: validated.report, has_initialize: validated.has_initialize };
+        let meta = Meta {
+            report: validated.report,
+            has_initialize: validated.has_initialize,
+        };
         if let Some(disk) = &self.disk_cache {
             disk.store(&sha256, &module, &meta);
         }
@@ -188,14 +198,39 @@ impl Runtime {
         Ok(loaded)
     }
 
-    fn prelink(&self, module: &wasmtime::Module, report: ModuleReport, has_initialize: bool) -> Result<LoadedModule, ModuleError> {
-        let missing = |name: &'static str, expected: &'static str| ModuleError::MissingExport { name, expected };
-        let call_export = module.get_export_index("aifn_call").ok_or(missing("aifn_call", "a function"))?;
-        let memory_export = module.get_export_index("memory").ok_or(missing("memory", "a memory"))?;
-        let init_export = if has_initialize { module.get_export_index("_initialize") } else { None };
+    fn prelink(
+        &self,
+        module: &wasmtime::Module,
+        report: ModuleReport,
+        has_initialize: bool,
+    ) -> Result<LoadedModule, ModuleError> {
+        let missing = |name: &'static str, expected: &'static str| ModuleError::MissingExport {
+            name,
+            expected,
+        };
+        let call_export = module
+            .get_export_index("aifn_call")
+            .ok_or(missing("aifn_call", "a function"))?;
+        let memory_export = module
+            .get_export_index("memory")
+            .ok_or(missing("memory", "a memory"))?;
+        let init_export = if has_initialize {
+            module.get_export_index("_initialize")
+        } else {
+            None
+        };
         // Validation already refused every import the linker lacks.
-        let pre = self.linker.instantiate_pre(module).map_err(|e| ModuleError::Compile(e.to_string()))?;
-        Ok(LoadedModule(Arc::new(Loaded { pre, report, call_export, memory_export, init_export })))
+        let pre = self
+            .linker
+            .instantiate_pre(module)
+            .map_err(|e| ModuleError::Compile(e.to_string()))?;
+        Ok(LoadedModule(Arc::new(Loaded {
+            pre,
+            report,
+            call_export,
+            memory_export,
+            init_export,
+        })))
     }
 
     /// Runs one call in a fresh instance. Never panics because of the

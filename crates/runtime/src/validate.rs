@@ -15,7 +15,10 @@ const WASM_PAGE: u64 = 65536;
 /// The proposals a module may use (beyond the MVP), by report name.
 const OPTIONAL: &[(&str, WasmFeatures)] = &[
     ("mutable_global", WasmFeatures::MUTABLE_GLOBAL),
-    ("saturating_float_to_int", WasmFeatures::SATURATING_FLOAT_TO_INT),
+    (
+        "saturating_float_to_int",
+        WasmFeatures::SATURATING_FLOAT_TO_INT,
+    ),
     ("sign_extension", WasmFeatures::SIGN_EXTENSION),
     ("multi_value", WasmFeatures::MULTI_VALUE),
     ("bulk_memory", WasmFeatures::BULK_MEMORY),
@@ -28,7 +31,10 @@ const OPTIONAL: &[(&str, WasmFeatures)] = &[
 /// Proposals that are refused, by name, to say which one a module needs.
 const REFUSED: &[(&str, WasmFeatures)] = &[
     ("threads", WasmFeatures::THREADS),
-    ("shared_everything_threads", WasmFeatures::SHARED_EVERYTHING_THREADS),
+    (
+        "shared_everything_threads",
+        WasmFeatures::SHARED_EVERYTHING_THREADS,
+    ),
     ("memory64", WasmFeatures::MEMORY64),
     ("multi_memory", WasmFeatures::MULTI_MEMORY),
     ("relaxed_simd", WasmFeatures::RELAXED_SIMD),
@@ -62,11 +68,22 @@ pub(crate) struct Validated {
 }
 
 fn invalid(e: &wasmparser::BinaryReaderError) -> ModuleError {
-    ModuleError::Invalid { offset: e.offset(), message: e.message().to_owned() }
+    ModuleError::Invalid {
+        offset: e.offset(),
+        message: e.message().to_owned(),
+    }
 }
 
 fn cap(what: &'static str, actual: u64, limit: u64) -> Result<(), ModuleError> {
-    if actual > limit { Err(ModuleError::OverCap { what, actual, limit }) } else { Ok(()) }
+    if actual > limit {
+        Err(ModuleError::OverCap {
+            what,
+            actual,
+            limit,
+        })
+    } else {
+        Ok(())
+    }
 }
 
 fn kind_name(k: ExternalKind) -> &'static str {
@@ -84,7 +101,9 @@ fn kind_name(k: ExternalKind) -> &'static str {
 pub(crate) fn validate(bytes: &[u8], limits: &Limits) -> Result<Validated, ModuleError> {
     cap_size(bytes, limits)?;
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        return Err(ModuleError::NotWasm { reason: "missing the \\0asm header".into() });
+        return Err(ModuleError::NotWasm {
+            reason: "missing the \\0asm header".into(),
+        });
     }
     // Caps first: they are cheap and bound everything that follows.
     let facts = scan(bytes, limits)?;
@@ -94,32 +113,63 @@ pub(crate) fn validate(bytes: &[u8], limits: &Limits) -> Result<Validated, Modul
     let has_initialize = check_exports(&facts)?;
 
     if facts.memories.len() > 1 {
-        return Err(ModuleError::OverCap { what: "memories", actual: facts.memories.len() as u64, limit: 1 });
+        return Err(ModuleError::OverCap {
+            what: "memories",
+            actual: facts.memories.len() as u64,
+            limit: 1,
+        });
     }
     if facts.tables.len() > 1 {
-        return Err(ModuleError::OverCap { what: "tables", actual: facts.tables.len() as u64, limit: 1 });
+        return Err(ModuleError::OverCap {
+            what: "tables",
+            actual: facts.tables.len() as u64,
+            limit: 1,
+        });
     }
-    let memory = facts.memories.first().map(|m| MemoryInfo { min_pages: m.initial, max_pages: m.maximum });
+    let memory = facts.memories.first().map(|m| MemoryInfo {
+        min_pages: m.initial,
+        max_pages: m.maximum,
+    });
     if let Some(m) = &memory {
-        cap("initial memory (bytes)", m.min_pages.saturating_mul(WASM_PAGE), limits.memory_bytes)?;
+        cap(
+            "initial memory (bytes)",
+            m.min_pages.saturating_mul(WASM_PAGE),
+            limits.memory_bytes,
+        )?;
     }
-    let table = facts.tables.first().map(|t| TableInfo { min: t.initial, max: t.maximum });
+    let table = facts.tables.first().map(|t| TableInfo {
+        min: t.initial,
+        max: t.maximum,
+    });
     if let Some(t) = &table {
         cap("initial table elements", t.min, limits.table_elements)?;
     }
 
     let features = OPTIONAL
         .iter()
-        .filter(|(_, flag)| Validator::new_with_features(allowed_features() - *flag).validate_all(bytes).is_err())
+        .filter(|(_, flag)| {
+            Validator::new_with_features(allowed_features() - *flag)
+                .validate_all(bytes)
+                .is_err()
+        })
         .map(|(name, _)| (*name).to_owned())
         .collect();
 
     let report = ModuleReport {
         sha256: hex::encode(Sha256::digest(bytes)),
         size_bytes: bytes.len() as u64,
-        uses_wasi: report_imports.iter().any(|i| i.module == crate::wasi::MODULE),
+        uses_wasi: report_imports
+            .iter()
+            .any(|i| i.module == crate::wasi::MODULE),
         imports: report_imports,
-        exports: facts.exports.iter().map(|(n, k, _)| ExportInfo { name: n.clone(), kind: kind_name(*k).into() }).collect(),
+        exports: facts
+            .exports
+            .iter()
+            .map(|(n, k, _)| ExportInfo {
+                name: n.clone(),
+                kind: kind_name(*k).into(),
+            })
+            .collect(),
         memory,
         table,
         function_count: facts.defined_funcs.len() as u64,
@@ -128,13 +178,19 @@ pub(crate) fn validate(bytes: &[u8], limits: &Limits) -> Result<Validated, Modul
         features,
         has_start: facts.has_start,
     };
-    Ok(Validated { report, has_initialize })
+    Ok(Validated {
+        report,
+        has_initialize,
+    })
 }
 
 fn cap_size(bytes: &[u8], limits: &Limits) -> Result<(), ModuleError> {
     let size = bytes.len() as u64;
     if size > limits.module_bytes {
-        return Err(ModuleError::TooLarge { size, limit: limits.module_bytes });
+        return Err(ModuleError::TooLarge {
+            size,
+            limit: limits.module_bytes,
+        });
     }
     Ok(())
 }
@@ -161,12 +217,14 @@ impl Facts {
             self.imports
                 .iter()
                 .filter_map(|(_, _, t)| match t {
-                    TypeRef::Func(i) | TypeRef::FuncExact(i) => Some(*i),
+                    TypeRef::Func(i) => Some(*i),
                     _ => None,
                 })
                 .nth(idx as usize)?
         } else {
-            *self.defined_funcs.get((idx - self.imported_funcs) as usize)?
+            *self
+                .defined_funcs
+                .get((idx - self.imported_funcs) as usize)?
         };
         self.types.get(type_index as usize)
     }
@@ -176,8 +234,13 @@ fn scan(bytes: &[u8], limits: &Limits) -> Result<Facts, ModuleError> {
     let mut f = Facts::default();
     for payload in Parser::new(0).parse_all(bytes) {
         match payload.map_err(|e| invalid(&e))? {
-            Payload::Version { encoding: Encoding::Component, .. } => {
-                return Err(ModuleError::NotWasm { reason: "this is a component; aifn runs core modules".into() });
+            Payload::Version {
+                encoding: Encoding::Component,
+                ..
+            } => {
+                return Err(ModuleError::NotWasm {
+                    reason: "this is a component; aifn runs core modules".into(),
+                });
             }
             Payload::TypeSection(r) => {
                 for t in r.into_iter_err_on_gc_types() {
@@ -187,15 +250,29 @@ fn scan(bytes: &[u8], limits: &Limits) -> Result<Facts, ModuleError> {
             Payload::ImportSection(r) => {
                 for imp in r.into_imports() {
                     let imp = imp.map_err(|e| invalid(&e))?;
-                    if matches!(imp.ty, TypeRef::Func(_) | TypeRef::FuncExact(_)) {
+                    // wasmparser 0.254 reads and validates exact function
+                    // imports without their proposal, but wasmtime 48 cannot
+                    // compile them: refuse here, so that inspection and
+                    // compilation agree (found by fuzz/validate).
+                    if matches!(imp.ty, TypeRef::FuncExact(_)) {
+                        return Err(ModuleError::ForbiddenFeature {
+                            feature: "custom-descriptors (exact function imports)".into(),
+                        });
+                    }
+                    if matches!(imp.ty, TypeRef::Func(_)) {
                         f.imported_funcs += 1;
                     }
-                    f.imports.push((imp.module.to_owned(), imp.name.to_owned(), imp.ty));
+                    f.imports
+                        .push((imp.module.to_owned(), imp.name.to_owned(), imp.ty));
                 }
                 cap("functions", f.imported_funcs, limits.functions)?;
             }
             Payload::FunctionSection(r) => {
-                cap("functions", f.imported_funcs + u64::from(r.count()), limits.functions)?;
+                cap(
+                    "functions",
+                    f.imported_funcs + u64::from(r.count()),
+                    limits.functions,
+                )?;
                 for ty in r {
                     f.defined_funcs.push(ty.map_err(|e| invalid(&e))?);
                 }
@@ -219,7 +296,11 @@ fn scan(bytes: &[u8], limits: &Limits) -> Result<Facts, ModuleError> {
             Payload::StartSection { .. } => f.has_start = true,
             Payload::CodeSectionEntry(body) => {
                 let size = body.range().len() as u64;
-                cap("function body size (bytes)", size, limits.function_body_bytes)?;
+                cap(
+                    "function body size (bytes)",
+                    size,
+                    limits.function_body_bytes,
+                )?;
                 let mut locals: u64 = 0;
                 for entry in body.get_locals_reader().map_err(|e| invalid(&e))? {
                     let (count, _) = entry.map_err(|e| invalid(&e))?;
@@ -240,13 +321,23 @@ fn validate_features(bytes: &[u8]) -> Result<(), ModuleError> {
         return Ok(());
     };
     // Valid with everything on means it needs a refused proposal: find which.
-    if Validator::new_with_features(WasmFeatures::all()).validate_all(bytes).is_ok() {
+    if Validator::new_with_features(WasmFeatures::all())
+        .validate_all(bytes)
+        .is_ok()
+    {
         for (name, flag) in REFUSED {
-            if Validator::new_with_features(allowed_features() | *flag).validate_all(bytes).is_ok() {
-                return Err(ModuleError::ForbiddenFeature { feature: (*name).to_owned() });
+            if Validator::new_with_features(allowed_features() | *flag)
+                .validate_all(bytes)
+                .is_ok()
+            {
+                return Err(ModuleError::ForbiddenFeature {
+                    feature: (*name).to_owned(),
+                });
             }
         }
-        return Err(ModuleError::ForbiddenFeature { feature: "a combination of proposals".to_owned() });
+        return Err(ModuleError::ForbiddenFeature {
+            feature: "a combination of proposals".to_owned(),
+        });
     }
     Err(invalid(&err))
 }
@@ -260,11 +351,14 @@ fn check_imports(f: &Facts) -> Result<Vec<ImportInfo>, ModuleError> {
             reason,
         };
         let (kind, signature) = match ty {
-            TypeRef::Func(i) | TypeRef::FuncExact(i) => {
+            TypeRef::Func(i) => {
                 let fty = f
                     .types
                     .get(*i as usize)
-                    .ok_or_else(|| ModuleError::Invalid { offset: 0, message: format!("unknown type {i}") })?;
+                    .ok_or_else(|| ModuleError::Invalid {
+                        offset: 0,
+                        message: format!("unknown type {i}"),
+                    })?;
                 match imports::check_func(module, name, fty) {
                     Ok(_) => {}
                     Err(Refusal::UnknownModule) => {
@@ -273,7 +367,9 @@ fn check_imports(f: &Facts) -> Result<Vec<ImportInfo>, ModuleError> {
                         ));
                     }
                     Err(Refusal::UnknownName) => {
-                        return Err(refuse(format!("the host has no function `{name}` in `{module}`")));
+                        return Err(refuse(format!(
+                            "the host has no function `{name}` in `{module}`"
+                        )));
                     }
                     Err(Refusal::WrongSignature(sig)) => {
                         return Err(refuse(format!(
@@ -285,12 +381,26 @@ fn check_imports(f: &Facts) -> Result<Vec<ImportInfo>, ModuleError> {
                 }
                 ("func", imports::render(fty.params(), fty.results()))
             }
-            TypeRef::Memory(_) => return Err(refuse("memories cannot be imported; define and export `memory`".into())),
+            TypeRef::Memory(_) => {
+                return Err(refuse(
+                    "memories cannot be imported; define and export `memory`".into(),
+                ));
+            }
             TypeRef::Table(_) => return Err(refuse("tables cannot be imported".into())),
             TypeRef::Global(_) => return Err(refuse("globals cannot be imported".into())),
             TypeRef::Tag(_) => return Err(refuse("tags cannot be imported".into())),
+            TypeRef::FuncExact(_) => {
+                return Err(ModuleError::ForbiddenFeature {
+                    feature: "custom-descriptors (exact function imports)".into(),
+                });
+            }
         };
-        out.push(ImportInfo { module: module.clone(), name: name.clone(), kind: kind.into(), signature });
+        out.push(ImportInfo {
+            module: module.clone(),
+            name: name.clone(),
+            kind: kind.into(),
+            signature,
+        });
     }
     Ok(out)
 }
@@ -300,30 +410,63 @@ fn check_exports(f: &Facts) -> Result<bool, ModuleError> {
     let find = |name: &str| f.exports.iter().find(|(n, _, _)| n == name);
     let call_ty = "a function of type () -> i32";
     match find("aifn_call") {
-        None => return Err(ModuleError::MissingExport { name: "aifn_call", expected: call_ty }),
+        None => {
+            return Err(ModuleError::MissingExport {
+                name: "aifn_call",
+                expected: call_ty,
+            });
+        }
         Some((_, ExternalKind::Func | ExternalKind::FuncExact, idx)) => {
-            let ok = f.func_type(*idx).is_some_and(|t| t.params().is_empty() && t.results() == [wasmparser::ValType::I32]);
+            let ok = f.func_type(*idx).is_some_and(|t| {
+                t.params().is_empty() && t.results() == [wasmparser::ValType::I32]
+            });
             if !ok {
-                return Err(ModuleError::WrongExport { name: "aifn_call", expected: call_ty });
+                return Err(ModuleError::WrongExport {
+                    name: "aifn_call",
+                    expected: call_ty,
+                });
             }
         }
-        Some(_) => return Err(ModuleError::WrongExport { name: "aifn_call", expected: call_ty }),
+        Some(_) => {
+            return Err(ModuleError::WrongExport {
+                name: "aifn_call",
+                expected: call_ty,
+            });
+        }
     }
     match find("memory") {
-        None => return Err(ModuleError::MissingExport { name: "memory", expected: "the module's linear memory" }),
+        None => {
+            return Err(ModuleError::MissingExport {
+                name: "memory",
+                expected: "the module's linear memory",
+            });
+        }
         Some((_, ExternalKind::Memory, _)) => {}
-        Some(_) => return Err(ModuleError::WrongExport { name: "memory", expected: "a memory" }),
+        Some(_) => {
+            return Err(ModuleError::WrongExport {
+                name: "memory",
+                expected: "a memory",
+            });
+        }
     }
     let init_ty = "a function of type () -> ()";
     match find("_initialize") {
         None => Ok(false),
         Some((_, ExternalKind::Func | ExternalKind::FuncExact, idx)) => {
-            if f.func_type(*idx).is_some_and(|t| t.params().is_empty() && t.results().is_empty()) {
+            if f.func_type(*idx)
+                .is_some_and(|t| t.params().is_empty() && t.results().is_empty())
+            {
                 Ok(true)
             } else {
-                Err(ModuleError::WrongExport { name: "_initialize", expected: init_ty })
+                Err(ModuleError::WrongExport {
+                    name: "_initialize",
+                    expected: init_ty,
+                })
             }
         }
-        Some(_) => Err(ModuleError::WrongExport { name: "_initialize", expected: init_ty }),
+        Some(_) => Err(ModuleError::WrongExport {
+            name: "_initialize",
+            expected: init_ty,
+        }),
     }
 }

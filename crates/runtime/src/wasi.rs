@@ -11,7 +11,9 @@ use rand_chacha::rand_core::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use wasmtime::{Caller, Linker};
 
-use crate::host::{HostState, HostTrap, charge, check_range, memory, range, read_guest, write_guest};
+use crate::host::{
+    HostState, HostTrap, charge, check_range, memory, range, read_guest, write_guest,
+};
 use crate::imports::{Sig, Ty};
 
 pub(crate) const MODULE: &str = "wasi_snapshot_preview1";
@@ -69,7 +71,10 @@ pub(crate) const FUNCS: &[(&str, Sig)] = &[
     ("fd_write", Sig::new(&[I, I, I, I], &[I])),
     ("path_create_directory", Sig::new(&[I, I, I], &[I])),
     ("path_filestat_get", Sig::new(&[I, I, I, I, I], &[I])),
-    ("path_filestat_set_times", Sig::new(&[I, I, I, I, L, L, I], &[I])),
+    (
+        "path_filestat_set_times",
+        Sig::new(&[I, I, I, I, L, L, I], &[I]),
+    ),
     ("path_link", Sig::new(&[I, I, I, I, I, I, I], &[I])),
     ("path_open", Sig::new(&[I, I, I, I, I, L, L, I, I], &[I])),
     ("path_readlink", Sig::new(&[I, I, I, I, I, I], &[I])),
@@ -100,12 +105,18 @@ impl WasiState {
         let mut h = Sha256::new();
         h.update(b"aifn wasi random v1\0");
         h.update(execution_id.as_bytes());
-        WasiState { start_ns, seed: h.finalize().into(), rng: None }
+        WasiState {
+            start_ns,
+            seed: h.finalize().into(),
+            rng: None,
+        }
     }
 
     fn fill(&mut self, buf: &mut [u8]) {
         let seed = self.seed;
-        self.rng.get_or_insert_with(|| ChaCha20Rng::from_seed(seed)).fill_bytes(buf);
+        self.rng
+            .get_or_insert_with(|| ChaCha20Rng::from_seed(seed))
+            .fill_bytes(buf);
     }
 }
 
@@ -135,10 +146,18 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 }
 
 /// Reads the iovec array `iovs[..n]` as (ptr, len) pairs, bounds-checked.
-fn iovecs(c: &mut Caller<'_, HostState>, call: &'static str, iovs: i32, n: i32) -> wasmtime::Result<Vec<(i32, u64)>> {
+fn iovecs(
+    c: &mut Caller<'_, HostState>,
+    call: &'static str,
+    iovs: i32,
+    n: i32,
+) -> wasmtime::Result<Vec<(i32, u64)>> {
     let n = crate::host::length(call, iovs, n)?;
     let raw = read_guest(c, call, iovs, n * 8)?;
-    Ok(raw.chunks_exact(8).map(|v| (u32_at(v, 0) as i32, u64::from(u32_at(v, 4)))).collect())
+    Ok(raw
+        .chunks_exact(8)
+        .map(|v| (u32_at(v, 0) as i32, u64::from(u32_at(v, 4))))
+        .collect())
 }
 
 /// Registers an always-refusing WASI function with the given arguments.
@@ -154,170 +173,302 @@ macro_rules! refuse {
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     // Nothing to list: no args, no environment.
     for name in ["args_sizes_get", "environ_sizes_get"] {
-        linker.func_wrap(MODULE, name, move |mut c: Caller<'_, HostState>, count: i32, size: i32| {
-            charge(&mut c, name, 8)?;
-            write_guest(&mut c, name, count, &0u32.to_le_bytes())?;
-            write_guest(&mut c, name, size, &0u32.to_le_bytes())?;
-            Ok(SUCCESS)
-        })?;
+        linker.func_wrap(
+            MODULE,
+            name,
+            move |mut c: Caller<'_, HostState>, count: i32, size: i32| {
+                charge(&mut c, name, 8)?;
+                write_guest(&mut c, name, count, &0u32.to_le_bytes())?;
+                write_guest(&mut c, name, size, &0u32.to_le_bytes())?;
+                Ok(SUCCESS)
+            },
+        )?;
     }
     refuse!(linker, "args_get", |_a: i32, _b: i32| SUCCESS);
     refuse!(linker, "environ_get", |_a: i32, _b: i32| SUCCESS);
 
-    linker.func_wrap(MODULE, "clock_res_get", |mut c: Caller<'_, HostState>, id: i32, out: i32| {
-        charge(&mut c, "clock_res_get", 8)?;
-        if !(0..=3).contains(&id) {
-            return Ok(EINVAL);
-        }
-        write_guest(&mut c, "clock_res_get", out, &1_000u64.to_le_bytes())?;
-        Ok(SUCCESS)
-    })?;
-    linker.func_wrap(MODULE, "clock_time_get", |mut c: Caller<'_, HostState>, id: i32, _precision: i64, out: i32| {
-        charge(&mut c, "clock_time_get", 8)?;
-        if !(0..=3).contains(&id) {
-            return Ok(EINVAL);
-        }
-        let now = c.data().wasi.start_ns;
-        write_guest(&mut c, "clock_time_get", out, &now.to_le_bytes())?;
-        Ok(SUCCESS)
-    })?;
+    linker.func_wrap(
+        MODULE,
+        "clock_res_get",
+        |mut c: Caller<'_, HostState>, id: i32, out: i32| {
+            charge(&mut c, "clock_res_get", 8)?;
+            if !(0..=3).contains(&id) {
+                return Ok(EINVAL);
+            }
+            write_guest(&mut c, "clock_res_get", out, &1_000u64.to_le_bytes())?;
+            Ok(SUCCESS)
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "clock_time_get",
+        |mut c: Caller<'_, HostState>, id: i32, _precision: i64, out: i32| {
+            charge(&mut c, "clock_time_get", 8)?;
+            if !(0..=3).contains(&id) {
+                return Ok(EINVAL);
+            }
+            let now = c.data().wasi.start_ns;
+            write_guest(&mut c, "clock_time_get", out, &now.to_le_bytes())?;
+            Ok(SUCCESS)
+        },
+    )?;
 
-    refuse!(linker, "fd_advise", |fd: i32, _o: i64, _l: i64, _a: i32| fd_errno(fd, ESPIPE));
-    refuse!(linker, "fd_allocate", |fd: i32, _o: i64, _l: i64| fd_errno(fd, ENOTCAPABLE));
+    refuse!(linker, "fd_advise", |fd: i32, _o: i64, _l: i64, _a: i32| {
+        fd_errno(fd, ESPIPE)
+    });
+    refuse!(linker, "fd_allocate", |fd: i32, _o: i64, _l: i64| fd_errno(
+        fd,
+        ENOTCAPABLE
+    ));
     refuse!(linker, "fd_close", |fd: i32| fd_errno(fd, SUCCESS));
     refuse!(linker, "fd_datasync", |fd: i32| fd_errno(fd, EINVAL));
     refuse!(linker, "fd_sync", |fd: i32| fd_errno(fd, EINVAL));
-    refuse!(linker, "fd_fdstat_set_flags", |fd: i32, _f: i32| fd_errno(fd, ENOTCAPABLE));
-    refuse!(linker, "fd_fdstat_set_rights", |fd: i32, _b: i64, _i: i64| fd_errno(fd, ENOTCAPABLE));
-    refuse!(linker, "fd_filestat_set_size", |fd: i32, _s: i64| fd_errno(fd, ENOTCAPABLE));
-    refuse!(linker, "fd_filestat_set_times", |fd: i32, _a: i64, _m: i64, _f: i32| fd_errno(fd, ENOTCAPABLE));
-    refuse!(linker, "fd_pread", |fd: i32, _i: i32, _n: i32, _o: i64, _r: i32| fd_errno(fd, ESPIPE));
-    refuse!(linker, "fd_pwrite", |fd: i32, _i: i32, _n: i32, _o: i64, _r: i32| fd_errno(fd, ESPIPE));
+    refuse!(linker, "fd_fdstat_set_flags", |fd: i32, _f: i32| fd_errno(
+        fd,
+        ENOTCAPABLE
+    ));
+    refuse!(
+        linker,
+        "fd_fdstat_set_rights",
+        |fd: i32, _b: i64, _i: i64| fd_errno(fd, ENOTCAPABLE)
+    );
+    refuse!(linker, "fd_filestat_set_size", |fd: i32, _s: i64| fd_errno(
+        fd,
+        ENOTCAPABLE
+    ));
+    refuse!(
+        linker,
+        "fd_filestat_set_times",
+        |fd: i32, _a: i64, _m: i64, _f: i32| fd_errno(fd, ENOTCAPABLE)
+    );
+    refuse!(
+        linker,
+        "fd_pread",
+        |fd: i32, _i: i32, _n: i32, _o: i64, _r: i32| fd_errno(fd, ESPIPE)
+    );
+    refuse!(
+        linker,
+        "fd_pwrite",
+        |fd: i32, _i: i32, _n: i32, _o: i64, _r: i32| fd_errno(fd, ESPIPE)
+    );
     refuse!(linker, "fd_prestat_get", |_fd: i32, _b: i32| EBADF);
-    refuse!(linker, "fd_prestat_dir_name", |_fd: i32, _p: i32, _l: i32| EBADF);
-    refuse!(linker, "fd_readdir", |fd: i32, _b: i32, _l: i32, _cookie: i64, _u: i32| fd_errno(fd, ENOTDIR));
-    refuse!(linker, "fd_renumber", |fd: i32, _to: i32| fd_errno(fd, ENOTCAPABLE));
-    refuse!(linker, "fd_seek", |fd: i32, _o: i64, _w: i32, _r: i32| fd_errno(fd, ESPIPE));
+    refuse!(
+        linker,
+        "fd_prestat_dir_name",
+        |_fd: i32, _p: i32, _l: i32| EBADF
+    );
+    refuse!(
+        linker,
+        "fd_readdir",
+        |fd: i32, _b: i32, _l: i32, _cookie: i64, _u: i32| fd_errno(fd, ENOTDIR)
+    );
+    refuse!(linker, "fd_renumber", |fd: i32, _to: i32| fd_errno(
+        fd,
+        ENOTCAPABLE
+    ));
+    refuse!(linker, "fd_seek", |fd: i32, _o: i64, _w: i32, _r: i32| {
+        fd_errno(fd, ESPIPE)
+    });
     refuse!(linker, "fd_tell", |fd: i32, _r: i32| fd_errno(fd, ESPIPE));
 
-    linker.func_wrap(MODULE, "fd_fdstat_get", |mut c: Caller<'_, HostState>, fd: i32, out: i32| {
-        charge(&mut c, "fd_fdstat_get", 24)?;
-        if !is_stdio(fd) {
-            return Ok(EBADF);
-        }
-        let mut stat = [0u8; 24];
-        stat[0] = FILETYPE_CHARACTER_DEVICE;
-        let (flags, rights) = if fd == 0 { (0, RIGHT_FD_READ) } else { (FDFLAG_APPEND, RIGHT_FD_WRITE) };
-        put_u16(&mut stat, 2, flags);
-        put_u64(&mut stat, 8, rights);
-        write_guest(&mut c, "fd_fdstat_get", out, &stat)?;
-        Ok(SUCCESS)
-    })?;
-    linker.func_wrap(MODULE, "fd_filestat_get", |mut c: Caller<'_, HostState>, fd: i32, out: i32| {
-        charge(&mut c, "fd_filestat_get", 64)?;
-        if !is_stdio(fd) {
-            return Ok(EBADF);
-        }
-        let mut stat = [0u8; 64];
-        stat[16] = FILETYPE_CHARACTER_DEVICE;
-        write_guest(&mut c, "fd_filestat_get", out, &stat)?;
-        Ok(SUCCESS)
-    })?;
-    linker.func_wrap(MODULE, "fd_read", |mut c: Caller<'_, HostState>, fd: i32, iovs: i32, n: i32, nread: i32| {
-        charge(&mut c, "fd_read", 0)?;
-        if fd != 0 {
-            return Ok(EBADF);
-        }
-        iovecs(&mut c, "fd_read", iovs, n)?;
-        // Stdin is empty: end of file.
-        write_guest(&mut c, "fd_read", nread, &0u32.to_le_bytes())?;
-        Ok(SUCCESS)
-    })?;
-    linker.func_wrap(MODULE, "fd_write", |mut c: Caller<'_, HostState>, fd: i32, iovs: i32, n: i32, nwritten: i32| {
-        charge(&mut c, "fd_write", 0)?;
-        if fd != 1 && fd != 2 {
-            return Ok(EBADF);
-        }
-        let vecs = iovecs(&mut c, "fd_write", iovs, n)?;
-        let mut total: u64 = 0;
-        for (ptr, len) in vecs {
-            let bytes = read_guest(&mut c, "fd_write", ptr, len)?;
-            c.data_mut().logs.push_stream(fd == 2, &bytes);
-            total += len;
-        }
-        let total = u32::try_from(total).unwrap_or(u32::MAX);
-        write_guest(&mut c, "fd_write", nwritten, &total.to_le_bytes())?;
-        Ok(SUCCESS)
-    })?;
+    linker.func_wrap(
+        MODULE,
+        "fd_fdstat_get",
+        |mut c: Caller<'_, HostState>, fd: i32, out: i32| {
+            charge(&mut c, "fd_fdstat_get", 24)?;
+            if !is_stdio(fd) {
+                return Ok(EBADF);
+            }
+            let mut stat = [0u8; 24];
+            stat[0] = FILETYPE_CHARACTER_DEVICE;
+            let (flags, rights) = if fd == 0 {
+                (0, RIGHT_FD_READ)
+            } else {
+                (FDFLAG_APPEND, RIGHT_FD_WRITE)
+            };
+            put_u16(&mut stat, 2, flags);
+            put_u64(&mut stat, 8, rights);
+            write_guest(&mut c, "fd_fdstat_get", out, &stat)?;
+            Ok(SUCCESS)
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "fd_filestat_get",
+        |mut c: Caller<'_, HostState>, fd: i32, out: i32| {
+            charge(&mut c, "fd_filestat_get", 64)?;
+            if !is_stdio(fd) {
+                return Ok(EBADF);
+            }
+            let mut stat = [0u8; 64];
+            stat[16] = FILETYPE_CHARACTER_DEVICE;
+            write_guest(&mut c, "fd_filestat_get", out, &stat)?;
+            Ok(SUCCESS)
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "fd_read",
+        |mut c: Caller<'_, HostState>, fd: i32, iovs: i32, n: i32, nread: i32| {
+            charge(&mut c, "fd_read", 0)?;
+            if fd != 0 {
+                return Ok(EBADF);
+            }
+            iovecs(&mut c, "fd_read", iovs, n)?;
+            // Stdin is empty: end of file.
+            write_guest(&mut c, "fd_read", nread, &0u32.to_le_bytes())?;
+            Ok(SUCCESS)
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "fd_write",
+        |mut c: Caller<'_, HostState>, fd: i32, iovs: i32, n: i32, nwritten: i32| {
+            charge(&mut c, "fd_write", 0)?;
+            if fd != 1 && fd != 2 {
+                return Ok(EBADF);
+            }
+            let vecs = iovecs(&mut c, "fd_write", iovs, n)?;
+            let mut total: u64 = 0;
+            for (ptr, len) in vecs {
+                let bytes = read_guest(&mut c, "fd_write", ptr, len)?;
+                c.data_mut().logs.push_stream(fd == 2, &bytes);
+                total += len;
+            }
+            let total = u32::try_from(total).unwrap_or(u32::MAX);
+            write_guest(&mut c, "fd_write", nwritten, &total.to_le_bytes())?;
+            Ok(SUCCESS)
+        },
+    )?;
 
     // No preopened directories: every path operation has no directory fd.
-    refuse!(linker, "path_create_directory", |_fd: i32, _p: i32, _l: i32| EBADF);
-    refuse!(linker, "path_filestat_get", |_fd: i32, _f: i32, _p: i32, _l: i32, _b: i32| EBADF);
-    refuse!(linker, "path_filestat_set_times", |_fd: i32, _f: i32, _p: i32, _l: i32, _a: i64, _m: i64, _s: i32| EBADF);
-    refuse!(linker, "path_link", |_a: i32, _b: i32, _x: i32, _d: i32, _e: i32, _f: i32, _g: i32| EBADF);
-    refuse!(linker, "path_open", |_fd: i32, _d: i32, _p: i32, _l: i32, _o: i32, _rb: i64, _ri: i64, _f: i32, _r: i32| EBADF);
-    refuse!(linker, "path_readlink", |_fd: i32, _p: i32, _l: i32, _b: i32, _bl: i32, _u: i32| EBADF);
-    refuse!(linker, "path_remove_directory", |_fd: i32, _p: i32, _l: i32| EBADF);
-    refuse!(linker, "path_rename", |_fd: i32, _p: i32, _l: i32, _nfd: i32, _np: i32, _nl: i32| EBADF);
-    refuse!(linker, "path_symlink", |_p: i32, _l: i32, _fd: i32, _np: i32, _nl: i32| EBADF);
-    refuse!(linker, "path_unlink_file", |_fd: i32, _p: i32, _l: i32| EBADF);
+    refuse!(
+        linker,
+        "path_create_directory",
+        |_fd: i32, _p: i32, _l: i32| EBADF
+    );
+    refuse!(
+        linker,
+        "path_filestat_get",
+        |_fd: i32, _f: i32, _p: i32, _l: i32, _b: i32| EBADF
+    );
+    refuse!(
+        linker,
+        "path_filestat_set_times",
+        |_fd: i32, _f: i32, _p: i32, _l: i32, _a: i64, _m: i64, _s: i32| EBADF
+    );
+    refuse!(
+        linker,
+        "path_link",
+        |_a: i32, _b: i32, _x: i32, _d: i32, _e: i32, _f: i32, _g: i32| EBADF
+    );
+    refuse!(
+        linker,
+        "path_open",
+        |_fd: i32, _d: i32, _p: i32, _l: i32, _o: i32, _rb: i64, _ri: i64, _f: i32, _r: i32| EBADF
+    );
+    refuse!(
+        linker,
+        "path_readlink",
+        |_fd: i32, _p: i32, _l: i32, _b: i32, _bl: i32, _u: i32| EBADF
+    );
+    refuse!(
+        linker,
+        "path_remove_directory",
+        |_fd: i32, _p: i32, _l: i32| EBADF
+    );
+    refuse!(
+        linker,
+        "path_rename",
+        |_fd: i32, _p: i32, _l: i32, _nfd: i32, _np: i32, _nl: i32| EBADF
+    );
+    refuse!(
+        linker,
+        "path_symlink",
+        |_p: i32, _l: i32, _fd: i32, _np: i32, _nl: i32| EBADF
+    );
+    refuse!(linker, "path_unlink_file", |_fd: i32, _p: i32, _l: i32| {
+        EBADF
+    });
 
-    linker.func_wrap(MODULE, "poll_oneoff", |mut c: Caller<'_, HostState>, subs: i32, events: i32, n: i32, nevents: i32| {
-        let count = crate::host::length("poll_oneoff", subs, n)?;
-        if count == 0 {
+    linker.func_wrap(
+        MODULE,
+        "poll_oneoff",
+        |mut c: Caller<'_, HostState>, subs: i32, events: i32, n: i32, nevents: i32| {
+            let count = crate::host::length("poll_oneoff", subs, n)?;
+            if count == 0 {
+                charge(&mut c, "poll_oneoff", 0)?;
+                return Ok(EINVAL);
+            }
             charge(&mut c, "poll_oneoff", 0)?;
-            return Ok(EINVAL);
-        }
-        charge(&mut c, "poll_oneoff", 0)?;
-        let raw = read_guest(&mut c, "poll_oneoff", subs, count * SUBSCRIPTION_SIZE)?;
-        let mut out = Vec::with_capacity(raw.len() / 48 * EVENT_SIZE);
-        // Every subscription is answered at once: a clock fires now, stdin
-        // is at end of file, stdout/stderr are writable. The host never waits.
-        for sub in raw.chunks_exact(SUBSCRIPTION_SIZE as usize) {
-            let mut ev = [0u8; EVENT_SIZE];
-            ev[..8].copy_from_slice(&sub[..8]);
-            let tag = sub[8];
-            let fd = u32_at(sub, 16) as i32;
-            let (error, flags) = match tag {
-                t if t == EVENTTYPE_CLOCK => (SUCCESS, 0),
-                t if t == EVENTTYPE_FD_READ && fd == 0 => (SUCCESS, EVENT_FD_READWRITE_HANGUP),
-                t if t == EVENTTYPE_FD_WRITE && (fd == 1 || fd == 2) => (SUCCESS, 0),
-                t if t <= EVENTTYPE_FD_WRITE => (EBADF, 0),
-                _ => (EINVAL, 0),
-            };
-            put_u16(&mut ev, 8, error as u16);
-            ev[10] = tag;
-            put_u16(&mut ev, 24, flags);
-            out.extend_from_slice(&ev);
-        }
-        write_guest(&mut c, "poll_oneoff", events, &out)?;
-        let mut n_out = [0u8; 4];
-        put_u32(&mut n_out, 0, count as u32);
-        write_guest(&mut c, "poll_oneoff", nevents, &n_out)?;
-        Ok(SUCCESS)
-    })?;
-    linker.func_wrap(MODULE, "proc_exit", |mut c: Caller<'_, HostState>, code: i32| -> wasmtime::Result<()> {
-        charge(&mut c, "proc_exit", 0)?;
-        Err(wasmtime::Error::new(HostTrap::Exit(code)))
-    })?;
+            let raw = read_guest(&mut c, "poll_oneoff", subs, count * SUBSCRIPTION_SIZE)?;
+            let mut out = Vec::with_capacity(raw.len() / 48 * EVENT_SIZE);
+            // Every subscription is answered at once: a clock fires now, stdin
+            // is at end of file, stdout/stderr are writable. The host never waits.
+            for sub in raw.chunks_exact(SUBSCRIPTION_SIZE as usize) {
+                let mut ev = [0u8; EVENT_SIZE];
+                ev[..8].copy_from_slice(&sub[..8]);
+                let tag = sub[8];
+                let fd = u32_at(sub, 16) as i32;
+                let (error, flags) = match tag {
+                    t if t == EVENTTYPE_CLOCK => (SUCCESS, 0),
+                    t if t == EVENTTYPE_FD_READ && fd == 0 => (SUCCESS, EVENT_FD_READWRITE_HANGUP),
+                    t if t == EVENTTYPE_FD_WRITE && (fd == 1 || fd == 2) => (SUCCESS, 0),
+                    t if t <= EVENTTYPE_FD_WRITE => (EBADF, 0),
+                    _ => (EINVAL, 0),
+                };
+                put_u16(&mut ev, 8, error as u16);
+                ev[10] = tag;
+                put_u16(&mut ev, 24, flags);
+                out.extend_from_slice(&ev);
+            }
+            write_guest(&mut c, "poll_oneoff", events, &out)?;
+            let mut n_out = [0u8; 4];
+            put_u32(&mut n_out, 0, count as u32);
+            write_guest(&mut c, "poll_oneoff", nevents, &n_out)?;
+            Ok(SUCCESS)
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "proc_exit",
+        |mut c: Caller<'_, HostState>, code: i32| -> wasmtime::Result<()> {
+            charge(&mut c, "proc_exit", 0)?;
+            Err(wasmtime::Error::new(HostTrap::Exit(code)))
+        },
+    )?;
     refuse!(linker, "proc_raise", |_sig: i32| ENOSYS);
     linker.func_wrap(MODULE, "sched_yield", |mut c: Caller<'_, HostState>| {
         charge(&mut c, "sched_yield", 0)?;
         Ok(SUCCESS)
     })?;
-    linker.func_wrap(MODULE, "random_get", |mut c: Caller<'_, HostState>, buf: i32, len: i32| {
-        let len = crate::host::length("random_get", buf, len)?;
-        check_range(&mut c, "random_get", buf, len)?;
-        charge(&mut c, "random_get", len)?;
-        let mem = memory(&mut c, "random_get")?;
-        let (data, state) = mem.data_and_store_mut(&mut c);
-        let r = range("random_get", buf, len, data.len())?;
-        state.wasi.fill(&mut data[r]);
-        Ok(SUCCESS)
-    })?;
-    refuse!(linker, "sock_accept", |_fd: i32, _f: i32, _r: i32| ENOTCAPABLE);
-    refuse!(linker, "sock_recv", |_fd: i32, _a: i32, _b: i32, _x: i32, _d: i32, _e: i32| ENOTCAPABLE);
-    refuse!(linker, "sock_send", |_fd: i32, _a: i32, _b: i32, _x: i32, _d: i32| ENOTCAPABLE);
+    linker.func_wrap(
+        MODULE,
+        "random_get",
+        |mut c: Caller<'_, HostState>, buf: i32, len: i32| {
+            let len = crate::host::length("random_get", buf, len)?;
+            check_range(&mut c, "random_get", buf, len)?;
+            charge(&mut c, "random_get", len)?;
+            let mem = memory(&mut c, "random_get")?;
+            let (data, state) = mem.data_and_store_mut(&mut c);
+            let r = range("random_get", buf, len, data.len())?;
+            state.wasi.fill(&mut data[r]);
+            Ok(SUCCESS)
+        },
+    )?;
+    refuse!(linker, "sock_accept", |_fd: i32, _f: i32, _r: i32| {
+        ENOTCAPABLE
+    });
+    refuse!(
+        linker,
+        "sock_recv",
+        |_fd: i32, _a: i32, _b: i32, _x: i32, _d: i32, _e: i32| ENOTCAPABLE
+    );
+    refuse!(
+        linker,
+        "sock_send",
+        |_fd: i32, _a: i32, _b: i32, _x: i32, _d: i32| ENOTCAPABLE
+    );
     refuse!(linker, "sock_shutdown", |_fd: i32, _h: i32| ENOTCAPABLE);
     Ok(())
 }

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
-use aifn_service::{AuditQuery, AuditStream, InvokeRequest, Principal, ServiceError, ToolFormat, UploadRequest};
+use aifn_service::{
+    AuditQuery, AuditStream, InvokeRequest, Principal, ServiceError, ToolFormat, UploadRequest,
+};
 use aifn_types::{Manifest, OutcomeKind};
 use axum::body::Bytes;
 use axum::extract::connect_info::ConnectInfo;
@@ -48,7 +50,8 @@ const SMALL_BODY: usize = 64 * 1024;
 pub(crate) fn router(state: AppState) -> Router {
     let limits = state.service.config().limits;
     // An upload is base64 (4/3) plus a manifest; an invocation is its input.
-    let upload_body = usize::try_from(limits.module_bytes / 3 * 4 + (1 << 20)).unwrap_or(usize::MAX);
+    let upload_body =
+        usize::try_from(limits.module_bytes / 3 * 4 + (1 << 20)).unwrap_or(usize::MAX);
     let invoke_body = usize::try_from(limits.input_bytes + SMALL_BODY as u64).unwrap_or(usize::MAX);
     let max_requests = state.config.max_requests.max(1);
     let cors = cors_layer(&state.config.cors_origins);
@@ -59,12 +62,27 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/functions", get(list_functions))
         .route("/v1/functions/{name}", get(get_function))
-        .route("/v1/functions/{name}/versions", post(upload).layer(DefaultBodyLimit::max(upload_body)))
+        .route(
+            "/v1/functions/{name}/versions",
+            post(upload).layer(DefaultBodyLimit::max(upload_body)),
+        )
         .route("/v1/functions/{name}/versions/{version}", get(get_version))
-        .route("/v1/functions/{name}/versions/{version}/approve", post(|s, r, p, h, b| decide(s, r, p, h, b, Action::Approve)))
-        .route("/v1/functions/{name}/versions/{version}/reject", post(|s, r, p, h, b| decide(s, r, p, h, b, Action::Reject)))
-        .route("/v1/functions/{name}/versions/{version}/revoke", post(|s, r, p, h, b| decide(s, r, p, h, b, Action::Revoke)))
-        .route("/v1/functions/{name}/invoke", post(invoke).layer(DefaultBodyLimit::max(invoke_body)))
+        .route(
+            "/v1/functions/{name}/versions/{version}/approve",
+            post(|s, r, p, h, b| decide(s, r, p, h, b, Action::Approve)),
+        )
+        .route(
+            "/v1/functions/{name}/versions/{version}/reject",
+            post(|s, r, p, h, b| decide(s, r, p, h, b, Action::Reject)),
+        )
+        .route(
+            "/v1/functions/{name}/versions/{version}/revoke",
+            post(|s, r, p, h, b| decide(s, r, p, h, b, Action::Revoke)),
+        )
+        .route(
+            "/v1/functions/{name}/invoke",
+            post(invoke).layer(DefaultBodyLimit::max(invoke_body)),
+        )
         .route("/v1/pending", get(pending))
         .route("/v1/tools", get(tools))
         .route("/v1/audit", get(audit))
@@ -73,9 +91,13 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(json_method_not_allowed))
         .layer(
             ServiceBuilder::new()
-                .layer(axum::error_handling::HandleErrorLayer::new(|_: BoxError| async {
-                    ApiError::from(ServiceError::Unavailable { message: "the server is at capacity; retry shortly".into() })
-                }))
+                .layer(axum::error_handling::HandleErrorLayer::new(
+                    |_: BoxError| async {
+                        ApiError::from(ServiceError::Unavailable {
+                            message: "the server is at capacity; retry shortly".into(),
+                        })
+                    },
+                ))
                 .load_shed()
                 .concurrency_limit(max_requests),
         )
@@ -90,7 +112,10 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     if origins.is_empty() {
         return None;
     }
-    let list: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
     Some(
         tower_http::cors::CorsLayer::new()
             .allow_origin(list)
@@ -103,7 +128,10 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
 async fn log_request(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
     let response = next.run(req).await;
     let status = response.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -114,7 +142,9 @@ async fn log_request(req: Request, next: Next) -> Response {
 /// axum answers a wrong method with an empty 405; give it the one body.
 async fn json_method_not_allowed(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
-    if response.status() == StatusCode::METHOD_NOT_ALLOWED && !response.headers().contains_key(header::CONTENT_TYPE) {
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
         let allow = response.headers().get(header::ALLOW).cloned();
         let mut r = (
             StatusCode::METHOD_NOT_ALLOWED,
@@ -130,15 +160,32 @@ async fn json_method_not_allowed(req: Request, next: Next) -> Response {
 }
 
 async fn not_found() -> ApiError {
-    ServiceError::NotFound { what: "route".into() }.into()
+    ServiceError::NotFound {
+        what: "route".into(),
+    }
+    .into()
 }
 
 /// The caller, from `Authorization: Bearer KEY` only.
-async fn caller(state: &AppState, headers: &HeaderMap, route: &str, remote: Option<SocketAddr>) -> Result<Principal, ApiError> {
-    let authorization = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned());
+async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    route: &str,
+    remote: Option<SocketAddr>,
+) -> Result<Principal, ApiError> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned());
     let service = state.service.clone();
     let route = route.to_owned();
-    blocking(move || Ok(service.authenticate(authorization.as_deref(), &route, remote.map(|a| a.to_string()).as_deref())?)).await
+    blocking(move || {
+        Ok(service.authenticate(
+            authorization.as_deref(),
+            &route,
+            remote.map(|a| a.to_string()).as_deref(),
+        )?)
+    })
+    .await
 }
 
 /// The peer address, when served over a socket.
@@ -146,20 +193,37 @@ struct Remote(Option<SocketAddr>);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Remote {
     type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Remote(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Remote(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        ))
     }
 }
 
-fn body_json<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+fn body_json<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let bytes = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::from(ServiceError::PayloadTooLarge { message: "request body over the size limit".into() })
+            ApiError::from(ServiceError::PayloadTooLarge {
+                message: "request body over the size limit".into(),
+            })
         } else {
             ApiError::invalid(format!("cannot read the request body: {r}"))
         }
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(format!("invalid JSON body: {}", without_type_names(&e.to_string()))))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::invalid(format!(
+            "invalid JSON body: {}",
+            without_type_names(&e.to_string())
+        ))
+    })
 }
 
 /// serde names the Rust type it expected (`expected struct InvokeBody`);
@@ -170,7 +234,9 @@ fn without_type_names(message: &str) -> String {
     while let Some(i) = rest.find("struct ") {
         out.push_str(&rest[..i]);
         let after = &rest[i + "struct ".len()..];
-        let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
         out.push_str("a JSON object");
         rest = &after[end..];
     }
@@ -179,7 +245,12 @@ fn without_type_names(message: &str) -> String {
 }
 
 fn parse_version(v: &str) -> Result<u32, ApiError> {
-    v.parse::<u32>().ok().filter(|v| *v > 0).ok_or_else(|| ServiceError::NotFound { what: format!("version {v}") }.into())
+    v.parse::<u32>().ok().filter(|v| *v > 0).ok_or_else(|| {
+        ServiceError::NotFound {
+            what: format!("version {v}"),
+        }
+        .into()
+    })
 }
 
 async fn healthz() -> Json<Value> {
@@ -194,21 +265,33 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.service.metrics_text()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.service.metrics_text(),
+    )
+        .into_response()
 }
 
 async fn openapi() -> Json<Value> {
     Json(crate::openapi())
 }
 
-async fn list_functions(State(state): State<AppState>, Remote(remote): Remote, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn list_functions(
+    State(state): State<AppState>,
+    Remote(remote): Remote,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     let who = caller(&state, &headers, "/v1/functions", remote).await?;
     let s = state.service.clone();
     let list = blocking(move || Ok(s.list_functions(&who)?)).await?;
     Ok(Json(json!({"functions": list})))
 }
 
-async fn pending(State(state): State<AppState>, Remote(remote): Remote, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn pending(
+    State(state): State<AppState>,
+    Remote(remote): Remote,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     let who = caller(&state, &headers, "/v1/pending", remote).await?;
     let s = state.service.clone();
     let list = blocking(move || Ok(s.list_pending(&who)?)).await?;
@@ -233,7 +316,13 @@ async fn get_version(
     Path((name, version)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let who = caller(&state, &headers, "/v1/functions/{name}/versions/{version}", remote).await?;
+    let who = caller(
+        &state,
+        &headers,
+        "/v1/functions/{name}/versions/{version}",
+        remote,
+    )
+    .await?;
     let version = parse_version(&version)?;
     let s = state.service.clone();
     let info = blocking(move || Ok(s.get_version(&who, &name, version)?)).await?;
@@ -261,8 +350,22 @@ async fn upload(
         .decode(body.module.as_bytes())
         .map_err(|e| ApiError::invalid(format!("module is not valid base64: {e}")))?;
     let s = state.service.clone();
-    let info = blocking(move || Ok(s.upload(&who, UploadRequest { name, manifest: body.manifest, module })?)).await?;
-    Ok((StatusCode::CREATED, Json(serde_json::to_value(info).unwrap_or_default())).into_response())
+    let info = blocking(move || {
+        Ok(s.upload(
+            &who,
+            UploadRequest {
+                name,
+                manifest: body.manifest,
+                module,
+            },
+        )?)
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::to_value(info).unwrap_or_default()),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -300,7 +403,11 @@ async fn decide(
     let body: DecisionBody = body_json(body)?;
     let s = state.service.clone();
     let info = blocking(move || {
-        let sha = || body.sha256.clone().ok_or_else(|| ApiError::invalid("sha256 of the inspected version is required"));
+        let sha = || {
+            body.sha256
+                .clone()
+                .ok_or_else(|| ApiError::invalid("sha256 of the inspected version is required"))
+        };
         Ok(match action {
             Action::Approve => s.approve(&who, &name, version, &sha()?, &body.notes)?,
             Action::Reject => s.reject(&who, &name, version, &sha()?, &body.notes)?,
@@ -332,8 +439,16 @@ async fn invoke(
         return Err(ApiError::invalid("user_id is longer than 256 bytes"));
     }
     let s = state.service.clone();
-    let request = InvokeRequest { function: name, input: body.input, user_id: body.user_id };
-    let outcome = blocking(move || s.invoke(&who, request).map_err(|r| ApiError::with_execution(r.error, r.execution_id))).await?;
+    let request = InvokeRequest {
+        function: name,
+        input: body.input,
+        user_id: body.user_id,
+    };
+    let outcome = blocking(move || {
+        s.invoke(&who, request)
+            .map_err(|r| ApiError::with_execution(r.error, r.execution_id))
+    })
+    .await?;
     let stats = json!({
         "execution_id": outcome.execution_id,
         "version": outcome.version,
@@ -345,7 +460,10 @@ async fn invoke(
         v["output"] = outcome.output.unwrap_or(Value::Null);
         return Ok(Json(v));
     }
-    let error = ServiceError::Failed { kind: outcome.kind, message: outcome.message.unwrap_or_default() };
+    let error = ServiceError::Failed {
+        kind: outcome.kind,
+        message: outcome.message.unwrap_or_default(),
+    };
     Err(ApiError::with_execution(error, Some(outcome.execution_id.clone())).with_extra(stats))
 }
 
@@ -367,7 +485,11 @@ async fn tools(
     let format = match q.format.as_deref() {
         None | Some("openai") => ToolFormat::OpenAi,
         Some("anthropic") => ToolFormat::Anthropic,
-        Some(other) => return Err(ApiError::invalid(format!("unknown tool format {other:?}: use openai or anthropic"))),
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "unknown tool format {other:?}: use openai or anthropic"
+            )));
+        }
     };
     let s = state.service.clone();
     let tools = blocking(move || Ok(s.tools(&who, format)?)).await?;
@@ -388,7 +510,12 @@ pub(crate) fn audit_query(params: &HashMap<String, String>) -> Result<AuditQuery
             "function" => q.function = Some(v.clone()),
             "agent_id" => q.agent_id = Some(v.clone()),
             "user_id" => q.user_id = Some(v.clone()),
-            "outcome" => q.outcome = Some(v.parse().map_err(|e: aifn_types::UnknownKind| ApiError::invalid(e.to_string()))?),
+            "outcome" => {
+                q.outcome = Some(
+                    v.parse()
+                        .map_err(|e: aifn_types::UnknownKind| ApiError::invalid(e.to_string()))?,
+                )
+            }
             "stream" => {
                 q.stream = Some(match v.as_str() {
                     "execution" => AuditStream::Execution,
@@ -398,9 +525,23 @@ pub(crate) fn audit_query(params: &HashMap<String, String>) -> Result<AuditQuery
             }
             "since" => q.since = Some(parse_time(k, v)?),
             "until" => q.until = Some(parse_time(k, v)?),
-            "before_seq" => q.before_seq = Some(v.parse().map_err(|_| ApiError::invalid("before_seq must be a number"))?),
-            "limit" => q.limit = Some(v.parse().map_err(|_| ApiError::invalid("limit must be a number"))?),
-            other => return Err(ApiError::invalid(format!("unknown query parameter {other:?}"))),
+            "before_seq" => {
+                q.before_seq = Some(
+                    v.parse()
+                        .map_err(|_| ApiError::invalid("before_seq must be a number"))?,
+                )
+            }
+            "limit" => {
+                q.limit = Some(
+                    v.parse()
+                        .map_err(|_| ApiError::invalid("limit must be a number"))?,
+                )
+            }
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "unknown query parameter {other:?}"
+                )));
+            }
         }
     }
     Ok(q)

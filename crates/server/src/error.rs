@@ -16,7 +16,11 @@ pub struct ApiError {
 impl ApiError {
     /// Attaches the execution id of the attempt's audit record.
     pub fn with_execution(error: ServiceError, execution_id: Option<String>) -> ApiError {
-        ApiError { error, execution_id, extra: None }
+        ApiError {
+            error,
+            execution_id,
+            extra: None,
+        }
     }
 
     /// Adds fields beside `error` (fuel, duration of a failed call).
@@ -26,7 +30,10 @@ impl ApiError {
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
-        ServiceError::InvalidRequest { message: message.into() }.into()
+        ServiceError::InvalidRequest {
+            message: message.into(),
+        }
+        .into()
     }
 
     /// The status for a service error.
@@ -36,9 +43,13 @@ impl ApiError {
             ServiceError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ServiceError::NotFound { .. } => StatusCode::NOT_FOUND,
             ServiceError::NotActive { .. } | ServiceError::Conflict { .. } => StatusCode::CONFLICT,
-            ServiceError::InvalidInput { .. } | ServiceError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            ServiceError::InvalidInput { .. } | ServiceError::InvalidRequest { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             ServiceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ServiceError::InvalidModule { .. } | ServiceError::Failed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ServiceError::InvalidModule { .. } | ServiceError::Failed { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ServiceError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ServiceError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ServiceError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -48,7 +59,11 @@ impl ApiError {
 
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> ApiError {
-        ApiError { error, execution_id: None, extra: None }
+        ApiError {
+            error,
+            execution_id: None,
+            extra: None,
+        }
     }
 }
 
@@ -64,7 +79,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = ApiError::status(&self.error);
         let violations = match &self.error {
-            ServiceError::InvalidInput { violations, .. } if !violations.is_empty() => Some(violations.as_slice()),
+            ServiceError::InvalidInput { violations, .. } if !violations.is_empty() => {
+                Some(violations.as_slice())
+            }
             _ => None,
         };
         let mut body = serde_json::json!({
@@ -87,7 +104,9 @@ impl IntoResponse for ApiError {
                 }
             }
             ServiceError::Unauthenticated { .. } => {
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             _ => {}
         }

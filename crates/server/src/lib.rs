@@ -39,7 +39,10 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { max_requests: 256, cors_origins: Vec::new() }
+        ServerConfig {
+            max_requests: 256,
+            cors_origins: Vec::new(),
+        }
     }
 }
 
@@ -53,7 +56,10 @@ pub struct AppState {
 impl AppState {
     /// State for a router over `service`.
     pub fn new(service: Service, config: ServerConfig) -> AppState {
-        AppState { service, config: Arc::new(config) }
+        AppState {
+            service,
+            config: Arc::new(config),
+        }
     }
 
     /// The service.
@@ -69,11 +75,17 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves, then
 /// stops accepting, finishes in-flight requests and flushes the audit log.
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let service = state.service.clone();
     let retention = spawn_retention(service.clone());
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
     retention.abort();
     let closed = tokio::task::spawn_blocking(move || service.close()).await;
     match closed {
@@ -101,9 +113,13 @@ fn spawn_retention(service: Service) -> tokio::task::JoinHandle<()> {
 }
 
 /// Runs blocking service work off the reactor.
-pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
-        Err(e) => Err(ApiError::from(ServiceError::Internal { log_id: format!("join error: {e}") })),
+        Err(e) => Err(ApiError::from(ServiceError::Internal {
+            log_id: format!("join error: {e}"),
+        })),
     }
 }

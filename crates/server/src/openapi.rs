@@ -14,8 +14,14 @@ fn secured(mut op: Value, roles: &str) -> Value {
     op["security"] = json!([{"bearer": []}]);
     op["description"] = Value::String(format!("Roles: {roles}. The tenant is the key's."));
     let responses = op["responses"].as_object_mut().map(|r| {
-        r.insert("401".into(), error_response("unauthenticated: missing, malformed, unknown or revoked key"));
-        r.insert("403".into(), error_response("forbidden: the key's role does not allow this"));
+        r.insert(
+            "401".into(),
+            error_response("unauthenticated: missing, malformed, unknown or revoked key"),
+        );
+        r.insert(
+            "403".into(),
+            error_response("forbidden: the key's role does not allow this"),
+        );
     });
     debug_assert!(responses.is_some());
     op
@@ -58,12 +64,28 @@ pub fn openapi() -> Value {
     let error_kinds: Vec<&str> = aifn_types::OutcomeKind::ALL
         .iter()
         .map(|k| k.as_str())
-        .chain(["invalid_request", "conflict", "payload_too_large", "unavailable", "internal"])
+        .chain([
+            "invalid_request",
+            "conflict",
+            "payload_too_large",
+            "unavailable",
+            "internal",
+        ])
         .collect();
-    let audit_params: Vec<Value> = ["function", "agent_id", "user_id", "outcome", "stream", "since", "until", "before_seq", "limit"]
-        .iter()
-        .map(|p| json!({"name": p, "in": "query", "schema": {"type": "string"}}))
-        .collect();
+    let audit_params: Vec<Value> = [
+        "function",
+        "agent_id",
+        "user_id",
+        "outcome",
+        "stream",
+        "since",
+        "until",
+        "before_seq",
+        "limit",
+    ]
+    .iter()
+    .map(|p| json!({"name": p, "in": "query", "schema": {"type": "string"}}))
+    .collect();
     json!({
         "openapi": "3.1.0",
         "info": {"title": "aifn", "version": env!("CARGO_PKG_VERSION"),

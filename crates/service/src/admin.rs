@@ -26,7 +26,11 @@ impl DataDir {
     /// The default layout under `root`.
     pub fn new(root: impl Into<PathBuf>, node: &str) -> DataDir {
         let root = root.into();
-        DataDir { signing_key: root.join("audit-signing.key"), root, node: node.to_owned() }
+        DataDir {
+            signing_key: root.join("audit-signing.key"),
+            root,
+            node: node.to_owned(),
+        }
     }
 
     /// The audit log's configuration for this data dir.
@@ -69,7 +73,9 @@ pub struct LocalAdmin {
 }
 
 fn open_err(what: &str, e: &dyn std::fmt::Display) -> ServiceError {
-    ServiceError::Unavailable { message: format!("cannot open the {what}: {e}") }
+    ServiceError::Unavailable {
+        message: format!("cannot open the {what}: {e}"),
+    }
 }
 
 impl LocalAdmin {
@@ -78,12 +84,24 @@ impl LocalAdmin {
         dir.create()?;
         let registry = Registry::open(&dir.root).map_err(|e| open_err("registry", &e))?;
         let audit = AuditLog::open(dir.audit_config()).map_err(|e| open_err("audit log", &e))?;
-        Ok(LocalAdmin { registry, audit, dir })
+        Ok(LocalAdmin {
+            registry,
+            audit,
+            dir,
+        })
     }
 
     /// Creates a key; the secret is in the result and nowhere else.
-    pub fn create_key(&self, tenant: &TenantId, role: Role, subject: &Subject, actor: &Subject) -> Result<NewKey, ServiceError> {
-        Ok(self.registry.create_key(tenant, role, subject, actor, &RegistryAudit(&self.audit))?)
+    pub fn create_key(
+        &self,
+        tenant: &TenantId,
+        role: Role,
+        subject: &Subject,
+        actor: &Subject,
+    ) -> Result<NewKey, ServiceError> {
+        Ok(self
+            .registry
+            .create_key(tenant, role, subject, actor, &RegistryAudit(&self.audit))?)
     }
 
     /// Lists keys (never their secrets).
@@ -93,7 +111,9 @@ impl LocalAdmin {
 
     /// Revokes a key.
     pub fn revoke_key(&self, key_id: &str, actor: &Subject) -> Result<KeyInfo, ServiceError> {
-        Ok(self.registry.revoke_key(key_id, actor, &RegistryAudit(&self.audit))?)
+        Ok(self
+            .registry
+            .revoke_key(key_id, actor, &RegistryAudit(&self.audit))?)
     }
 
     /// A page of a tenant's audit records.
@@ -107,18 +127,32 @@ impl LocalAdmin {
     }
 
     /// Writes a tenant's records as JSON lines; returns how many.
-    pub fn export(&self, q: &AuditQuery, out: &mut dyn std::io::Write) -> Result<u64, ServiceError> {
-        self.audit.export_jsonl(q, out).map_err(|e| ServiceError::internal("audit export", &e))
+    pub fn export(
+        &self,
+        q: &AuditQuery,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64, ServiceError> {
+        self.audit
+            .export_jsonl(q, out)
+            .map_err(|e| ServiceError::internal("audit export", &e))
     }
 
     /// Signs a checkpoint of the chain head now.
     pub fn checkpoint(&self) -> Result<aifn_audit::Checkpoint, ServiceError> {
-        self.audit.checkpoint().map_err(|e| ServiceError::internal("audit checkpoint", &e))
+        self.audit
+            .checkpoint()
+            .map_err(|e| ServiceError::internal("audit checkpoint", &e))
     }
 
     /// Deletes records older than `older_than`; the pruning is recorded.
-    pub fn prune(&self, older_than: SystemTime, actor: &str) -> Result<aifn_audit::PruneReport, ServiceError> {
-        self.audit.prune(older_than, actor).map_err(|e| ServiceError::internal("audit prune", &e))
+    pub fn prune(
+        &self,
+        older_than: SystemTime,
+        actor: &str,
+    ) -> Result<aifn_audit::PruneReport, ServiceError> {
+        self.audit
+            .prune(older_than, actor)
+            .map_err(|e| ServiceError::internal("audit prune", &e))
     }
 
     /// The data dir.
@@ -128,14 +162,18 @@ impl LocalAdmin {
 
     /// Flushes and signs a final checkpoint.
     pub fn close(self) -> Result<(), ServiceError> {
-        self.audit.close().map_err(|e| ServiceError::internal("audit close", &e))
+        self.audit
+            .close()
+            .map_err(|e| ServiceError::internal("audit close", &e))
     }
 }
 
 /// Only a refused query is the caller's doing; storage faults go to the log.
 pub(crate) fn query_error(e: aifn_audit::AuditError) -> ServiceError {
     match e {
-        aifn_audit::AuditError::InvalidQuery { .. } => ServiceError::InvalidRequest { message: e.to_string() },
+        aifn_audit::AuditError::InvalidQuery { .. } => ServiceError::InvalidRequest {
+            message: e.to_string(),
+        },
         other => ServiceError::internal("audit query", &other),
     }
 }
@@ -143,5 +181,7 @@ pub(crate) fn query_error(e: aifn_audit::AuditError) -> ServiceError {
 /// Verifies a data dir's audit log offline (the log must not be required
 /// to open: verification works on a damaged one).
 pub fn verify(dir: &DataDir, public_key: Option<&[u8; 32]>) -> Result<VerifyReport, ServiceError> {
-    aifn_audit::verify(&dir.audit_config(), public_key).map_err(|e| ServiceError::Unavailable { message: e.to_string() })
+    aifn_audit::verify(&dir.audit_config(), public_key).map_err(|e| ServiceError::Unavailable {
+        message: e.to_string(),
+    })
 }

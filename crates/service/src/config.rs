@@ -19,7 +19,11 @@ pub struct TenantLimits {
 
 impl Default for TenantLimits {
     fn default() -> Self {
-        TenantLimits { rate_per_second: 200.0, burst: 400, max_concurrent: 8 }
+        TenantLimits {
+            rate_per_second: 200.0,
+            burst: 400,
+            max_concurrent: 8,
+        }
     }
 }
 

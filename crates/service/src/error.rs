@@ -144,13 +144,17 @@ impl ServiceError {
     /// The kind name for the error body.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ServiceError::Unauthenticated { .. } => ErrorKind::Outcome(OutcomeKind::Unauthenticated),
+            ServiceError::Unauthenticated { .. } => {
+                ErrorKind::Outcome(OutcomeKind::Unauthenticated)
+            }
             ServiceError::Forbidden { .. } => ErrorKind::Outcome(OutcomeKind::Forbidden),
             ServiceError::NotFound { .. } => ErrorKind::Outcome(OutcomeKind::NotFound),
             ServiceError::NotActive { .. } => ErrorKind::Outcome(OutcomeKind::NotActive),
             ServiceError::InvalidInput { .. } => ErrorKind::Outcome(OutcomeKind::InvalidInput),
             ServiceError::RateLimited { .. } => ErrorKind::Outcome(OutcomeKind::RateLimited),
-            ServiceError::InvalidModule { kind, .. } | ServiceError::Failed { kind, .. } => ErrorKind::Outcome(*kind),
+            ServiceError::InvalidModule { kind, .. } | ServiceError::Failed { kind, .. } => {
+                ErrorKind::Outcome(*kind)
+            }
             ServiceError::PayloadTooLarge { .. } => ErrorKind::PayloadTooLarge,
             ServiceError::InvalidRequest { .. } => ErrorKind::InvalidRequest,
             ServiceError::Conflict { .. } => ErrorKind::Conflict,
@@ -172,18 +176,31 @@ impl From<aifn_registry::RegistryError> for ServiceError {
         use aifn_registry::RegistryError as R;
         match e {
             R::NotFound { .. } | R::ModuleNotFound { .. } | R::KeyNotFound { .. } => {
-                ServiceError::NotFound { what: not_found_what(&e) }
+                ServiceError::NotFound {
+                    what: not_found_what(&e),
+                }
             }
-            R::NotActive { name } => ServiceError::NotActive { name: name.to_string() },
+            R::NotActive { name } => ServiceError::NotActive {
+                name: name.to_string(),
+            },
             R::Forbidden { reason } => ServiceError::Forbidden { reason },
             R::IllegalTransition { .. } | R::HashMismatch { .. } | R::KeyAlreadyRevoked { .. } => {
-                ServiceError::Conflict { message: e.to_string() }
+                ServiceError::Conflict {
+                    message: e.to_string(),
+                }
             }
-            R::NotesRequired { .. } | R::Limit(_) | R::InvalidManifest(_) | R::ReportMismatch { .. } => {
-                ServiceError::InvalidRequest { message: e.to_string() }
-            }
-            R::DiskFull => ServiceError::Unavailable { message: "the registry's storage is full".into() },
-            R::Audit(_) => ServiceError::Unavailable { message: "the audit log cannot record this action".into() },
+            R::NotesRequired { .. }
+            | R::Limit(_)
+            | R::InvalidManifest(_)
+            | R::ReportMismatch { .. } => ServiceError::InvalidRequest {
+                message: e.to_string(),
+            },
+            R::DiskFull => ServiceError::Unavailable {
+                message: "the registry's storage is full".into(),
+            },
+            R::Audit(_) => ServiceError::Unavailable {
+                message: "the audit log cannot record this action".into(),
+            },
             other => ServiceError::internal("registry", &other),
         }
     }
@@ -192,7 +209,11 @@ impl From<aifn_registry::RegistryError> for ServiceError {
 fn not_found_what(e: &aifn_registry::RegistryError) -> String {
     use aifn_registry::RegistryError as R;
     match e {
-        R::NotFound { name, version: Some(v), .. } => format!("version {name}@{v}"),
+        R::NotFound {
+            name,
+            version: Some(v),
+            ..
+        } => format!("version {name}@{v}"),
         R::NotFound { name, .. } => format!("function {name}"),
         R::KeyNotFound { key_id } => format!("key {key_id}"),
         _ => "module".into(),

@@ -4,7 +4,10 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub(crate) fn execution_id(now: SystemTime) -> String {
-    let ms = now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let ms = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
     let mut random = [0u8; 10];
     // getrandom only fails when the OS has no entropy source at all; a
     // time-and-counter fallback keeps ids unique within this process then.
@@ -27,6 +30,9 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
         assert!(a < b);
-        assert_ne!(execution_id(SystemTime::now()), execution_id(SystemTime::now()));
+        assert_ne!(
+            execution_id(SystemTime::now()),
+            execution_id(SystemTime::now())
+        );
     }
 }

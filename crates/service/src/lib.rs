@@ -23,7 +23,9 @@ mod service;
 mod sink;
 
 pub use admin::{DataDir, LocalAdmin, verify as verify_audit};
-pub use aifn_audit::{AuditEntry, AuditPage, AuditQuery, SecurityQuery, Stream as AuditStream, VerifyReport};
+pub use aifn_audit::{
+    AuditEntry, AuditPage, AuditQuery, SecurityQuery, Stream as AuditStream, VerifyReport,
+};
 pub use aifn_registry::{FunctionDetail, FunctionSummary, KeyInfo, NewKey, Principal, VersionInfo};
 pub use config::{ServiceConfig, TenantLimits};
 pub use error::{ErrorKind, ServiceError, Violation};

@@ -39,7 +39,12 @@ pub(crate) struct Permit<'a> {
 
 impl Limiter {
     pub(crate) fn new(tenant: TenantLimits, max_global: u32) -> Limiter {
-        Limiter { tenant, max_global, global: AtomicU32::new(0), buckets: Mutex::new(HashMap::new()) }
+        Limiter {
+            tenant,
+            max_global,
+            global: AtomicU32::new(0),
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     pub(crate) fn running(&self) -> u32 {
@@ -47,7 +52,10 @@ impl Limiter {
     }
 
     pub(crate) fn admit(&self, tenant: &TenantId) -> Result<Permit<'_>, Busy> {
-        let busy = |scope| Busy { retry_after: Duration::from_secs(1), scope };
+        let busy = |scope| Busy {
+            retry_after: Duration::from_secs(1),
+            scope,
+        };
         if self.global.fetch_add(1, Ordering::AcqRel) >= self.max_global {
             self.global.fetch_sub(1, Ordering::AcqRel);
             return Err(busy("host concurrency"));
@@ -60,13 +68,17 @@ impl Limiter {
             running: 0,
         });
         let rate = self.tenant.rate_per_second.max(f64::MIN_POSITIVE);
-        b.tokens = (b.tokens + now.duration_since(b.refilled).as_secs_f64() * rate).min(f64::from(self.tenant.burst));
+        b.tokens = (b.tokens + now.duration_since(b.refilled).as_secs_f64() * rate)
+            .min(f64::from(self.tenant.burst));
         b.refilled = now;
         let refused = if b.running >= self.tenant.max_concurrent {
             Some(busy("tenant concurrency"))
         } else if b.tokens < 1.0 {
             let wait = ((1.0 - b.tokens) / rate).ceil().max(1.0);
-            Some(Busy { retry_after: Duration::from_secs_f64(wait.min(3600.0)), scope: "tenant rate" })
+            Some(Busy {
+                retry_after: Duration::from_secs_f64(wait.min(3600.0)),
+                scope: "tenant rate",
+            })
         } else {
             None
         };
@@ -77,13 +89,20 @@ impl Limiter {
         }
         b.tokens -= 1.0;
         b.running += 1;
-        Ok(Permit { limiter: self, tenant: tenant.clone() })
+        Ok(Permit {
+            limiter: self,
+            tenant: tenant.clone(),
+        })
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        let mut buckets = self.limiter.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buckets = self
+            .limiter
+            .buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(b) = buckets.get_mut(&self.tenant) {
             b.running = b.running.saturating_sub(1);
         }
@@ -102,10 +121,20 @@ mod tests {
 
     #[test]
     fn tenant_concurrency_is_capped_and_released() {
-        let l = Limiter::new(TenantLimits { rate_per_second: 1000.0, burst: 1000, max_concurrent: 2 }, 10);
+        let l = Limiter::new(
+            TenantLimits {
+                rate_per_second: 1000.0,
+                burst: 1000,
+                max_concurrent: 2,
+            },
+            10,
+        );
         let a = l.admit(&t("a")).expect("1");
         let _b = l.admit(&t("a")).expect("2");
-        assert_eq!(l.admit(&t("a")).err().map(|b| b.scope), Some("tenant concurrency"));
+        assert_eq!(
+            l.admit(&t("a")).err().map(|b| b.scope),
+            Some("tenant concurrency")
+        );
         // Another tenant is unaffected.
         let _c = l.admit(&t("b")).expect("other tenant");
         drop(a);
@@ -114,7 +143,14 @@ mod tests {
 
     #[test]
     fn the_rate_is_a_token_bucket() {
-        let l = Limiter::new(TenantLimits { rate_per_second: 0.5, burst: 2, max_concurrent: 10 }, 10);
+        let l = Limiter::new(
+            TenantLimits {
+                rate_per_second: 0.5,
+                burst: 2,
+                max_concurrent: 10,
+            },
+            10,
+        );
         assert!(l.admit(&t("a")).is_ok());
         assert!(l.admit(&t("a")).is_ok());
         let busy = l.admit(&t("a")).err().expect("bucket empty");
@@ -127,7 +163,10 @@ mod tests {
         let l = Limiter::new(TenantLimits::default(), 2);
         let _a = l.admit(&t("a")).expect("1");
         let _b = l.admit(&t("b")).expect("2");
-        assert_eq!(l.admit(&t("c")).err().map(|b| b.scope), Some("host concurrency"));
+        assert_eq!(
+            l.admit(&t("c")).err().map(|b| b.scope),
+            Some("host concurrency")
+        );
         assert_eq!(l.running(), 2);
     }
 }

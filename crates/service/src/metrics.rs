@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use aifn_types::OutcomeKind;
 
-const BUCKETS: [f64; 14] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+const BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
 
 /// Counters of invocations by outcome, a latency histogram and fuel.
 #[derive(Debug, Default)]
@@ -30,36 +32,64 @@ impl Metrics {
             }
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_us.fetch_add(u64::try_from(duration.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.latency_sum_us.fetch_add(
+            u64::try_from(duration.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         self.fuel.fetch_add(fuel, Ordering::Relaxed);
     }
 
     /// Invocations so far that ended in `kind`.
     pub fn count(&self, kind: OutcomeKind) -> u64 {
-        OutcomeKind::ALL.iter().position(|k| *k == kind).map_or(0, |i| self.by_outcome[i].load(Ordering::Relaxed))
+        OutcomeKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .map_or(0, |i| self.by_outcome[i].load(Ordering::Relaxed))
     }
 
     /// The Prometheus text exposition, with `in_flight` and extra gauges.
     pub fn render(&self, in_flight: u32, gauges: &[(&str, &str, u64)]) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP aifn_invocations_total Invocation attempts by outcome kind.");
+        let _ = writeln!(
+            out,
+            "# HELP aifn_invocations_total Invocation attempts by outcome kind."
+        );
         let _ = writeln!(out, "# TYPE aifn_invocations_total counter");
         for (i, k) in OutcomeKind::ALL.iter().enumerate() {
-            let _ = writeln!(out, "aifn_invocations_total{{outcome=\"{}\"}} {}", k, self.by_outcome[i].load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "aifn_invocations_total{{outcome=\"{}\"}} {}",
+                k,
+                self.by_outcome[i].load(Ordering::Relaxed)
+            );
         }
-        let _ = writeln!(out, "# HELP aifn_invocation_duration_seconds Time from admission to answer.");
+        let _ = writeln!(
+            out,
+            "# HELP aifn_invocation_duration_seconds Time from admission to answer."
+        );
         let _ = writeln!(out, "# TYPE aifn_invocation_duration_seconds histogram");
         for (i, le) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "aifn_invocation_duration_seconds_bucket{{le=\"{le}\"}} {}", self.latency[i].load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "aifn_invocation_duration_seconds_bucket{{le=\"{le}\"}} {}",
+                self.latency[i].load(Ordering::Relaxed)
+            );
         }
         let count = self.latency_count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "aifn_invocation_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "aifn_invocation_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
         let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "aifn_invocation_duration_seconds_sum {sum}");
         let _ = writeln!(out, "aifn_invocation_duration_seconds_count {count}");
         let _ = writeln!(out, "# HELP aifn_fuel_used_total Fuel consumed by guests.");
         let _ = writeln!(out, "# TYPE aifn_fuel_used_total counter");
-        let _ = writeln!(out, "aifn_fuel_used_total {}", self.fuel.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "aifn_fuel_used_total {}",
+            self.fuel.load(Ordering::Relaxed)
+        );
         let _ = writeln!(out, "# HELP aifn_in_flight Invocations running now.");
         let _ = writeln!(out, "# TYPE aifn_in_flight gauge");
         let _ = writeln!(out, "aifn_in_flight {in_flight}");

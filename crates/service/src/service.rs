@@ -5,8 +5,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use aifn_audit::{AuditLog, AuditPage, AuditQuery, Captured, ExecutionRecord, SecurityEvent, SecurityReason};
-use aifn_registry::{AuthError, FunctionDetail, FunctionSummary, Principal, Registry, Upload, VersionInfo, VersionRef};
+use aifn_audit::{
+    AuditLog, AuditPage, AuditQuery, Captured, ExecutionRecord, SecurityEvent, SecurityReason,
+};
+use aifn_registry::{
+    AuthError, FunctionDetail, FunctionSummary, Principal, Registry, Upload, VersionInfo,
+    VersionRef,
+};
 use aifn_runtime::{Invocation, LoadedModule, ModuleError, Runtime, RuntimeConfig};
 use aifn_types::{Context, FunctionName, Limits, LogLine, Manifest, OutcomeKind, Role};
 use serde::Serialize;
@@ -116,7 +121,9 @@ pub struct Service {
 
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Service").field("data_dir", &self.inner.config.data_dir).finish_non_exhaustive()
+        f.debug_struct("Service")
+            .field("data_dir", &self.inner.config.data_dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -126,31 +133,46 @@ fn require(who: &Principal, roles: &[Role], what: &str) -> Result<(), ServiceErr
     } else {
         let allowed: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
         Err(ServiceError::Forbidden {
-            reason: format!("{what} needs the {} role; this key is {}", allowed.join(" or "), who.role),
+            reason: format!(
+                "{what} needs the {} role; this key is {}",
+                allowed.join(" or "),
+                who.role
+            ),
         })
     }
 }
 
 fn name(s: &str) -> Result<FunctionName, ServiceError> {
-    FunctionName::new(s).map_err(|e| ServiceError::InvalidRequest { message: e.to_string() })
+    FunctionName::new(s).map_err(|e| ServiceError::InvalidRequest {
+        message: e.to_string(),
+    })
 }
 
 fn compile_schema(what: &str, schema: &Value) -> Result<jsonschema::Validator, ServiceError> {
-    jsonschema::validator_for(schema)
-        .map_err(|e| ServiceError::InvalidRequest { message: format!("{what} is not a valid JSON Schema: {}", e.masked()) })
+    jsonschema::validator_for(schema).map_err(|e| ServiceError::InvalidRequest {
+        message: format!("{what} is not a valid JSON Schema: {}", e.masked()),
+    })
 }
 
 fn violations(v: &jsonschema::Validator, instance: &Value) -> Vec<Violation> {
     v.iter_errors(instance)
         .take(MAX_VIOLATIONS)
-        .map(|e| Violation { path: e.instance_path().to_string(), message: e.masked().to_string() })
+        .map(|e| Violation {
+            path: e.instance_path().to_string(),
+            message: e.masked().to_string(),
+        })
         .collect()
 }
 
 fn module_refusal(e: ModuleError) -> ServiceError {
     match e {
-        ModuleError::TooLarge { .. } => ServiceError::PayloadTooLarge { message: e.to_string() },
-        other => ServiceError::InvalidModule { kind: other.kind(), message: other.to_string() },
+        ModuleError::TooLarge { .. } => ServiceError::PayloadTooLarge {
+            message: e.to_string(),
+        },
+        other => ServiceError::InvalidModule {
+            kind: other.kind(),
+            message: other.to_string(),
+        },
     }
 }
 
@@ -163,7 +185,9 @@ impl Service {
             dir.signing_key = k.clone();
         }
         dir.create()?;
-        let unavailable = |what: &str, e: &dyn std::fmt::Display| ServiceError::Unavailable { message: format!("cannot open the {what}: {e}") };
+        let unavailable = |what: &str, e: &dyn std::fmt::Display| ServiceError::Unavailable {
+            message: format!("cannot open the {what}: {e}"),
+        };
         let registry = Registry::open(&dir.root).map_err(|e| unavailable("registry", &e))?;
         let mut audit_cfg = dir.audit_config();
         audit_cfg.checkpoint_every_records = config.audit_checkpoint_every;
@@ -201,18 +225,29 @@ impl Service {
     /// Resolves `Authorization: Bearer KEY` to the key's principal. Every
     /// failure is recorded in the host-level security stream (never the
     /// key itself).
-    pub fn authenticate(&self, authorization: Option<&str>, route: &str, remote: Option<&str>) -> Result<Principal, ServiceError> {
+    pub fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        route: &str,
+        remote: Option<&str>,
+    ) -> Result<Principal, ServiceError> {
         let reason = match authorization.map(str::trim) {
             None | Some("") => SecurityReason::MissingKey,
             // The scheme is case-insensitive (RFC 9110 section 11.1).
-            Some(h) => match h.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| h[7..].trim()) {
+            Some(h) => match h
+                .get(..7)
+                .filter(|p| p.eq_ignore_ascii_case("bearer "))
+                .map(|_| h[7..].trim())
+            {
                 None | Some("") => SecurityReason::MalformedKey,
                 Some(token) => match self.inner.registry.authenticate(token) {
                     Ok(p) => return Ok(p),
                     Err(AuthError::Malformed) => SecurityReason::MalformedKey,
                     Err(AuthError::Unknown) => SecurityReason::UnknownKey,
                     Err(AuthError::Revoked) => SecurityReason::RevokedKey,
-                    Err(AuthError::Registry(e)) => return Err(ServiceError::internal("authenticate", &e)),
+                    Err(AuthError::Registry(e)) => {
+                        return Err(ServiceError::internal("authenticate", &e));
+                    }
                     Err(e) => return Err(ServiceError::internal("authenticate", &e)),
                 },
             },
@@ -242,13 +277,19 @@ impl Service {
         let name = name(&req.name)?;
         let m = &req.manifest;
         if m.description.trim().is_empty() || m.description.len() > 4096 {
-            return Err(ServiceError::InvalidRequest { message: "description must have 1 to 4096 characters".into() });
+            return Err(ServiceError::InvalidRequest {
+                message: "description must have 1 to 4096 characters".into(),
+            });
         }
         compile_schema("input_schema", &m.input_schema)?;
         if let Some(s) = &m.output_schema {
             compile_schema("output_schema", s)?;
         }
-        let loaded = self.inner.runtime.load(&req.module).map_err(module_refusal)?;
+        let loaded = self
+            .inner
+            .runtime
+            .load(&req.module)
+            .map_err(module_refusal)?;
         let report = loaded.report().clone();
         if let (Some(mem), Some(asked)) = (&report.memory, m.limits.memory_bytes)
             && mem.min_pages.saturating_mul(65536) > asked
@@ -260,8 +301,18 @@ impl Service {
                 ),
             });
         }
-        let upload = Upload { name, manifest: req.manifest, module: &req.module, report };
-        let info = self.inner.registry.upload(who, upload, self.inner.runtime.limits(), &RegistryAudit(&self.inner.audit))?;
+        let upload = Upload {
+            name,
+            manifest: req.manifest,
+            module: &req.module,
+            report,
+        };
+        let info = self.inner.registry.upload(
+            who,
+            upload,
+            self.inner.runtime.limits(),
+            &RegistryAudit(&self.inner.audit),
+        )?;
         tracing::info!(tenant = %who.tenant, function = %info.name, version = info.version, sha256 = %info.sha256, "uploaded");
         Ok(info)
     }
@@ -277,19 +328,36 @@ impl Service {
     }
 
     /// One function with all its versions.
-    pub fn get_function(&self, who: &Principal, function: &str) -> Result<FunctionDetail, ServiceError> {
-        let n = FunctionName::new(function).map_err(|_| ServiceError::NotFound { what: format!("function {function}") })?;
+    pub fn get_function(
+        &self,
+        who: &Principal,
+        function: &str,
+    ) -> Result<FunctionDetail, ServiceError> {
+        let n = FunctionName::new(function).map_err(|_| ServiceError::NotFound {
+            what: format!("function {function}"),
+        })?;
         Ok(self.inner.registry.get_function(&who.tenant, &n)?)
     }
 
     /// One version: manifest, inspection report, decisions.
-    pub fn get_version(&self, who: &Principal, function: &str, version: u32) -> Result<VersionInfo, ServiceError> {
-        let n = FunctionName::new(function).map_err(|_| ServiceError::NotFound { what: format!("function {function}") })?;
+    pub fn get_version(
+        &self,
+        who: &Principal,
+        function: &str,
+        version: u32,
+    ) -> Result<VersionInfo, ServiceError> {
+        let n = FunctionName::new(function).map_err(|_| ServiceError::NotFound {
+            what: format!("function {function}"),
+        })?;
         Ok(self.inner.registry.get_version(&who.tenant, &n, version)?)
     }
 
     fn target(who: &Principal, function: &str, version: u32) -> Result<VersionRef, ServiceError> {
-        Ok(VersionRef { tenant: who.tenant.clone(), name: name(function)?, version })
+        Ok(VersionRef {
+            tenant: who.tenant.clone(),
+            name: name(function)?,
+            version,
+        })
     }
 
     fn forget(&self, who: &Principal, function: &str) {
@@ -298,26 +366,58 @@ impl Service {
     }
 
     /// Activates a version bound to the sha256 the approver inspected.
-    pub fn approve(&self, who: &Principal, function: &str, version: u32, sha256: &str, notes: &str) -> Result<VersionInfo, ServiceError> {
+    pub fn approve(
+        &self,
+        who: &Principal,
+        function: &str,
+        version: u32,
+        sha256: &str,
+        notes: &str,
+    ) -> Result<VersionInfo, ServiceError> {
         require(who, &[Role::Approver], "approving")?;
         let t = Self::target(who, function, version)?;
-        let info = self.inner.registry.approve(who, &t, sha256, notes, &RegistryAudit(&self.inner.audit))?;
+        let info = self.inner.registry.approve(
+            who,
+            &t,
+            sha256,
+            notes,
+            &RegistryAudit(&self.inner.audit),
+        )?;
         self.forget(who, function);
         Ok(info)
     }
 
     /// Rejects a pending version.
-    pub fn reject(&self, who: &Principal, function: &str, version: u32, sha256: &str, notes: &str) -> Result<VersionInfo, ServiceError> {
+    pub fn reject(
+        &self,
+        who: &Principal,
+        function: &str,
+        version: u32,
+        sha256: &str,
+        notes: &str,
+    ) -> Result<VersionInfo, ServiceError> {
         require(who, &[Role::Approver], "rejecting")?;
         let t = Self::target(who, function, version)?;
-        Ok(self.inner.registry.reject(who, &t, sha256, notes, &RegistryAudit(&self.inner.audit))?)
+        Ok(self
+            .inner
+            .registry
+            .reject(who, &t, sha256, notes, &RegistryAudit(&self.inner.audit))?)
     }
 
     /// Revokes the active version: the next call gets `not_active`.
-    pub fn revoke(&self, who: &Principal, function: &str, version: u32, notes: &str) -> Result<VersionInfo, ServiceError> {
+    pub fn revoke(
+        &self,
+        who: &Principal,
+        function: &str,
+        version: u32,
+        notes: &str,
+    ) -> Result<VersionInfo, ServiceError> {
         require(who, &[Role::Approver], "revoking")?;
         let t = Self::target(who, function, version)?;
-        let info = self.inner.registry.revoke(who, &t, notes, &RegistryAudit(&self.inner.audit))?;
+        let info = self
+            .inner
+            .registry
+            .revoke(who, &t, notes, &RegistryAudit(&self.inner.audit))?;
         self.forget(who, function);
         Ok(info)
     }
@@ -347,7 +447,10 @@ impl Service {
     pub fn audit(&self, who: &Principal, mut q: AuditQuery) -> Result<AuditPage, ServiceError> {
         require(who, &[Role::Admin, Role::Approver], "reading the audit log")?;
         q.tenant_id = who.tenant.to_string();
-        self.inner.audit.query(&q).map_err(crate::admin::query_error)
+        self.inner
+            .audit
+            .query(&q)
+            .map_err(crate::admin::query_error)
     }
 
     /// Runs an active function for an agent. Every attempt is recorded
@@ -368,7 +471,9 @@ impl Service {
         if !self.inner.audit.is_healthy() {
             // Nothing runs while the audit log cannot write; recording this
             // refusal is attempted too, and a success reopens the door.
-            let err = ServiceError::Unavailable { message: "the audit log cannot write; calls are refused".into() };
+            let err = ServiceError::Unavailable {
+                message: "the audit log cannot write; calls are refused".into(),
+            };
             return Err(self.refuse(&ctx, now, started, b"", None, err));
         }
         let input = serde_json::to_vec(&req.input).unwrap_or_default();
@@ -378,7 +483,10 @@ impl Service {
         let _permit = match self.inner.limiter.admit(&who.tenant) {
             Ok(p) => p,
             Err(busy) => {
-                let e = ServiceError::RateLimited { retry_after: busy.retry_after, scope: busy.scope };
+                let e = ServiceError::RateLimited {
+                    retry_after: busy.retry_after,
+                    scope: busy.scope,
+                };
                 return Err(self.refuse(&ctx, now, started, &input, None, e));
             }
         };
@@ -389,7 +497,11 @@ impl Service {
         ctx.version = active.info.version.to_string();
         if input.len() as u64 > active.limits.input_bytes {
             let e = ServiceError::InvalidInput {
-                message: format!("input is {} bytes, over the limit of {} bytes", input.len(), active.limits.input_bytes),
+                message: format!(
+                    "input is {} bytes, over the limit of {} bytes",
+                    input.len(),
+                    active.limits.input_bytes
+                ),
                 violations: Vec::new(),
             };
             return Err(self.refuse(&ctx, now, started, &input, Some(&active), e));
@@ -397,29 +509,48 @@ impl Service {
         let found = violations(&active.input, &req.input);
         if !found.is_empty() {
             let e = ServiceError::InvalidInput {
-                message: format!("input does not match the schema of {} ({} violations)", ctx.function, found.len()),
+                message: format!(
+                    "input does not match the schema of {} ({} violations)",
+                    ctx.function,
+                    found.len()
+                ),
                 violations: found,
             };
             return Err(self.refuse(&ctx, now, started, &input, Some(&active), e));
         }
 
-        let exec = self
-            .inner
-            .runtime
-            .invoke(&active.module, &Invocation { input: &input, context: &ctx, limits: active.limits, start_time: now });
+        let exec = self.inner.runtime.invoke(
+            &active.module,
+            &Invocation {
+                input: &input,
+                context: &ctx,
+                limits: active.limits,
+                start_time: now,
+            },
+        );
         let mut kind = exec.kind;
         let mut message = exec.message;
         let mut output = None;
         if let Some(bytes) = &exec.output {
             match serde_json::from_slice::<Value>(bytes) {
                 Ok(v) => {
-                    let bad = active.output.as_deref().map(|s| violations(s, &v)).unwrap_or_default();
+                    let bad = active
+                        .output
+                        .as_deref()
+                        .map(|s| violations(s, &v))
+                        .unwrap_or_default();
                     if bad.is_empty() {
                         output = Some(v);
                     } else {
                         kind = OutcomeKind::InvalidOutput;
-                        let list: Vec<_> = bad.iter().map(|b| format!("{}: {}", b.path, b.message)).collect();
-                        message = Some(format!("output does not match the output schema: {}", list.join("; ")));
+                        let list: Vec<_> = bad
+                            .iter()
+                            .map(|b| format!("{}: {}", b.path, b.message))
+                            .collect();
+                        message = Some(format!(
+                            "output does not match the output schema: {}",
+                            list.join("; ")
+                        ));
                     }
                 }
                 Err(e) => {
@@ -445,7 +576,10 @@ impl Service {
         if let Err(e) = self.inner.audit.record_execution(rec, capture) {
             tracing::error!(execution_id, error = %e, "audit record failed; withholding the output");
             return Err(Refused {
-                error: ServiceError::Unavailable { message: "the call's audit record could not be written; its result is withheld".into() },
+                error: ServiceError::Unavailable {
+                    message: "the call's audit record could not be written; its result is withheld"
+                        .into(),
+                },
                 execution_id: Some(execution_id),
             });
         }
@@ -489,12 +623,17 @@ impl Service {
         match self.inner.audit.record_execution(rec, None) {
             Ok(_) => {
                 self.inner.metrics.record(kind, started.elapsed(), 0);
-                Refused { error, execution_id: Some(ctx.execution_id.clone()) }
+                Refused {
+                    error,
+                    execution_id: Some(ctx.execution_id.clone()),
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "audit record of a refusal failed");
                 Refused {
-                    error: ServiceError::Unavailable { message: "the audit log cannot write; calls are refused".into() },
+                    error: ServiceError::Unavailable {
+                        message: "the audit log cannot write; calls are refused".into(),
+                    },
                     execution_id: None,
                 }
             }
@@ -505,39 +644,57 @@ impl Service {
     fn resolve(&self, tenant: &str, function: &str) -> Result<Arc<Active>, ServiceError> {
         let key = (tenant.to_owned(), function.to_owned());
         let ttl = self.inner.config.active_cache_ttl();
-        let cached = self.inner.active.read().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        let cached = self
+            .inner
+            .active
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
         if let Some(a) = &cached
             && a.checked.elapsed() < ttl
         {
             return Ok(Arc::clone(a));
         }
-        let not_found = || ServiceError::NotFound { what: format!("function {function}") };
+        let not_found = || ServiceError::NotFound {
+            what: format!("function {function}"),
+        };
         let tenant_id = aifn_types::TenantId::new(tenant).map_err(|_| not_found())?;
         let n = FunctionName::new(function).map_err(|_| not_found())?;
         let lookup = self.inner.registry.active(&tenant_id, &n);
         let info = match lookup {
             Ok(info) => info,
             Err(e) => {
-                self.inner.active.write().unwrap_or_else(|p| p.into_inner()).remove(&key);
+                self.inner
+                    .active
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&key);
                 return Err(e.into());
             }
         };
         let fresh = match cached {
             // Still the same version: keep its module and schemas.
-            Some(a) if a.info.sha256 == info.sha256 && a.info.version == info.version => Arc::new(Active {
-                info,
-                module: a.module.clone(),
-                input: Arc::clone(&a.input),
-                output: a.output.clone(),
-                limits: a.limits,
-                checked: Instant::now(),
-            }),
+            Some(a) if a.info.sha256 == info.sha256 && a.info.version == info.version => {
+                Arc::new(Active {
+                    info,
+                    module: a.module.clone(),
+                    input: Arc::clone(&a.input),
+                    output: a.output.clone(),
+                    limits: a.limits,
+                    checked: Instant::now(),
+                })
+            }
             _ => Arc::new(self.prepare(info)?),
         };
         let mut map = self.inner.active.write().unwrap_or_else(|p| p.into_inner());
         if map.len() >= self.inner.active_capacity && !map.contains_key(&key) {
             // Bounded like the runtime's module cache, oldest check first.
-            if let Some(old) = map.iter().min_by_key(|(_, a)| a.checked).map(|(k, _)| k.clone()) {
+            if let Some(old) = map
+                .iter()
+                .min_by_key(|(_, a)| a.checked)
+                .map(|(k, _)| k.clone())
+            {
                 map.remove(&old);
             }
         }
@@ -549,17 +706,39 @@ impl Service {
         let bytes = self.inner.registry.module_bytes(&info.sha256)?;
         let module = self.inner.runtime.load(&bytes).map_err(|e| {
             // It passed validation at upload: the host's caps changed since.
-            ServiceError::Unavailable { message: format!("the active version no longer loads on this host: {e}") }
+            ServiceError::Unavailable {
+                message: format!("the active version no longer loads on this host: {e}"),
+            }
         })?;
         let input = Arc::new(compile_schema("input_schema", &info.manifest.input_schema)?);
-        let output = info.manifest.output_schema.as_ref().map(|s| compile_schema("output_schema", s).map(Arc::new)).transpose()?;
-        let limits = self.inner.runtime.limits().min(&info.report.effective_limits);
-        Ok(Active { info, module, input, output, limits, checked: Instant::now() })
+        let output = info
+            .manifest
+            .output_schema
+            .as_ref()
+            .map(|s| compile_schema("output_schema", s).map(Arc::new))
+            .transpose()?;
+        let limits = self
+            .inner
+            .runtime
+            .limits()
+            .min(&info.report.effective_limits);
+        Ok(Active {
+            info,
+            module,
+            input,
+            output,
+            limits,
+            checked: Instant::now(),
+        })
     }
 
     /// Ready to serve: the audit log can write.
     pub fn ready(&self) -> Result<(), String> {
-        if self.inner.audit.is_healthy() { Ok(()) } else { Err("the audit log cannot write".into()) }
+        if self.inner.audit.is_healthy() {
+            Ok(())
+        } else {
+            Err("the audit log cannot write".into())
+        }
     }
 
     /// The Prometheus text exposition.
@@ -569,10 +748,26 @@ impl Service {
         self.inner.metrics.render(
             self.inner.limiter.running(),
             &[
-                ("aifn_audit_records", "Audit records appended by this process.", audit.records),
-                ("aifn_audit_commits", "Audit commits (each one fsync).", audit.commits),
-                ("aifn_audit_healthy", "1 when the audit log can write.", u64::from(self.inner.audit.is_healthy())),
-                ("aifn_cached_modules", "Compiled modules held in memory.", cached),
+                (
+                    "aifn_audit_records",
+                    "Audit records appended by this process.",
+                    audit.records,
+                ),
+                (
+                    "aifn_audit_commits",
+                    "Audit commits (each one fsync).",
+                    audit.commits,
+                ),
+                (
+                    "aifn_audit_healthy",
+                    "1 when the audit log can write.",
+                    u64::from(self.inner.audit.is_healthy()),
+                ),
+                (
+                    "aifn_cached_modules",
+                    "Compiled modules held in memory.",
+                    cached,
+                ),
             ],
         )
     }
@@ -584,14 +779,23 @@ impl Service {
 
     /// Applies the audit retention setting, if any (the pruning is recorded).
     pub fn apply_retention(&self) -> Result<u64, ServiceError> {
-        let Some(days) = self.inner.config.audit_retention_days else { return Ok(0) };
+        let Some(days) = self.inner.config.audit_retention_days else {
+            return Ok(0);
+        };
         let cutoff = SystemTime::now() - Duration::from_secs(u64::from(days) * 86_400);
-        let report = self.inner.audit.prune(cutoff, "retention").map_err(|e| ServiceError::internal("audit retention", &e))?;
+        let report = self
+            .inner
+            .audit
+            .prune(cutoff, "retention")
+            .map_err(|e| ServiceError::internal("audit retention", &e))?;
         Ok(report.pruned)
     }
 
     /// Flushes the audit log and signs a final checkpoint.
     pub fn close(&self) -> Result<(), ServiceError> {
-        self.inner.audit.close().map_err(|e| ServiceError::internal("audit close", &e))
+        self.inner
+            .audit
+            .close()
+            .map_err(|e| ServiceError::internal("audit close", &e))
     }
 }

@@ -9,6 +9,9 @@ pub(crate) struct RegistryAudit<'a>(pub(crate) &'a AuditLog);
 
 impl AuditSink for RegistryAudit<'_> {
     fn record(&self, action: &RegistryAction) -> Result<(), String> {
-        self.0.record_registry(action).map(|_| ()).map_err(|e| e.to_string())
+        self.0
+            .record_registry(action)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }

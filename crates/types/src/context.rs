@@ -105,9 +105,20 @@ mod tests {
 
     #[test]
     fn context_json_has_exactly_the_six_fields() {
-        let v: serde_json::Value = serde_json::from_slice(&Context::local().to_json_bytes()).expect("json");
+        let v: serde_json::Value =
+            serde_json::from_slice(&Context::local().to_json_bytes()).expect("json");
         let mut keys: Vec<_> = v.as_object().expect("object").keys().cloned().collect();
         keys.sort();
-        assert_eq!(keys, ["agent_id", "execution_id", "function", "tenant_id", "user_id", "version"]);
+        assert_eq!(
+            keys,
+            [
+                "agent_id",
+                "execution_id",
+                "function",
+                "tenant_id",
+                "user_id",
+                "version"
+            ]
+        );
     }
 }

@@ -20,6 +20,8 @@ pub use limits::{LimitError, Limits, LimitsRequest};
 pub use manifest::{CapturePolicy, Manifest, RegistryAction, RegistryActionKind};
 pub use names::{ExecutionId, FunctionName, NameError, Subject, TenantId};
 pub use outcome::{OutcomeKind, UnknownKind};
-pub use report::{ExportInfo, ImportInfo, InspectionReport, MemoryInfo, ModuleReport, ReportDiff, TableInfo};
+pub use report::{
+    ExportInfo, ImportInfo, InspectionReport, MemoryInfo, ModuleReport, ReportDiff, TableInfo,
+};
 pub use role::{Role, UnknownRole};
 pub use state::{UnknownState, VersionState};

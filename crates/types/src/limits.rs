@@ -130,7 +130,11 @@ impl Limits {
         fn pick(field: &'static str, max: u64, req: Option<u64>) -> Result<u64, LimitError> {
             match req {
                 None => Ok(max),
-                Some(v) if v == 0 || v > max => Err(LimitError { field, requested: v, maximum: max }),
+                Some(v) if v == 0 || v > max => Err(LimitError {
+                    field,
+                    requested: v,
+                    maximum: max,
+                }),
                 Some(v) => Ok(v),
             }
         }
@@ -174,7 +178,11 @@ mod tests {
     #[test]
     fn request_within_maximum_is_applied() {
         let host = Limits::default();
-        let req = LimitsRequest { fuel: Some(1_000), memory_bytes: Some(MIB), ..Default::default() };
+        let req = LimitsRequest {
+            fuel: Some(1_000),
+            memory_bytes: Some(MIB),
+            ..Default::default()
+        };
         let l = host.narrowed(&req).expect("within maxima");
         assert_eq!(l.fuel, 1_000);
         assert_eq!(l.memory_bytes, MIB);
@@ -185,11 +193,17 @@ mod tests {
     #[test]
     fn request_above_maximum_is_refused() {
         let host = Limits::default();
-        let req = LimitsRequest { timeout_ms: Some(host.timeout_ms + 1), ..Default::default() };
+        let req = LimitsRequest {
+            timeout_ms: Some(host.timeout_ms + 1),
+            ..Default::default()
+        };
         let err = host.narrowed(&req).expect_err("above maximum");
         assert_eq!(err.field, "timeout_ms");
         assert_eq!(err.maximum, host.timeout_ms);
-        let zero = LimitsRequest { fuel: Some(0), ..Default::default() };
+        let zero = LimitsRequest {
+            fuel: Some(0),
+            ..Default::default()
+        };
         assert_eq!(host.narrowed(&zero).expect_err("zero").field, "fuel");
     }
 

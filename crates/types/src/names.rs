@@ -29,12 +29,20 @@ fn check(
 ) -> Result<(), NameError> {
     let mut chars = s.chars();
     match chars.next() {
-        None => return Err(NameError { what, reason: "must not be empty" }),
+        None => {
+            return Err(NameError {
+                what,
+                reason: "must not be empty",
+            });
+        }
         Some(c) if !first(c) => return Err(NameError { what, reason: rule }),
         Some(_) => {}
     }
     if s.len() > max {
-        return Err(NameError { what, reason: "too long" });
+        return Err(NameError {
+            what,
+            reason: "too long",
+        });
     }
     if !chars.all(rest) {
         return Err(NameError { what, reason: rule });

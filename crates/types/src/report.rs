@@ -105,19 +105,34 @@ pub struct ReportDiff {
 }
 
 fn added_removed(old: &BTreeSet<String>, new: &BTreeSet<String>) -> (Vec<String>, Vec<String>) {
-    (new.difference(old).cloned().collect(), old.difference(new).cloned().collect())
+    (
+        new.difference(old).cloned().collect(),
+        old.difference(new).cloned().collect(),
+    )
 }
 
 impl ReportDiff {
     /// Compares `new` against `old`, the report of `previous_version`.
     pub fn between(previous_version: u32, old: &ModuleReport, new: &ModuleReport) -> ReportDiff {
-        let imports = |r: &ModuleReport| r.imports.iter().map(ImportInfo::qualified).collect::<BTreeSet<_>>();
-        let exports = |r: &ModuleReport| r.exports.iter().map(|e| e.name.clone()).collect::<BTreeSet<_>>();
+        let imports = |r: &ModuleReport| {
+            r.imports
+                .iter()
+                .map(ImportInfo::qualified)
+                .collect::<BTreeSet<_>>()
+        };
+        let exports = |r: &ModuleReport| {
+            r.exports
+                .iter()
+                .map(|e| e.name.clone())
+                .collect::<BTreeSet<_>>()
+        };
         let features = |r: &ModuleReport| r.features.iter().cloned().collect::<BTreeSet<_>>();
         let (imports_added, imports_removed) = added_removed(&imports(old), &imports(new));
         let (exports_added, exports_removed) = added_removed(&exports(old), &exports(new));
         let (features_added, features_removed) = added_removed(&features(old), &features(new));
-        let delta = |a: u64, b: u64| i64::try_from(b).unwrap_or(i64::MAX) - i64::try_from(a).unwrap_or(i64::MAX);
+        let delta = |a: u64, b: u64| {
+            i64::try_from(b).unwrap_or(i64::MAX) - i64::try_from(a).unwrap_or(i64::MAX)
+        };
         ReportDiff {
             previous_version,
             imports_added,
@@ -179,7 +194,13 @@ mod tests {
     #[test]
     fn diff_names_added_and_removed_imports_and_size() {
         let old = report(&[("aifn", "input_len"), ("aifn", "log")], 100);
-        let new = report(&[("aifn", "input_len"), ("wasi_snapshot_preview1", "fd_write")], 150);
+        let new = report(
+            &[
+                ("aifn", "input_len"),
+                ("wasi_snapshot_preview1", "fd_write"),
+            ],
+            150,
+        );
         let d = ReportDiff::between(1, &old, &new);
         assert_eq!(d.imports_added, ["wasi_snapshot_preview1.fd_write"]);
         assert_eq!(d.imports_removed, ["aifn.log"]);

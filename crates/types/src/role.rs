@@ -37,7 +37,11 @@ pub struct UnknownRole(pub String);
 
 impl fmt::Display for UnknownRole {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown role {:?} (expected author, approver, admin or agent)", self.0)
+        write!(
+            f,
+            "unknown role {:?} (expected author, approver, admin or agent)",
+            self.0
+        )
     }
 }
 

@@ -97,7 +97,11 @@ fn test(fuzz: bool) -> Result<()> {
         let t = Instant::now();
         eprintln!("==> {name}");
         f().with_context(|| format!("step failed: {name}"))?;
-        eprintln!("==> {name}: ok in {:.0} s (total {:.0} s)", t.elapsed().as_secs_f64(), started.elapsed().as_secs_f64());
+        eprintln!(
+            "==> {name}: ok in {:.0} s (total {:.0} s)",
+            t.elapsed().as_secs_f64(),
+            started.elapsed().as_secs_f64()
+        );
         Ok(())
     };
     let run = |args: &[&str], dir: &Path| -> Result<()> {
@@ -111,11 +115,47 @@ fn test(fuzz: bool) -> Result<()> {
         }
         Ok(())
     };
-    step("build the example functions from source", &mut || build_functions(false))?;
-    step("workspace tests", &mut || run(&["test", "--workspace", "--locked"], root))?;
-    step("benchmarks compile", &mut || run(&["test", "-p", "aifn-benches", "--benches", "--no-run", "--locked"], root))?;
-    step("guest SDK tests on the host", &mut || run(&["test", "--locked", "--manifest-path", "guest-sdk/Cargo.toml"], root))?;
-    step("function unit tests on the host", &mut || run(&["test", "--locked", "--manifest-path", "functions/Cargo.toml"], root))?;
+    step("build the example functions from source", &mut || {
+        build_functions(false)
+    })?;
+    step("workspace tests", &mut || {
+        run(&["test", "--workspace", "--locked"], root)
+    })?;
+    step("benchmarks compile", &mut || {
+        run(
+            &[
+                "test",
+                "-p",
+                "aifn-benches",
+                "--benches",
+                "--no-run",
+                "--locked",
+            ],
+            root,
+        )
+    })?;
+    step("guest SDK tests on the host", &mut || {
+        run(
+            &[
+                "test",
+                "--locked",
+                "--manifest-path",
+                "guest-sdk/Cargo.toml",
+            ],
+            root,
+        )
+    })?;
+    step("function unit tests on the host", &mut || {
+        run(
+            &[
+                "test",
+                "--locked",
+                "--manifest-path",
+                "functions/Cargo.toml",
+            ],
+            root,
+        )
+    })?;
     let script = root.join("fuzz/run.sh");
     if fuzz && script.exists() {
         step("fuzz smoke run", &mut || {
@@ -131,7 +171,10 @@ fn test(fuzz: bool) -> Result<()> {
             Ok(())
         })?;
     }
-    eprintln!("==> all tests passed in {:.0} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "==> all tests passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

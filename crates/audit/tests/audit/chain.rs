@@ -9,7 +9,12 @@ fn a_clean_log_verifies_with_every_key_source() {
     let cfg = config(dir.path(), 0);
     let log = open(&cfg);
     fill(&log, "acme", 5);
-    log.record_registry(&registry("acme", RegistryActionKind::Approve, "leave_days@1")).expect("registry");
+    log.record_registry(&registry(
+        "acme",
+        RegistryActionKind::Approve,
+        "leave_days@1",
+    ))
+    .expect("registry");
     log.record_security(SecurityEvent {
         time: t0(),
         route: "/v1/invoke".into(),
@@ -33,7 +38,9 @@ fn a_clean_log_verifies_with_every_key_source() {
     let given = verify(&cfg, Some(&public_key(&cfg))).expect("verify with key");
     assert_eq!((given.finding, given.key_source), (None, KeySource::Given));
 
-    let wrong = ed25519_dalek::SigningKey::from_bytes(&[9; 32]).verifying_key().to_bytes();
+    let wrong = ed25519_dalek::SigningKey::from_bytes(&[9; 32])
+        .verifying_key()
+        .to_bytes();
     let bad = verify(&cfg, Some(&wrong)).expect("verify with wrong key");
     assert_eq!(
         bad.finding,
@@ -46,7 +53,10 @@ fn a_clean_log_verifies_with_every_key_source() {
 
     std::fs::remove_file(&cfg.signing_key_path).expect("remove key");
     let lines = verify(&cfg, None).expect("verify from lines");
-    assert_eq!((lines.finding, lines.key_source), (None, KeySource::CheckpointLines));
+    assert_eq!(
+        (lines.finding, lines.key_source),
+        (None, KeySource::CheckpointLines)
+    );
 }
 
 #[test]
@@ -54,8 +64,12 @@ fn hashes_follow_the_documented_formula() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path(), 0);
     let log = open(&cfg);
-    let a = log.record_execution(exec("acme", "f", 1), None).expect("record");
-    let b = log.record_registry(&registry("acme", RegistryActionKind::Upload, "f@2")).expect("record");
+    let a = log
+        .record_execution(exec("acme", "f", 1), None)
+        .expect("record");
+    let b = log
+        .record_registry(&registry("acme", RegistryActionKind::Upload, "f@2"))
+        .expect("record");
     log.close().expect("close");
     assert_eq!((a.seq, b.seq), (1, 2));
 
@@ -75,12 +89,27 @@ fn hashes_follow_the_documented_formula() {
     assert_eq!(rows[1].3, b.hash);
     // Canonical: sorted keys, no whitespace, stream tag and node included.
     let body = &rows[1].1;
-    assert!(body.starts_with(r#"{"action":"upload","actor":"alice","node":"node-1","notes":"looks fine","#), "{body}");
+    assert!(
+        body.starts_with(
+            r#"{"action":"upload","actor":"alice","node":"node-1","notes":"looks fine","#
+        ),
+        "{body}"
+    );
     let v: serde_json::Value = serde_json::from_str(body).expect("json");
     let keys: Vec<&String> = v.as_object().expect("object").keys().collect();
     assert_eq!(
         keys,
-        ["action", "actor", "node", "notes", "sha256", "stream", "target", "tenant_id", "time"]
+        [
+            "action",
+            "actor",
+            "node",
+            "notes",
+            "sha256",
+            "stream",
+            "target",
+            "tenant_id",
+            "time"
+        ]
     );
     assert_eq!(v["stream"], "registry");
     assert!(!body.contains(": ") && !body.contains(", "), "{body}");
@@ -99,10 +128,16 @@ fn checkpoints_every_n_records_on_demand_and_at_close() {
     assert_eq!(c.public_key, hex::encode(public_key(&cfg)));
     fill(&log, "acme", 2);
     log.close().expect("close");
-    let seqs: Vec<u64> = checkpoint_lines(&cfg).iter().map(|l| l["seq"].as_u64().expect("seq")).collect();
+    let seqs: Vec<u64> = checkpoint_lines(&cfg)
+        .iter()
+        .map(|l| l["seq"].as_u64().expect("seq"))
+        .collect();
     assert_eq!(seqs, [10, 20, 25, 27]);
     let report = verify(&cfg, None).expect("verify");
-    assert_eq!((report.finding, report.checkpoints, report.checkpointed_seq), (None, 4, Some(27)));
+    assert_eq!(
+        (report.finding, report.checkpoints, report.checkpointed_seq),
+        (None, 4, Some(27))
+    );
 }
 
 #[test]
@@ -115,7 +150,10 @@ fn reopening_continues_the_chain() {
     let log = open(&cfg);
     assert_eq!(fill(&log, "acme", 2), [4, 5]);
     drop(log); // the last drop closes, with a final checkpoint
-    let seqs: Vec<u64> = checkpoint_lines(&cfg).iter().map(|l| l["seq"].as_u64().expect("seq")).collect();
+    let seqs: Vec<u64> = checkpoint_lines(&cfg)
+        .iter()
+        .map(|l| l["seq"].as_u64().expect("seq"))
+        .collect();
     assert_eq!(seqs, [3, 5]);
     let report = verify(&cfg, None).expect("verify");
     assert_eq!((report.finding, report.records), (None, 5));
@@ -135,10 +173,16 @@ fn invalid_records_are_refused_before_queueing() {
     let log = open(&cfg);
     let mut rec = exec("acme", "f", 1);
     rec.tenant_id.clear();
-    assert!(matches!(log.record_execution(rec, None), Err(AuditError::InvalidRecord { .. })));
+    assert!(matches!(
+        log.record_execution(rec, None),
+        Err(AuditError::InvalidRecord { .. })
+    ));
     let mut rec = exec("acme", "f", 1);
     rec.duration_ms = f64::NAN;
-    assert!(matches!(log.record_execution(rec, None), Err(AuditError::InvalidRecord { .. })));
+    assert!(matches!(
+        log.record_execution(rec, None),
+        Err(AuditError::InvalidRecord { .. })
+    ));
     assert_eq!(log.stats().records, 0);
     assert!(log.is_healthy());
 }

@@ -34,7 +34,11 @@ pub(crate) fn exec(tenant: &str, function: &str, i: u64) -> ExecutionRecord {
         function: function.into(),
         version: Some(1),
         module_sha256: Some("ab".repeat(32)),
-        outcome: if i.is_multiple_of(3) { OutcomeKind::FuelExhausted } else { OutcomeKind::Ok },
+        outcome: if i.is_multiple_of(3) {
+            OutcomeKind::FuelExhausted
+        } else {
+            OutcomeKind::Ok
+        },
         error_message: None,
         duration_ms: 1.5,
         fuel_used: 1000 + i,
@@ -64,7 +68,13 @@ pub(crate) fn registry(tenant: &str, action: RegistryActionKind, target: &str) -
 
 /// Appends `n` execution records for tenant `t` one at a time; returns the seqs.
 pub(crate) fn fill(log: &AuditLog, tenant: &str, n: u64) -> Vec<u64> {
-    (0..n).map(|i| log.record_execution(exec(tenant, "leave_days", i), None).expect("record").seq).collect()
+    (0..n)
+        .map(|i| {
+            log.record_execution(exec(tenant, "leave_days", i), None)
+                .expect("record")
+                .seq
+        })
+        .collect()
 }
 
 pub(crate) fn db(cfg: &AuditConfig) -> rusqlite::Connection {
@@ -75,7 +85,9 @@ pub(crate) fn public_key(cfg: &AuditConfig) -> [u8; 32] {
     let text = std::fs::read_to_string(&cfg.signing_key_path).expect("read key");
     let mut secret = [0u8; 32];
     hex::decode_to_slice(text.trim(), &mut secret).expect("hex key");
-    ed25519_dalek::SigningKey::from_bytes(&secret).verifying_key().to_bytes()
+    ed25519_dalek::SigningKey::from_bytes(&secret)
+        .verifying_key()
+        .to_bytes()
 }
 
 /// The chain hash, computed independently of the crate.

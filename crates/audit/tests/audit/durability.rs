@@ -16,32 +16,53 @@ fn concurrent_writers_are_batched_and_nothing_is_lost() {
             let log = log.clone();
             std::thread::spawn(move || {
                 (0..EACH)
-                    .map(|i| log.record_execution(exec(&format!("t{t}"), "f", i), None).expect("record").seq)
+                    .map(|i| {
+                        log.record_execution(exec(&format!("t{t}"), "f", i), None)
+                            .expect("record")
+                            .seq
+                    })
                     .collect::<Vec<_>>()
             })
         })
         .collect();
-    let mut acked: Vec<u64> = handles.into_iter().flat_map(|h| h.join().expect("thread")).collect();
+    let mut acked: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("thread"))
+        .collect();
     acked.sort_unstable();
     let total = THREADS * EACH;
-    assert_eq!(acked, (1..=total).collect::<Vec<_>>(), "every ack is a distinct, contiguous seq");
+    assert_eq!(
+        acked,
+        (1..=total).collect::<Vec<_>>(),
+        "every ack is a distinct, contiguous seq"
+    );
 
     let stats = log.stats();
     assert_eq!(stats.records, total);
     assert_eq!(stats.failed_commits, 0);
-    assert!(stats.commits < total, "group commit batches callers: {stats:?}");
+    assert!(
+        stats.commits < total,
+        "group commit batches callers: {stats:?}"
+    );
     assert!(stats.commits >= total / 256);
 
     for t in 0..THREADS {
         let mut out = Vec::new();
-        assert_eq!(log.export_jsonl(&AuditQuery::for_tenant(format!("t{t}")), &mut out).expect("export"), EACH);
+        assert_eq!(
+            log.export_jsonl(&AuditQuery::for_tenant(format!("t{t}")), &mut out)
+                .expect("export"),
+            EACH
+        );
     }
     // Verify works on the files while the log is still open...
     let live = verify(&cfg, None).expect("verify live");
     assert_eq!((live.finding, live.records), (None, total));
     log.close().expect("close");
     let report = verify(&cfg, None).expect("verify");
-    assert_eq!((report.finding, report.records, report.last_seq), (None, total, Some(total)));
+    assert_eq!(
+        (report.finding, report.records, report.last_seq),
+        (None, total, Some(total))
+    );
     assert_eq!(report.checkpointed_seq, Some(total));
 }
 
@@ -57,7 +78,8 @@ fn a_tiny_queue_applies_backpressure_without_losing_records() {
             let log = log.clone();
             std::thread::spawn(move || {
                 for i in 0..10 {
-                    log.record_execution(exec(&format!("t{t}"), "f", i), None).expect("record");
+                    log.record_execution(exec(&format!("t{t}"), "f", i), None)
+                        .expect("record");
                 }
             })
         })
@@ -122,12 +144,17 @@ fn a_full_disk_fails_closed_and_writes_nothing_half() {
 
     // Exactly the acknowledged records are there, and they chain.
     let report = verify(&cfg, None).expect("verify");
-    assert_eq!((report.finding, report.records, report.last_seq), (None, acked, Some(acked)));
+    assert_eq!(
+        (report.finding, report.records, report.last_seq),
+        (None, acked, Some(acked))
+    );
 
     // With room again the chain continues where it was.
     cfg.max_db_bytes = None;
     let log = open(&cfg);
-    let next = log.record_execution(exec("acme", "f", 0), None).expect("record");
+    let next = log
+        .record_execution(exec("acme", "f", 0), None)
+        .expect("record");
     assert_eq!(next.seq, acked + 1);
     assert!(log.is_healthy());
     log.close().expect("close");
@@ -144,10 +171,20 @@ fn after_close_nothing_is_recorded() {
     log.close().expect("close");
     log.close().expect("close twice");
     assert!(!clone.is_healthy());
-    assert!(matches!(clone.record_execution(exec("acme", "f", 9), None), Err(AuditError::Closed)));
+    assert!(matches!(
+        clone.record_execution(exec("acme", "f", 9), None),
+        Err(AuditError::Closed)
+    ));
     assert!(matches!(clone.checkpoint(), Err(AuditError::Closed)));
     // Reads still work on a closed log.
-    assert_eq!(clone.query(&AuditQuery::for_tenant("acme")).expect("query").entries.len(), 2);
+    assert_eq!(
+        clone
+            .query(&AuditQuery::for_tenant("acme"))
+            .expect("query")
+            .entries
+            .len(),
+        2
+    );
     assert_eq!(verify(&cfg, None).expect("verify").records, 2);
 }
 

@@ -2,7 +2,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use aifn_audit::{
-    AuditError, AuditQuery, AuditRecord, Captured, SecurityEvent, SecurityQuery, SecurityReason, Stream,
+    AuditError, AuditQuery, AuditRecord, Captured, SecurityEvent, SecurityQuery, SecurityReason,
+    Stream,
 };
 use aifn_types::{OutcomeKind, RegistryActionKind};
 use serde_json::{Value, json};
@@ -20,22 +21,49 @@ fn a_query_never_returns_another_tenants_records() {
     let log = open(&cfg);
     let mut a_seqs = Vec::new();
     for i in 0..6 {
-        a_seqs.push(log.record_execution(exec("tenant-a", "f", i), None).expect("a").seq);
-        log.record_execution(exec("tenant-b", "f", i), None).expect("b");
+        a_seqs.push(
+            log.record_execution(exec("tenant-a", "f", i), None)
+                .expect("a")
+                .seq,
+        );
+        log.record_execution(exec("tenant-b", "f", i), None)
+            .expect("b");
     }
-    a_seqs.push(log.record_registry(&registry("tenant-a", RegistryActionKind::Upload, "f@1")).expect("reg").seq);
-    log.record_registry(&registry("tenant-b", RegistryActionKind::Upload, "f@1")).expect("reg");
+    a_seqs.push(
+        log.record_registry(&registry("tenant-a", RegistryActionKind::Upload, "f@1"))
+            .expect("reg")
+            .seq,
+    );
+    log.record_registry(&registry("tenant-b", RegistryActionKind::Upload, "f@1"))
+        .expect("reg");
 
-    let page = log.query(&AuditQuery::for_tenant("tenant-a")).expect("query");
+    let page = log
+        .query(&AuditQuery::for_tenant("tenant-a"))
+        .expect("query");
     a_seqs.reverse();
     assert_eq!(seqs(&page), a_seqs);
-    assert!(page.entries.iter().all(|e| e.record.tenant_id() == Some("tenant-a")));
+    assert!(
+        page.entries
+            .iter()
+            .all(|e| e.record.tenant_id() == Some("tenant-a"))
+    );
     assert_eq!(page.next_before_seq, None);
 
-    let b = log.query(&AuditQuery::for_tenant("tenant-b")).expect("query");
+    let b = log
+        .query(&AuditQuery::for_tenant("tenant-b"))
+        .expect("query");
     assert_eq!(b.entries.len(), 7);
-    assert!(b.entries.iter().all(|e| e.record.tenant_id() == Some("tenant-b")));
-    assert!(log.query(&AuditQuery::for_tenant("tenant-c")).expect("query").entries.is_empty());
+    assert!(
+        b.entries
+            .iter()
+            .all(|e| e.record.tenant_id() == Some("tenant-b"))
+    );
+    assert!(
+        log.query(&AuditQuery::for_tenant("tenant-c"))
+            .expect("query")
+            .entries
+            .is_empty()
+    );
 
     // Security records are host-level: never in a tenant's view.
     log.record_security(SecurityEvent {
@@ -46,12 +74,24 @@ fn a_query_never_returns_another_tenants_records() {
         node: String::new(),
     })
     .expect("security");
-    assert_eq!(log.query(&AuditQuery::for_tenant("tenant-a")).expect("query").entries.len(), 7);
+    assert_eq!(
+        log.query(&AuditQuery::for_tenant("tenant-a"))
+            .expect("query")
+            .entries
+            .len(),
+        7
+    );
 
-    assert!(matches!(log.query(&AuditQuery::default()), Err(AuditError::InvalidQuery { .. })));
+    assert!(matches!(
+        log.query(&AuditQuery::default()),
+        Err(AuditError::InvalidQuery { .. })
+    ));
     let mut q = AuditQuery::for_tenant("tenant-a");
     q.stream = Some(Stream::Security);
-    assert!(matches!(log.query(&q), Err(AuditError::InvalidQuery { .. })));
+    assert!(matches!(
+        log.query(&q),
+        Err(AuditError::InvalidQuery { .. })
+    ));
 }
 
 #[test]
@@ -59,9 +99,17 @@ fn an_edited_tenant_column_is_an_error_not_a_leak() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path(), 0);
     let log = open(&cfg);
-    log.record_execution(exec("tenant-a", "f", 1), None).expect("a");
-    let b = log.record_execution(exec("tenant-b", "f", 1), None).expect("b");
-    db(&cfg).execute("UPDATE audit_entries SET tenant_id = 'tenant-a' WHERE seq = ?1", [b.seq as i64]).expect("edit");
+    log.record_execution(exec("tenant-a", "f", 1), None)
+        .expect("a");
+    let b = log
+        .record_execution(exec("tenant-b", "f", 1), None)
+        .expect("b");
+    db(&cfg)
+        .execute(
+            "UPDATE audit_entries SET tenant_id = 'tenant-a' WHERE seq = ?1",
+            [b.seq as i64],
+        )
+        .expect("edit");
     match log.query(&AuditQuery::for_tenant("tenant-a")) {
         Err(AuditError::Corrupt { seq, .. }) => assert_eq!(seq, b.seq),
         other => panic!("expected Corrupt, got {other:?}"),
@@ -75,10 +123,14 @@ fn filters_select_exactly_the_matching_records() {
     let log = open(&cfg);
     for i in 0..12 {
         let f = if i < 6 { "alpha" } else { "beta" };
-        log.record_execution(exec("acme", f, i), None).expect("record");
+        log.record_execution(exec("acme", f, i), None)
+            .expect("record");
     }
-    let upload = log.record_registry(&registry("acme", RegistryActionKind::Upload, "beta@2")).expect("reg");
-    log.record_registry(&registry("acme", RegistryActionKind::KeyCreated, "key-1")).expect("reg");
+    let upload = log
+        .record_registry(&registry("acme", RegistryActionKind::Upload, "beta@2"))
+        .expect("reg");
+    log.record_registry(&registry("acme", RegistryActionKind::KeyCreated, "key-1"))
+        .expect("reg");
 
     let q = |f: &dyn Fn(&mut AuditQuery)| {
         let mut q = AuditQuery::for_tenant("acme");
@@ -86,10 +138,22 @@ fn filters_select_exactly_the_matching_records() {
         seqs(&log.query(&q).expect("query"))
     };
     // Execution i has seq i + 1.
-    assert_eq!(q(&|q| q.function = Some("alpha".into())), [6, 5, 4, 3, 2, 1]);
-    assert_eq!(q(&|q| q.function = Some("beta".into())), [upload.seq, 12, 11, 10, 9, 8, 7]);
-    assert_eq!(q(&|q| q.outcome = Some(OutcomeKind::FuelExhausted)), [10, 7, 4, 1]);
-    assert_eq!(q(&|q| q.agent_id = Some("agent-1".into())), [12, 10, 8, 6, 4, 2]);
+    assert_eq!(
+        q(&|q| q.function = Some("alpha".into())),
+        [6, 5, 4, 3, 2, 1]
+    );
+    assert_eq!(
+        q(&|q| q.function = Some("beta".into())),
+        [upload.seq, 12, 11, 10, 9, 8, 7]
+    );
+    assert_eq!(
+        q(&|q| q.outcome = Some(OutcomeKind::FuelExhausted)),
+        [10, 7, 4, 1]
+    );
+    assert_eq!(
+        q(&|q| q.agent_id = Some("agent-1".into())),
+        [12, 10, 8, 6, 4, 2]
+    );
     assert_eq!(q(&|q| q.stream = Some(Stream::Registry)), [14, 13]);
     assert_eq!(q(&|q| q.user_id = Some("nobody".into())), Vec::<u64>::new());
     assert_eq!(
@@ -140,21 +204,58 @@ fn jsonl_export_uses_the_api_field_names() {
     rec.outcome = OutcomeKind::FunctionError;
     rec.error_message = Some("no such employee".into());
     let a = log.record_execution(rec, None).expect("record");
-    log.record_registry(&registry("acme", RegistryActionKind::Approve, "leave_days@1")).expect("reg");
-    log.record_execution(exec("other", "leave_days", 1), None).expect("other tenant");
+    log.record_registry(&registry(
+        "acme",
+        RegistryActionKind::Approve,
+        "leave_days@1",
+    ))
+    .expect("reg");
+    log.record_execution(exec("other", "leave_days", 1), None)
+        .expect("other tenant");
 
     let mut out = Vec::new();
-    let n = log.export_jsonl(&AuditQuery::for_tenant("acme"), &mut out).expect("export");
+    let n = log
+        .export_jsonl(&AuditQuery::for_tenant("acme"), &mut out)
+        .expect("export");
     assert_eq!(n, 2);
     let text = String::from_utf8(out).expect("utf8");
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("line")).collect();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("line"))
+        .collect();
     assert_eq!(lines.len(), 2);
 
-    let keys = |v: &Value| v.as_object().expect("object").keys().cloned().collect::<BTreeSet<_>>();
+    let keys = |v: &Value| {
+        v.as_object()
+            .expect("object")
+            .keys()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+    };
     let expected: BTreeSet<String> = [
-        "execution_id", "time", "tenant_id", "agent_id", "user_id", "function", "version", "module_sha256",
-        "outcome", "error_message", "duration_ms", "fuel_used", "memory_peak_bytes", "input_sha256", "input_size",
-        "output_sha256", "output_size", "input_summary", "node", "seq", "stream", "hash", "prev_hash",
+        "execution_id",
+        "time",
+        "tenant_id",
+        "agent_id",
+        "user_id",
+        "function",
+        "version",
+        "module_sha256",
+        "outcome",
+        "error_message",
+        "duration_ms",
+        "fuel_used",
+        "memory_peak_bytes",
+        "input_sha256",
+        "input_size",
+        "output_sha256",
+        "output_size",
+        "input_summary",
+        "node",
+        "seq",
+        "stream",
+        "hash",
+        "prev_hash",
     ]
     .map(String::from)
     .into();
@@ -170,13 +271,28 @@ fn jsonl_export_uses_the_api_field_names() {
     assert_eq!(e["version"], 1);
     assert_eq!(e["duration_ms"], 1.5);
     assert_eq!(e["node"], "node-1");
-    assert_eq!(e["input_summary"], json!({"days": "number", "name": "string"}));
+    assert_eq!(
+        e["input_summary"],
+        json!({"days": "number", "name": "string"})
+    );
     assert!(!text.contains("secret-0"), "no input values in the log");
 
-    let expected_reg: BTreeSet<String> =
-        ["time", "tenant_id", "actor", "action", "target", "sha256", "notes", "node", "seq", "stream", "hash", "prev_hash"]
-            .map(String::from)
-            .into();
+    let expected_reg: BTreeSet<String> = [
+        "time",
+        "tenant_id",
+        "actor",
+        "action",
+        "target",
+        "sha256",
+        "notes",
+        "node",
+        "seq",
+        "stream",
+        "hash",
+        "prev_hash",
+    ]
+    .map(String::from)
+    .into();
     assert_eq!(keys(&lines[1]), expected_reg);
     assert_eq!(lines[1]["action"], "approve");
     assert_eq!(lines[1]["prev_hash"], a.hash);
@@ -192,7 +308,10 @@ fn jsonl_export_uses_the_api_field_names() {
         .replace(&format!(",\"hash\":{hash}"), "")
         .replace(&format!(",\"prev_hash\":\"{}\"", a.hash), "")
         .replace(",\"seq\":2", "");
-    assert_eq!(serde_json::from_str::<Value>(&body_text).expect("body"), body);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body_text).expect("body"),
+        body
+    );
     assert_eq!(chain_hash(&a.hash, 2, &body_text), hash);
 }
 
@@ -201,7 +320,8 @@ fn the_security_stream_is_queried_separately_and_never_holds_a_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path(), 0);
     let log = open(&cfg);
-    log.record_execution(exec("acme", "f", 0), None).expect("record");
+    log.record_execution(exec("acme", "f", 0), None)
+        .expect("record");
     let s = log
         .record_security(SecurityEvent {
             time: t0(),
@@ -211,7 +331,9 @@ fn the_security_stream_is_queried_separately_and_never_holds_a_key() {
             node: String::new(),
         })
         .expect("security");
-    let page = log.query_security(&SecurityQuery::default()).expect("query");
+    let page = log
+        .query_security(&SecurityQuery::default())
+        .expect("query");
     assert_eq!(seqs(&page), [s.seq]);
     match &page.entries[0].record {
         AuditRecord::Security(ev) => {
@@ -223,11 +345,19 @@ fn the_security_stream_is_queried_separately_and_never_holds_a_key() {
         other => panic!("expected a security record, got {other:?}"),
     }
     let mut out = Vec::new();
-    assert_eq!(log.export_security_jsonl(&SecurityQuery::default(), &mut out).expect("export"), 1);
+    assert_eq!(
+        log.export_security_jsonl(&SecurityQuery::default(), &mut out)
+            .expect("export"),
+        1
+    );
     let line: Value = serde_json::from_slice(&out).expect("json");
     assert_eq!(line["reason"], "unknown_key");
     assert_eq!(line["stream"], "security");
-    let raw: String = db(&cfg).query_row("SELECT group_concat(body) FROM audit_entries", [], |r| r.get(0)).expect("raw");
+    let raw: String = db(&cfg)
+        .query_row("SELECT group_concat(body) FROM audit_entries", [], |r| {
+            r.get(0)
+        })
+        .expect("raw");
     assert!(!raw.contains("sk_live"));
 }
 
@@ -245,14 +375,28 @@ fn captured_payloads_are_kept_apart_and_per_tenant() {
     let a = log
         .record_execution(
             rec,
-            Some(Captured { input: input.clone(), output: Some(b"{}".to_vec()), retention_days: 7 }),
+            Some(Captured {
+                input: input.clone(),
+                output: Some(b"{}".to_vec()),
+                retention_days: 7,
+            }),
         )
         .expect("record");
     let got = log.captured("acme", &id).expect("read").expect("captured");
-    assert_eq!((got.seq, got.input.clone(), got.output.clone()), (a.seq, input.clone(), Some(b"{}".to_vec())));
-    assert_eq!(sha, hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&got.input)));
+    assert_eq!(
+        (got.seq, got.input.clone(), got.output.clone()),
+        (a.seq, input.clone(), Some(b"{}".to_vec()))
+    );
+    assert_eq!(
+        sha,
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&got.input))
+    );
     assert_eq!(log.captured("other", &id).expect("read"), None);
     // The chained body holds the hash only.
-    let body: String = db(&cfg).query_row("SELECT body FROM audit_entries WHERE seq = 1", [], |r| r.get(0)).expect("body");
+    let body: String = db(&cfg)
+        .query_row("SELECT body FROM audit_entries WHERE seq = 1", [], |r| {
+            r.get(0)
+        })
+        .expect("body");
     assert!(!body.contains("secret-3") && body.contains(&sha));
 }

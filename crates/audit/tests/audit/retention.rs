@@ -29,28 +29,47 @@ fn prune_keeps_a_verifiable_chain_and_still_detects_deletions() {
     assert_eq!(report.anchor_hash, old[4].hash);
     assert_eq!(report.record.seq, 9);
 
-    let page = log.query_security(&SecurityQuery { stream: Some(Stream::System), ..Default::default() }).expect("q");
+    let page = log
+        .query_security(&SecurityQuery {
+            stream: Some(Stream::System),
+            ..Default::default()
+        })
+        .expect("q");
     assert_eq!(page.entries.len(), 1);
     match &page.entries[0].record {
         AuditRecord::System(s) => {
             assert_eq!(s.event, SystemEvent::Prune);
-            assert_eq!((s.pruned, s.anchor_seq, s.anchor_hash.as_str()), (5, 5, old[4].hash.as_str()));
+            assert_eq!(
+                (s.pruned, s.anchor_seq, s.anchor_hash.as_str()),
+                (5, 5, old[4].hash.as_str())
+            );
             assert_eq!(s.actor, "retention-job");
         }
         other => panic!("expected a system record, got {other:?}"),
     }
-    log.record_execution(exec("acme", "f", 8), None).expect("after prune");
+    log.record_execution(exec("acme", "f", 8), None)
+        .expect("after prune");
     log.close().expect("close");
 
     let v = verify(&cfg, None).expect("verify");
     assert_eq!(v.finding, None);
-    assert_eq!((v.anchor_seq, v.first_seq, v.last_seq, v.records), (5, Some(6), Some(10), 5));
+    assert_eq!(
+        (v.anchor_seq, v.first_seq, v.last_seq, v.records),
+        (5, Some(6), Some(10), 5)
+    );
     assert_eq!(v.checkpointed_seq, Some(10));
 
     // Deleting the first kept record is not a prune.
     let conn = db(&cfg);
-    conn.execute("DELETE FROM audit_entries WHERE seq = 6", []).expect("delete");
-    assert_eq!(verify(&cfg, None).expect("verify").finding, Some(Finding::Deleted { after_seq: 5, missing_seq: 6 }));
+    conn.execute("DELETE FROM audit_entries WHERE seq = 6", [])
+        .expect("delete");
+    assert_eq!(
+        verify(&cfg, None).expect("verify").finding,
+        Some(Finding::Deleted {
+            after_seq: 5,
+            missing_seq: 6
+        })
+    );
 }
 
 #[test]
@@ -67,8 +86,16 @@ fn a_middle_deletion_after_prune_is_found() {
     assert_eq!(log.prune(t0() - DAY, "ops").expect("prune").pruned, 3);
     log.close().expect("close");
     assert!(verify(&cfg, None).expect("verify").is_ok());
-    db(&cfg).execute("DELETE FROM audit_entries WHERE seq = 6", []).expect("delete");
-    assert_eq!(verify(&cfg, None).expect("verify").finding, Some(Finding::Deleted { after_seq: 5, missing_seq: 6 }));
+    db(&cfg)
+        .execute("DELETE FROM audit_entries WHERE seq = 6", [])
+        .expect("delete");
+    assert_eq!(
+        verify(&cfg, None).expect("verify").finding,
+        Some(Finding::Deleted {
+            after_seq: 5,
+            missing_seq: 6
+        })
+    );
 }
 
 #[test]
@@ -85,16 +112,30 @@ fn only_a_prefix_is_pruned_and_prunes_repeat() {
     }
     // The old record at seq 3 stays: deleting it would leave a gap.
     let first = log.prune(now - DAY, "ops").expect("prune");
-    assert_eq!((first.pruned, first.anchor_seq, first.record.seq), (1, 1, 4));
+    assert_eq!(
+        (first.pruned, first.anchor_seq, first.record.seq),
+        (1, 1, 4)
+    );
     // Prune everything up to now + a day: all of it, including the first prune record.
     let second = log.prune(now + DAY, "ops").expect("prune again");
-    assert_eq!((second.pruned, second.anchor_seq, second.record.seq), (3, 4, 5));
+    assert_eq!(
+        (second.pruned, second.anchor_seq, second.record.seq),
+        (3, 4, 5)
+    );
     // Nothing left to prune: the anchor stays.
-    let third = log.prune(SystemTime::UNIX_EPOCH + DAY, "ops").expect("prune nothing");
-    assert_eq!((third.pruned, third.anchor_seq, third.anchor_hash), (0, 4, second.anchor_hash.clone()));
+    let third = log
+        .prune(SystemTime::UNIX_EPOCH + DAY, "ops")
+        .expect("prune nothing");
+    assert_eq!(
+        (third.pruned, third.anchor_seq, third.anchor_hash),
+        (0, 4, second.anchor_hash.clone())
+    );
     log.close().expect("close");
     let v = verify(&cfg, None).expect("verify");
-    assert_eq!((v.finding, v.anchor_seq, v.first_seq, v.last_seq), (None, 4, Some(5), Some(6)));
+    assert_eq!(
+        (v.finding, v.anchor_seq, v.first_seq, v.last_seq),
+        (None, 4, Some(5), Some(6))
+    );
 }
 
 #[test]
@@ -103,7 +144,10 @@ fn prune_on_an_empty_log_anchors_at_the_start() {
     let cfg = config(dir.path(), 0);
     let log = open(&cfg);
     let r = log.prune(SystemTime::now(), "ops").expect("prune");
-    assert_eq!((r.pruned, r.anchor_seq, r.anchor_hash, r.record.seq), (0, 0, "00".repeat(32), 1));
+    assert_eq!(
+        (r.pruned, r.anchor_seq, r.anchor_hash, r.record.seq),
+        (0, 0, "00".repeat(32), 1)
+    );
     log.close().expect("close");
     assert!(verify(&cfg, None).expect("verify").is_ok());
 }
@@ -114,22 +158,40 @@ fn captured_payloads_expire() {
     let cfg = config(dir.path(), 0);
     let log = open(&cfg);
     let now = SystemTime::now();
-    let capture = |days| Some(Captured { input: b"{}".to_vec(), output: None, retention_days: days });
+    let capture = |days| {
+        Some(Captured {
+            input: b"{}".to_vec(),
+            output: None,
+            retention_days: days,
+        })
+    };
     let mut stale = exec("acme", "f", 1);
     stale.time = now - 2 * DAY;
-    log.record_execution(stale.clone(), capture(1)).expect("stale");
+    log.record_execution(stale.clone(), capture(1))
+        .expect("stale");
     let mut fresh = exec("acme", "f", 2);
     fresh.time = now;
-    log.record_execution(fresh.clone(), capture(30)).expect("fresh");
+    log.record_execution(fresh.clone(), capture(30))
+        .expect("fresh");
 
     // Expired payloads are never served, even before they are deleted.
-    assert_eq!(log.captured("acme", &stale.execution_id).expect("read"), None);
-    let kept = log.captured("acme", &fresh.execution_id).expect("read").expect("fresh kept");
+    assert_eq!(
+        log.captured("acme", &stale.execution_id).expect("read"),
+        None
+    );
+    let kept = log
+        .captured("acme", &fresh.execution_id)
+        .expect("read")
+        .expect("fresh kept");
     assert_eq!(kept.seq, 2);
 
-    let r = log.prune(SystemTime::UNIX_EPOCH + DAY, "ops").expect("prune");
+    let r = log
+        .prune(SystemTime::UNIX_EPOCH + DAY, "ops")
+        .expect("prune");
     assert_eq!((r.pruned, r.captures_expired), (0, 1));
-    let n: i64 = db(&cfg).query_row("SELECT COUNT(*) FROM audit_captures", [], |r| r.get(0)).expect("count");
+    let n: i64 = db(&cfg)
+        .query_row("SELECT COUNT(*) FROM audit_captures", [], |r| r.get(0))
+        .expect("count");
     assert_eq!(n, 1);
     log.close().expect("close");
     assert!(verify(&cfg, None).expect("verify").is_ok());

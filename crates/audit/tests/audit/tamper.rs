@@ -34,7 +34,12 @@ fn editing_a_field_is_found() {
 #[test]
 fn editing_an_indexed_column_only_is_found() {
     let (_dir, cfg) = ten();
-    db(&cfg).execute("UPDATE audit_entries SET tenant_id = 'evil' WHERE seq = 6", []).expect("edit");
+    db(&cfg)
+        .execute(
+            "UPDATE audit_entries SET tenant_id = 'evil' WHERE seq = 6",
+            [],
+        )
+        .expect("edit");
     assert_eq!(finding(&cfg), Some(Finding::Edited { seq: 6 }));
 }
 
@@ -43,26 +48,50 @@ fn editing_and_rehashing_one_record_is_found_at_that_record() {
     let (_dir, cfg) = ten();
     let conn = db(&cfg);
     let (body, prev): (String, String) = conn
-        .query_row("SELECT body, prev_hash FROM audit_entries WHERE seq = 4", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            "SELECT body, prev_hash FROM audit_entries WHERE seq = 4",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .expect("row");
     let body = body.replace("\"user_id\":\"user-1\"", "\"user_id\":\"mallory\"");
     let hash = chain_hash(&prev, 4, &body);
-    conn.execute("UPDATE audit_entries SET body = ?1, hash = ?2 WHERE seq = 4", params![body, hash]).expect("edit");
+    conn.execute(
+        "UPDATE audit_entries SET body = ?1, hash = ?2 WHERE seq = 4",
+        params![body, hash],
+    )
+    .expect("edit");
     assert_eq!(finding(&cfg), Some(Finding::Edited { seq: 4 }));
 }
 
 #[test]
 fn deleting_a_middle_record_is_found() {
     let (_dir, cfg) = ten();
-    db(&cfg).execute("DELETE FROM audit_entries WHERE seq = 5", []).expect("delete");
-    assert_eq!(finding(&cfg), Some(Finding::Deleted { after_seq: 4, missing_seq: 5 }));
+    db(&cfg)
+        .execute("DELETE FROM audit_entries WHERE seq = 5", [])
+        .expect("delete");
+    assert_eq!(
+        finding(&cfg),
+        Some(Finding::Deleted {
+            after_seq: 4,
+            missing_seq: 5
+        })
+    );
 }
 
 #[test]
 fn deleting_the_first_record_is_found() {
     let (_dir, cfg) = ten();
-    db(&cfg).execute("DELETE FROM audit_entries WHERE seq = 1", []).expect("delete");
-    assert_eq!(finding(&cfg), Some(Finding::Deleted { after_seq: 0, missing_seq: 1 }));
+    db(&cfg)
+        .execute("DELETE FROM audit_entries WHERE seq = 1", [])
+        .expect("delete");
+    assert_eq!(
+        finding(&cfg),
+        Some(Finding::Deleted {
+            after_seq: 0,
+            missing_seq: 1
+        })
+    );
 }
 
 #[test]
@@ -76,7 +105,13 @@ fn swapping_two_records_is_found() {
          WHERE seq IN (3, 7);"
     ))
     .expect("swap");
-    let moved: String = conn.query_row("SELECT execution_id FROM audit_entries WHERE seq = 3", [], |r| r.get(0)).expect("row");
+    let moved: String = conn
+        .query_row(
+            "SELECT execution_id FROM audit_entries WHERE seq = 3",
+            [],
+            |r| r.get(0),
+        )
+        .expect("row");
     assert_eq!(moved, "acme-leave_days-0006");
     assert_eq!(finding(&cfg), Some(Finding::Reordered { seq: 3 }));
 }
@@ -84,10 +119,22 @@ fn swapping_two_records_is_found() {
 #[test]
 fn truncating_the_tail_after_a_checkpoint_is_found_and_refused_at_open() {
     let (_dir, cfg) = ten();
-    db(&cfg).execute("DELETE FROM audit_entries WHERE seq > 7", []).expect("truncate");
-    assert_eq!(finding(&cfg), Some(Finding::Truncated { last_seq: 7, checkpoint_seq: 10 }));
+    db(&cfg)
+        .execute("DELETE FROM audit_entries WHERE seq > 7", [])
+        .expect("truncate");
+    assert_eq!(
+        finding(&cfg),
+        Some(Finding::Truncated {
+            last_seq: 7,
+            checkpoint_seq: 10
+        })
+    );
     match AuditLog::open(cfg.clone()) {
-        Err(AuditError::CheckpointMismatch { db_seq, checkpoint_seq, .. }) => assert_eq!((db_seq, checkpoint_seq), (7, 10)),
+        Err(AuditError::CheckpointMismatch {
+            db_seq,
+            checkpoint_seq,
+            ..
+        }) => assert_eq!((db_seq, checkpoint_seq), (7, 10)),
         other => panic!("expected CheckpointMismatch, got {other:?}"),
     }
 }
@@ -98,9 +145,18 @@ fn rewriting_the_whole_chain_is_caught_by_the_signed_checkpoint() {
     let conn = db(&cfg);
     let mut prev = "00".repeat(32);
     for seq in 1..=10i64 {
-        let body: String =
-            conn.query_row("SELECT body FROM audit_entries WHERE seq = ?1", [seq], |r| r.get(0)).expect("row");
-        let body = if seq == 2 { body.replace("\"agent_id\":\"agent-1\"", "\"agent_id\":\"agent-x\"") } else { body };
+        let body: String = conn
+            .query_row(
+                "SELECT body FROM audit_entries WHERE seq = ?1",
+                [seq],
+                |r| r.get(0),
+            )
+            .expect("row");
+        let body = if seq == 2 {
+            body.replace("\"agent_id\":\"agent-1\"", "\"agent_id\":\"agent-x\"")
+        } else {
+            body
+        };
         let hash = chain_hash(&prev, seq as u64, &body);
         conn.execute(
             "UPDATE audit_entries SET body = ?1, prev_hash = ?2, hash = ?3,
@@ -146,7 +202,11 @@ fn a_forged_checkpoint_is_found() {
     std::fs::remove_file(&cfg.signing_key_path).expect("remove key");
     assert_eq!(
         finding(&cfg),
-        Some(Finding::BadCheckpoint { line: 2, seq: Some(12), reason: "signature does not verify".into() })
+        Some(Finding::BadCheckpoint {
+            line: 2,
+            seq: Some(12),
+            reason: "signature does not verify".into()
+        })
     );
 
     // ...but a checkpoint properly signed with the forger's own key needs
@@ -167,7 +227,11 @@ fn a_forged_checkpoint_is_found() {
     c["public_key"] = hex::encode(forger.verifying_key().to_bytes()).into();
     c["signature"] = hex::encode(forger.sign(msg.as_bytes()).to_bytes()).into();
     std::fs::write(&cfg.checkpoint_path, format!("{c}\n")).expect("write");
-    assert_eq!(finding(&cfg), None, "self-consistent forgery passes without a trusted key");
+    assert_eq!(
+        finding(&cfg),
+        None,
+        "self-consistent forgery passes without a trusted key"
+    );
     assert_eq!(
         verify(&cfg, Some(&real_key)).expect("verify").finding,
         Some(Finding::BadCheckpoint {
@@ -186,13 +250,19 @@ fn a_garbled_checkpoint_line_is_found() {
     std::fs::write(&cfg.checkpoint_path, text).expect("write");
     assert_eq!(
         finding(&cfg),
-        Some(Finding::BadCheckpoint { line: 2, seq: None, reason: "does not parse".into() })
+        Some(Finding::BadCheckpoint {
+            line: 2,
+            seq: None,
+            reason: "does not parse".into()
+        })
     );
 }
 
 #[test]
 fn a_corrupt_column_type_is_a_finding_not_a_panic() {
     let (_dir, cfg) = ten();
-    db(&cfg).execute("UPDATE audit_entries SET body = x'00ff' WHERE seq = 8", []).expect("edit");
+    db(&cfg)
+        .execute("UPDATE audit_entries SET body = x'00ff' WHERE seq = 8", [])
+        .expect("edit");
     assert_eq!(finding(&cfg), Some(Finding::Edited { seq: 8 }));
 }

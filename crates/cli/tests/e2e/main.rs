@@ -20,12 +20,22 @@ pub(crate) fn aifn() -> Command {
 /// Runs `aifn` with args; returns (exit code, stdout, stderr).
 pub(crate) fn cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = aifn();
-    cmd.args(args).env_remove("AIFN_KEY").env_remove("AIFN_SERVER");
+    cmd.args(args)
+        .env_remove("AIFN_KEY")
+        .env_remove("AIFN_SERVER");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let Output { status, stdout, stderr } = cmd.output().expect("aifn runs");
-    (status.code().unwrap_or(-1), String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).into_owned())
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("aifn runs");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
 }
 
 /// The directory `cargo xtask build-functions` writes modules to.
@@ -42,7 +52,11 @@ pub(crate) fn wasm_dir() -> PathBuf {
 /// A built example function; fails loudly if the build step was skipped.
 pub(crate) fn function_wasm(name: &str) -> PathBuf {
     let p = wasm_dir().join(format!("{name}.wasm"));
-    assert!(p.exists(), "{} is missing: run `cargo xtask build-functions` first (the README's test command does)", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo xtask build-functions` first (the README's test command does)",
+        p.display()
+    );
     p
 }
 
@@ -53,7 +67,22 @@ pub(crate) fn repo() -> PathBuf {
 /// Creates an API key on the data dir and returns its secret.
 pub(crate) fn key(data: &Path, tenant: &str, role: &str, subject: &str) -> String {
     let d = data.to_str().expect("utf-8 path");
-    let (code, out, err) = cli(&["keys", "create", "--data-dir", d, "--tenant", tenant, "--role", role, "--subject", subject, "--json"], &[]);
+    let (code, out, err) = cli(
+        &[
+            "keys",
+            "create",
+            "--data-dir",
+            d,
+            "--tenant",
+            tenant,
+            "--role",
+            role,
+            "--subject",
+            subject,
+            "--json",
+        ],
+        &[],
+    );
     assert_eq!(code, 0, "keys create failed: {err}");
     let v: Value = serde_json::from_str(&out).expect("json");
     v["secret"].as_str().expect("secret").to_owned()
@@ -68,7 +97,15 @@ pub(crate) struct Server {
 impl Server {
     pub(crate) fn start(data: &Path, extra: &[&str]) -> Server {
         let mut child = aifn()
-            .args(["serve", "--data-dir", data.to_str().expect("utf-8"), "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args([
+                "serve",
+                "--data-dir",
+                data.to_str().expect("utf-8"),
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -100,7 +137,10 @@ impl Server {
 
     fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
         assert!(sent.success(), "SIGTERM delivered");
         self.child.wait().expect("wait")
     }
@@ -115,8 +155,16 @@ impl Drop for Server {
 }
 
 /// A minimal blocking HTTP client over a real socket.
-pub(crate) fn http(method: &str, url: &str, key: Option<&str>, body: Option<&Value>) -> (u16, Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+pub(crate) fn http(
+    method: &str,
+    url: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
     let with_key = |r: ureq::RequestBuilder<ureq::typestate::WithoutBody>| match key {
         Some(k) => r.header("Authorization", &format!("Bearer {k}")),
         None => r,
@@ -135,5 +183,8 @@ pub(crate) fn http(method: &str, url: &str, key: Option<&str>, body: Option<&Val
     let mut resp = resp.expect("http exchange");
     let status = resp.status().as_u16();
     let text = resp.body_mut().read_to_string().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }

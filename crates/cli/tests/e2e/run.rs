@@ -8,7 +8,8 @@ fn run(args: &[&str]) -> (i32, Value, String) {
     let mut all = vec!["run"];
     all.extend_from_slice(args);
     let (code, out, err) = cli(&all, &[]);
-    let v = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("stdout is one JSON object ({e}): {out:?} {err}"));
+    let v = serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("stdout is one JSON object ({e}): {out:?} {err}"));
     (code, v, err)
 }
 
@@ -44,7 +45,10 @@ fn a_wat_module_runs_and_prints_the_outcome() {
     assert!(v["fuel_used"].as_u64().expect("fuel") > 0);
     assert!(v["duration_ms"].is_number());
     assert_eq!(v["memory_peak_bytes"], 65536);
-    assert_eq!(v["logs"], serde_json::json!([{"level": "info", "stream": "log", "message": "echoing"}]));
+    assert_eq!(
+        v["logs"],
+        serde_json::json!([{"level": "info", "stream": "log", "message": "echoing"}])
+    );
     // The default input is {} and the default context is `local`.
     let (code, v, _) = run(&[&m]);
     assert_eq!((code, &v["output"]), (0, &serde_json::json!({})));
@@ -82,7 +86,10 @@ fn a_function_that_hits_a_limit_exits_1_with_its_kind() {
              (if (i32.eq (memory.grow (i32.const 32)) (i32.const -1)) (then unreachable)) (i32.const 0)))"#,
     );
     let (code, v, _) = run(&[&grow, "--memory-mib", "1"]);
-    assert_eq!((code, v["error"]["kind"].as_str()), (1, Some("memory_limit")));
+    assert_eq!(
+        (code, v["error"]["kind"].as_str()),
+        (1, Some("memory_limit"))
+    );
 }
 
 #[test]
@@ -97,10 +104,18 @@ fn a_refused_module_or_bad_usage_exits_2() {
     let (code, v, _) = run(&[&bad]);
     assert_eq!(code, 2);
     assert_eq!(v["error"]["kind"], "forbidden_import");
-    assert!(v["error"]["message"].as_str().expect("message").starts_with("env.http_get"));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .expect("message")
+            .starts_with("env.http_get")
+    );
     let echo = write(dir.path(), "echo.wat", ECHO);
     let (code, v, _) = run(&[&echo, "--input", "not json"]);
-    assert_eq!((code, v["error"]["kind"].as_str()), (2, Some("invalid_input")));
+    assert_eq!(
+        (code, v["error"]["kind"].as_str()),
+        (2, Some("invalid_input"))
+    );
     let (code, _, err) = cli(&["run"], &[]);
     assert_eq!(code, 2, "{err}");
     let (code, _, _) = cli(&["run", "/nonexistent.wasm"], &[]);

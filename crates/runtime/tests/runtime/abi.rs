@@ -73,41 +73,73 @@ fn nonzero_return_is_a_function_error_with_the_output_as_message() {
     assert_eq!(e.message.as_deref(), Some("start_date is after end_date"));
     assert_eq!(e.output, None);
 
-    let silent = module("", "(call $output_write (i32.const 0) (i32.const 0)) (i32.const 7)");
+    let silent = module(
+        "",
+        "(call $output_write (i32.const 0) (i32.const 0)) (i32.const 7)",
+    );
     let e = run(&rt, &silent, "{}");
     assert_kind(&e, OutcomeKind::FunctionError);
-    assert_eq!(e.message.as_deref(), Some("the function returned error code 7"));
+    assert_eq!(
+        e.message.as_deref(),
+        Some("the function returned error code 7")
+    );
 }
 
 #[test]
 fn success_needs_one_json_document() {
     let rt = runtime();
     // Inside: valid JSON.
-    assert_kind(&run(&rt, &module("", "(i32.const 0)"), "{}"), OutcomeKind::Ok);
+    assert_kind(
+        &run(&rt, &module("", "(i32.const 0)"), "{}"),
+        OutcomeKind::Ok,
+    );
     // Over: not JSON, trailing garbage, no output at all.
-    let not_json = module(r#"(data (i32.const 100) "hello")"#, "(call $output_write (i32.const 100) (i32.const 5)) (i32.const 0)");
+    let not_json = module(
+        r#"(data (i32.const 100) "hello")"#,
+        "(call $output_write (i32.const 100) (i32.const 5)) (i32.const 0)",
+    );
     let e = run(&rt, &not_json, "{}");
     assert_kind(&e, OutcomeKind::InvalidOutput);
-    assert!(e.message.as_deref().is_some_and(|m| m.starts_with("output is not one JSON document")), "{e:?}");
-    let two_docs = module(r#"(data (i32.const 100) "{} {}")"#, "(call $output_write (i32.const 100) (i32.const 5)) (i32.const 0)");
+    assert!(
+        e.message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("output is not one JSON document")),
+        "{e:?}"
+    );
+    let two_docs = module(
+        r#"(data (i32.const 100) "{} {}")"#,
+        "(call $output_write (i32.const 100) (i32.const 5)) (i32.const 0)",
+    );
     assert_kind(&run(&rt, &two_docs, "{}"), OutcomeKind::InvalidOutput);
     let none = r#"(module (memory (export "memory") 1) (func (export "aifn_call") (result i32) (i32.const 0)))"#;
     let e = run(&rt, none, "{}");
     assert_kind(&e, OutcomeKind::InvalidOutput);
-    assert_eq!(e.message.as_deref(), Some("the function returned 0 but wrote no output"));
+    assert_eq!(
+        e.message.as_deref(),
+        Some("the function returned 0 but wrote no output")
+    );
 }
 
 #[test]
 fn input_must_be_json_and_within_the_limit() {
     let rt = runtime();
-    let limits = Limits { input_bytes: 16, ..Limits::default() };
+    let limits = Limits {
+        input_bytes: 16,
+        ..Limits::default()
+    };
     let exactly = r#"{"a":"12345678"}"#;
     assert_eq!(exactly.len(), 16);
-    assert_eq!(output(&run_with(&rt, &echo_with(""), exactly, limits)), serde_json::json!({"a": "12345678"}));
+    assert_eq!(
+        output(&run_with(&rt, &echo_with(""), exactly, limits)),
+        serde_json::json!({"a": "12345678"})
+    );
     let over = r#"{"a":"123456789"}"#;
     let e = run_with(&rt, &echo_with(""), over, limits);
     assert_kind(&e, OutcomeKind::InvalidInput);
-    assert_eq!(e.message.as_deref(), Some("input is 17 bytes, over the limit of 16 bytes"));
+    assert_eq!(
+        e.message.as_deref(),
+        Some("input is 17 bytes, over the limit of 16 bytes")
+    );
     assert_eq!(e.fuel_used, 0);
     for bad in ["", "{", "nope", "{} {}", "\u{0}"] {
         assert_kind(&run(&rt, &echo_with(""), bad), OutcomeKind::InvalidInput);
@@ -126,7 +158,11 @@ fn logs_keep_levels_and_are_bounded() {
     );
     let e = run(&rt, &wat, "{}");
     assert_kind(&e, OutcomeKind::Ok);
-    let got: Vec<_> = e.logs.iter().map(|l| (l.level, l.stream, l.message.as_str())).collect();
+    let got: Vec<_> = e
+        .logs
+        .iter()
+        .map(|l| (l.level, l.stream, l.message.as_str()))
+        .collect();
     assert_eq!(
         got,
         [
@@ -162,11 +198,25 @@ fn a_log_flood_is_truncated_with_one_marker_and_the_call_still_succeeds() {
     // Over: 100,000 lines keep 16 KiB and one marker.
     let e = run(&rt, &flood(100_000), "{}");
     assert_kind(&e, OutcomeKind::Ok);
-    let kept: usize = e.logs.iter().filter(|l| l.stream == LogStream::Log).map(|l| l.message.len()).sum();
+    let kept: usize = e
+        .logs
+        .iter()
+        .filter(|l| l.stream == LogStream::Log)
+        .map(|l| l.message.len())
+        .sum();
     assert_eq!(kept, 16 * 1024);
     let last = e.logs.last().expect("marker");
-    assert_eq!((last.stream, last.message.as_str()), (LogStream::Host, "[log truncated]"));
-    assert_eq!(e.logs.iter().filter(|l| l.stream == LogStream::Host).count(), 1);
+    assert_eq!(
+        (last.stream, last.message.as_str()),
+        (LogStream::Host, "[log truncated]")
+    );
+    assert_eq!(
+        e.logs
+            .iter()
+            .filter(|l| l.stream == LogStream::Host)
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -183,12 +233,37 @@ fn host_calls_pay_fuel_for_the_bytes_they_copy() {
         (call $output_write (i32.const 0) (call $input_len))
         (i32.const 0)))"#;
     // Reading and writing 400 KB costs about 200,000 fuel in host calls.
-    let e = run_with(&rt, mem_echo, &big, Limits { fuel: 300_000, ..Limits::default() });
+    let e = run_with(
+        &rt,
+        mem_echo,
+        &big,
+        Limits {
+            fuel: 300_000,
+            ..Limits::default()
+        },
+    );
     assert_kind(&e, OutcomeKind::Ok);
-    assert!(e.fuel_used > 200_000, "host copies were charged: {}", e.fuel_used);
-    let e = run_with(&rt, mem_echo, &big, Limits { fuel: 150_000, ..Limits::default() });
+    assert!(
+        e.fuel_used > 200_000,
+        "host copies were charged: {}",
+        e.fuel_used
+    );
+    let e = run_with(
+        &rt,
+        mem_echo,
+        &big,
+        Limits {
+            fuel: 150_000,
+            ..Limits::default()
+        },
+    );
     assert_kind(&e, OutcomeKind::FuelExhausted);
-    assert!(e.message.as_deref().is_some_and(|m| m.contains("host call")), "{e:?}");
+    assert!(
+        e.message
+            .as_deref()
+            .is_some_and(|m| m.contains("host call")),
+        "{e:?}"
+    );
     assert_eq!(e.fuel_used, 150_000);
 }
 
@@ -204,9 +279,21 @@ fn host_calls_at_the_end_of_memory_succeed() {
     let input = "{}";
     for (call, args) in [
         ("input_read", format!("(i32.const {})", page - 2)),
-        ("context_read", format!("(i32.const {})", page - Context::local().to_json_bytes().len())),
-        ("log", format!("(i32.const 2) (i32.const {}) (i32.const 1)", page - 1)),
-        ("log", format!("(i32.const 2) (i32.const {page}) (i32.const 0)")),
+        (
+            "context_read",
+            format!(
+                "(i32.const {})",
+                page - Context::local().to_json_bytes().len()
+            ),
+        ),
+        (
+            "log",
+            format!("(i32.const 2) (i32.const {}) (i32.const 1)", page - 1),
+        ),
+        (
+            "log",
+            format!("(i32.const 2) (i32.const {page}) (i32.const 0)"),
+        ),
     ] {
         let e = run(&rt, &calls(call, &args), input);
         assert_kind(&e, OutcomeKind::Ok);
@@ -221,17 +308,32 @@ fn out_of_bounds_pointers_into_every_host_call_trap_the_guest() {
         ("input_read", format!("(i32.const {})", page - 1)),
         ("input_read", "(i32.const -1)".to_owned()),
         ("context_read", format!("(i32.const {})", page - 10)),
-        ("output_write", format!("(i32.const {}) (i32.const 2)", page - 1)),
+        (
+            "output_write",
+            format!("(i32.const {}) (i32.const 2)", page - 1),
+        ),
         ("output_write", "(i32.const 0) (i32.const -1)".to_owned()),
         ("output_write", "(i32.const -8) (i32.const 16)".to_owned()),
-        ("log", format!("(i32.const 2) (i32.const {page}) (i32.const 1)")),
-        ("log", "(i32.const 2) (i32.const 0) (i32.const -2147483648)".to_owned()),
-        ("log", "(i32.const 2) (i32.const 2147483647) (i32.const 2147483647)".to_owned()),
+        (
+            "log",
+            format!("(i32.const 2) (i32.const {page}) (i32.const 1)"),
+        ),
+        (
+            "log",
+            "(i32.const 2) (i32.const 0) (i32.const -2147483648)".to_owned(),
+        ),
+        (
+            "log",
+            "(i32.const 2) (i32.const 2147483647) (i32.const 2147483647)".to_owned(),
+        ),
     ] {
         let e = run(&rt, &calls(call, &args), "{}");
         assert_kind(&e, OutcomeKind::Trap);
         assert_eq!(e.trap_code, Some("host_out_of_bounds"), "{call} {args}");
-        assert!(e.message.as_deref().is_some_and(|m| m.contains(call)), "{e:?}");
+        assert!(
+            e.message.as_deref().is_some_and(|m| m.contains(call)),
+            "{e:?}"
+        );
     }
 }
 
@@ -247,5 +349,8 @@ fn a_panic_message_logged_at_error_reaches_the_trap_message() {
     assert_eq!(e.trap_code, Some("unreachable"));
     let msg = e.message.expect("message");
     assert!(msg.starts_with("unreachable: "), "{msg}");
-    assert!(msg.ends_with("; guest: panicked at src/lib.rs:10:5: boom"), "{msg}");
+    assert!(
+        msg.ends_with("; guest: panicked at src/lib.rs:10:5: boom"),
+        "{msg}"
+    );
 }

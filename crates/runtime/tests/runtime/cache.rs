@@ -7,8 +7,12 @@ use std::path::Path;
 use crate::*;
 
 fn disk_runtime(dir: &Path) -> Runtime {
-    Runtime::new(RuntimeConfig { cache_dir: Some(dir.to_path_buf()), max_instances: 8, ..RuntimeConfig::default() })
-        .expect("runtime")
+    Runtime::new(RuntimeConfig {
+        cache_dir: Some(dir.to_path_buf()),
+        max_instances: 8,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime")
 }
 
 fn cache_files(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -36,7 +40,12 @@ fn a_second_load_is_a_memory_hit() {
 
 #[test]
 fn the_memory_cache_is_bounded() {
-    let rt = Runtime::new(RuntimeConfig { memory_cache_entries: 2, max_instances: 4, ..RuntimeConfig::default() }).expect("rt");
+    let rt = Runtime::new(RuntimeConfig {
+        memory_cache_entries: 2,
+        max_instances: 4,
+        ..RuntimeConfig::default()
+    })
+    .expect("rt");
     for i in 0..5 {
         let m = module("", &format!("(i32.const {i}) (drop) (i32.const 0)"));
         rt.load(&wat::parse_str(m).expect("wat")).expect("load");
@@ -60,7 +69,10 @@ fn a_restart_loads_from_disk_without_compiling() {
     let s = rt.stats();
     assert_eq!((s.compiles, s.disk_hits), (0, 1));
     assert_eq!(m.report(), &report);
-    let e = rt.invoke(&m, &Invocation::new(br#"{"a":1}"#, &Context::local(), Limits::default()));
+    let e = rt.invoke(
+        &m,
+        &Invocation::new(br#"{"a":1}"#, &Context::local(), Limits::default()),
+    );
     assert_eq!(output(&e), serde_json::json!({"a": 1}));
 }
 
@@ -77,7 +89,13 @@ fn a_tampered_cache_file_is_ignored_and_recompiled() {
     let rt = disk_runtime(dir.path());
     let m = rt.load(&bytes).expect("still loads");
     assert_eq!((rt.stats().compiles, rt.stats().disk_hits), (1, 0));
-    assert_kind(&rt.invoke(&m, &Invocation::new(b"{}", &Context::local(), Limits::default())), OutcomeKind::Ok);
+    assert_kind(
+        &rt.invoke(
+            &m,
+            &Invocation::new(b"{}", &Context::local(), Limits::default()),
+        ),
+        OutcomeKind::Ok,
+    );
 }
 
 #[test]
@@ -91,12 +109,24 @@ fn a_planted_file_for_another_module_is_ignored() {
     drop(rt);
     // Copy a's valid entry over b's name: its MAC binds it to a's hash.
     let files = cache_files(dir.path());
-    let fa = files.iter().find(|p| p.to_string_lossy().contains(ma.sha256())).expect("a file");
-    let fb = files.iter().find(|p| p.to_string_lossy().contains(mb.sha256())).expect("b file");
+    let fa = files
+        .iter()
+        .find(|p| p.to_string_lossy().contains(ma.sha256()))
+        .expect("a file");
+    let fb = files
+        .iter()
+        .find(|p| p.to_string_lossy().contains(mb.sha256()))
+        .expect("b file");
     fs::copy(fa, fb).expect("copy");
     let rt = disk_runtime(dir.path());
     let m = rt.load(&b).expect("b loads");
     assert_eq!(m.sha256(), mb.sha256());
     assert_eq!(rt.stats().compiles, 1);
-    assert_eq!(output(&rt.invoke(&m, &Invocation::new(b"[5]", &Context::local(), Limits::default()))), serde_json::json!({"ok": true}));
+    assert_eq!(
+        output(&rt.invoke(
+            &m,
+            &Invocation::new(b"[5]", &Context::local(), Limits::default())
+        )),
+        serde_json::json!({"ok": true})
+    );
 }

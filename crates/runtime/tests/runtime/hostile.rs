@@ -11,13 +11,21 @@ use crate::*;
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
-    let pages: u64 = statm.split_whitespace().nth(1).expect("rss").parse().expect("number");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .expect("rss")
+        .parse()
+        .expect("number");
     pages * 4096
 }
 
 fn hostile_set() -> Vec<(String, OutcomeKind)> {
     vec![
-        (module("", "(loop $l (br $l)) (i32.const 0)"), OutcomeKind::FuelExhausted),
+        (
+            module("", "(loop $l (br $l)) (i32.const 0)"),
+            OutcomeKind::FuelExhausted,
+        ),
         (
             module(
                 "",
@@ -30,11 +38,29 @@ fn hostile_set() -> Vec<(String, OutcomeKind)> {
             ),
             OutcomeKind::MemoryLimit,
         ),
-        (module("(func $r (call $r))", "(call $r) (i32.const 0)"), OutcomeKind::StackOverflow),
+        (
+            module("(func $r (call $r))", "(call $r) (i32.const 0)"),
+            OutcomeKind::StackOverflow,
+        ),
         (module("", "unreachable"), OutcomeKind::Trap),
-        (module("", "(call $input_read (i32.const -1)) (i32.const 0)"), OutcomeKind::Trap),
-        (module("", "(call $output_write (i32.const 0) (i32.const 65536)) (i32.const 0)"), OutcomeKind::InvalidOutput),
-        (module("", "(call $output_write (i32.const 0) (i32.const 2000000)) (i32.const 0)"), OutcomeKind::OutputTooLarge),
+        (
+            module("", "(call $input_read (i32.const -1)) (i32.const 0)"),
+            OutcomeKind::Trap,
+        ),
+        (
+            module(
+                "",
+                "(call $output_write (i32.const 0) (i32.const 65536)) (i32.const 0)",
+            ),
+            OutcomeKind::InvalidOutput,
+        ),
+        (
+            module(
+                "",
+                "(call $output_write (i32.const 0) (i32.const 2000000)) (i32.const 0)",
+            ),
+            OutcomeKind::OutputTooLarge,
+        ),
         (module("", "(i32.const 9)"), OutcomeKind::FunctionError),
     ]
 }
@@ -50,23 +76,41 @@ fn a_thousand_hostile_calls_leave_the_host_up_and_memory_near_baseline() {
     }
     let exe = std::env::current_exe().expect("test binary");
     let out = std::process::Command::new(exe)
-        .args(["--exact", "hostile::a_thousand_hostile_calls_leave_the_host_up_and_memory_near_baseline", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "hostile::a_thousand_hostile_calls_leave_the_host_up_and_memory_near_baseline",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(RSS_CHILD, "1")
         .output()
         .expect("child runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "child failed:\n{text}");
     assert!(text.contains("1 passed"), "the child ran the test:\n{text}");
 }
 
 fn thousand_hostile_calls() {
-    let rt = runtime_with(Limits { fuel: 2_000_000, ..Limits::default() });
-    let set: Vec<_> = hostile_set().into_iter().map(|(wat, kind)| (load(&rt, &wat), kind)).collect();
+    let rt = runtime_with(Limits {
+        fuel: 2_000_000,
+        ..Limits::default()
+    });
+    let set: Vec<_> = hostile_set()
+        .into_iter()
+        .map(|(wat, kind)| (load(&rt, &wat), kind))
+        .collect();
     let echo = load(&rt, &echo_with(""));
     let ctx = Context::local();
     // Warm up every path once, then measure.
     for (m, kind) in &set {
-        assert_kind(&rt.invoke(m, &Invocation::new(b"{}", &ctx, *rt.limits())), *kind);
+        assert_kind(
+            &rt.invoke(m, &Invocation::new(b"{}", &ctx, *rt.limits())),
+            *kind,
+        );
     }
     let baseline = rss_bytes();
     let mut peak = baseline;
@@ -75,15 +119,27 @@ fn thousand_hostile_calls() {
         let e = rt.invoke(m, &Invocation::new(b"{}", &ctx, *rt.limits()));
         assert_kind(&e, *kind);
         if i % 100 == 0 {
-            assert_eq!(output(&rt.invoke(&echo, &Invocation::new(b"[1]", &ctx, *rt.limits()))), serde_json::json!([1]));
+            assert_eq!(
+                output(&rt.invoke(&echo, &Invocation::new(b"[1]", &ctx, *rt.limits()))),
+                serde_json::json!([1])
+            );
         }
         peak = peak.max(rss_bytes());
     }
     let end = rss_bytes();
-    eprintln!("rss baseline {} KiB, peak {} KiB, end {} KiB", baseline >> 10, peak >> 10, end >> 10);
+    eprintln!(
+        "rss baseline {} KiB, peak {} KiB, end {} KiB",
+        baseline >> 10,
+        peak >> 10,
+        end >> 10
+    );
     // Each memory bomb touches up to 64 MiB; afterwards it must be returned.
     let grown = end.saturating_sub(baseline);
-    assert!(grown < 16 << 20, "resident memory grew by {} KiB", grown >> 10);
+    assert!(
+        grown < 16 << 20,
+        "resident memory grew by {} KiB",
+        grown >> 10
+    );
 }
 
 #[test]
@@ -104,17 +160,30 @@ fn a_compile_bomb_is_refused_while_other_calls_keep_answering() {
         })
     };
     // 200,000 tiny functions: refused by the function cap, before compiling.
-    let mut many = String::from(r#"(module (memory (export "memory") 1) (func (export "aifn_call") (result i32) (i32.const 0))"#);
+    let mut many = String::from(
+        r#"(module (memory (export "memory") 1) (func (export "aifn_call") (result i32) (i32.const 0))"#,
+    );
     many.push_str(&"(func)".repeat(200_000));
     many.push(')');
-    let e = rt.load(&wat::parse_str(&many).expect("wat")).expect_err("refused");
-    assert_eq!(e, ModuleError::OverCap { what: "functions", actual: 200_001, limit: 10_000 });
+    let e = rt
+        .load(&wat::parse_str(&many).expect("wat"))
+        .expect_err("refused");
+    assert_eq!(
+        e,
+        ModuleError::OverCap {
+            what: "functions",
+            actual: 200_001,
+            limit: 10_000
+        }
+    );
     // One 4 MiB function body: refused by the module size cap.
     let huge = format!(
         r#"(module (memory (export "memory") 1) (func (export "aifn_call") (result i32) {} (i32.const 0)))"#,
         "nop ".repeat(4 << 20)
     );
-    let e = rt.load(&wat::parse_str(&huge).expect("wat")).expect_err("refused");
+    let e = rt
+        .load(&wat::parse_str(&huge).expect("wat"))
+        .expect_err("refused");
     assert!(matches!(e, ModuleError::TooLarge { .. }), "{e}");
     assert_eq!(e.kind(), OutcomeKind::InvalidModule);
     let before = answered.load(Ordering::Relaxed);
@@ -131,9 +200,13 @@ fn a_compile_bomb_is_refused_while_other_calls_keep_answering() {
 fn slow_to_compile() -> Vec<u8> {
     let mut body = String::new();
     for i in 0..2000 {
-        body.push_str(&format!("(local.set $x (i32.add (i32.mul (local.get $x) (i32.const {i})) (i32.const 7)))"));
+        body.push_str(&format!(
+            "(local.set $x (i32.add (i32.mul (local.get $x) (i32.const {i})) (i32.const 7)))"
+        ));
     }
-    let funcs: String = (0..100).map(|_| format!("(func (local $x i32) {body})")).collect();
+    let funcs: String = (0..100)
+        .map(|_| format!("(func (local $x i32) {body})"))
+        .collect();
     wat::parse_str(format!(
         r#"(module (memory (export "memory") 1) {funcs} (func (export "aifn_call") (result i32) (i32.const 0)))"#
     ))
@@ -142,7 +215,10 @@ fn slow_to_compile() -> Vec<u8> {
 
 #[test]
 fn compiling_past_the_deadline_is_a_compile_timeout_and_others_keep_answering() {
-    let limits = Limits { compile_timeout_ms: 20, ..Limits::default() };
+    let limits = Limits {
+        compile_timeout_ms: 20,
+        ..Limits::default()
+    };
     let rt = Arc::new(runtime_with(limits));
     let echo = load(&rt, &echo_with(""));
     let bytes = slow_to_compile();
@@ -155,6 +231,9 @@ fn compiling_past_the_deadline_is_a_compile_timeout_and_others_keep_answering() 
         assert_eq!(output(&e), serde_json::json!([2]));
     }
     // With a generous deadline the same module compiles.
-    let rt = runtime_with(Limits { compile_timeout_ms: 120_000, ..Limits::default() });
+    let rt = runtime_with(Limits {
+        compile_timeout_ms: 120_000,
+        ..Limits::default()
+    });
     assert!(rt.load(&bytes).is_ok());
 }

@@ -19,34 +19,62 @@ const SPIN: &str = "(loop $l (br $l)) (i32.const 0)";
 #[test]
 fn fuel_inside_and_over_the_budget() {
     let rt = runtime();
-    let limits = Limits { fuel: 100_000, ..Limits::default() };
+    let limits = Limits {
+        fuel: 100_000,
+        ..Limits::default()
+    };
     let e = run_with(&rt, &looping("1000"), "{}", limits);
     assert_kind(&e, OutcomeKind::Ok);
-    assert!(e.fuel_used > 1000 && e.fuel_used < 100_000, "{}", e.fuel_used);
+    assert!(
+        e.fuel_used > 1000 && e.fuel_used < 100_000,
+        "{}",
+        e.fuel_used
+    );
     let e = run_with(&rt, &looping("1000000"), "{}", limits);
     assert_kind(&e, OutcomeKind::FuelExhausted);
     assert_eq!(e.fuel_used, 100_000);
-    assert_eq!(e.message.as_deref(), Some("all fuel consumed (limit 100000)"));
+    assert_eq!(
+        e.message.as_deref(),
+        Some("all fuel consumed (limit 100000)")
+    );
 }
 
 #[test]
 fn a_function_may_lower_fuel_but_never_raise_it_above_the_host_maximum() {
-    let rt = runtime_with(Limits { fuel: 50_000, ..Limits::default() });
+    let rt = runtime_with(Limits {
+        fuel: 50_000,
+        ..Limits::default()
+    });
     // The caller asks for more than the host allows: the host maximum holds.
-    let e = run_with(&rt, &looping("1000000"), "{}", Limits { fuel: u64::MAX, ..Limits::default() });
+    let e = run_with(
+        &rt,
+        &looping("1000000"),
+        "{}",
+        Limits {
+            fuel: u64::MAX,
+            ..Limits::default()
+        },
+    );
     assert_kind(&e, OutcomeKind::FuelExhausted);
     assert_eq!(e.fuel_used, 50_000);
 }
 
 /// Limits that let only the deadline stop a guest.
 fn deadline(ms: u64) -> Limits {
-    Limits { fuel: u64::MAX / 2, timeout_ms: ms, ..Limits::default() }
+    Limits {
+        fuel: u64::MAX / 2,
+        timeout_ms: ms,
+        ..Limits::default()
+    }
 }
 
 /// A runtime whose fuel maximum is high enough that only deadlines stop
 /// guests.
 fn deadline_runtime() -> Runtime {
-    runtime_with(Limits { fuel: u64::MAX / 2, ..Limits::default() })
+    runtime_with(Limits {
+        fuel: u64::MAX / 2,
+        ..Limits::default()
+    })
 }
 
 #[test]
@@ -62,7 +90,10 @@ fn timeout_inside_and_over_the_deadline() {
 #[test]
 fn a_loop_in_the_start_function_times_out() {
     let rt = deadline_runtime();
-    let wat = module("(func $start (loop $l (br $l))) (start $start)", "(i32.const 0)");
+    let wat = module(
+        "(func $start (loop $l (br $l))) (start $start)",
+        "(i32.const 0)",
+    );
     let e = run_with(&rt, &wat, "{}", deadline(50));
     assert_kind(&e, OutcomeKind::Timeout);
 }
@@ -70,7 +101,10 @@ fn a_loop_in_the_start_function_times_out() {
 #[test]
 fn a_loop_in_initialize_times_out() {
     let rt = deadline_runtime();
-    let wat = module(r#"(func (export "_initialize") (loop $l (br $l)))"#, "(i32.const 0)");
+    let wat = module(
+        r#"(func (export "_initialize") (loop $l (br $l)))"#,
+        "(i32.const 0)",
+    );
     let e = run_with(&rt, &wat, "{}", deadline(50));
     assert_kind(&e, OutcomeKind::Timeout);
 }
@@ -95,12 +129,17 @@ fn huge_memory_copies_in_a_loop_time_out() {
 #[test]
 fn memory_grow_inside_and_over_the_limit() {
     let rt = runtime();
-    let limits = Limits { memory_bytes: 4 * 65536, ..Limits::default() };
+    let limits = Limits {
+        memory_bytes: 4 * 65536,
+        ..Limits::default()
+    };
     // From 1 page to 4: allowed.
     let grow = |pages: u32| {
         module(
             "",
-            &format!("(if (i32.eq (memory.grow (i32.const {pages})) (i32.const -1)) (then unreachable)) (i32.const 0)"),
+            &format!(
+                "(if (i32.eq (memory.grow (i32.const {pages})) (i32.const -1)) (then unreachable)) (i32.const 0)"
+            ),
         )
     };
     let e = run_with(&rt, &grow(3), "{}", limits);
@@ -111,13 +150,21 @@ fn memory_grow_inside_and_over_the_limit() {
     assert_kind(&e, OutcomeKind::MemoryLimit);
     assert_eq!(e.trap_code, Some("unreachable"));
     assert_eq!(e.memory_peak_bytes, 65536);
-    assert!(e.message.as_deref().is_some_and(|m| m.starts_with("memory limit of 262144 bytes reached")), "{e:?}");
+    assert!(
+        e.message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("memory limit of 262144 bytes reached")),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn a_refused_grow_that_the_guest_handles_is_not_an_error() {
     let rt = runtime();
-    let limits = Limits { memory_bytes: 2 * 65536, ..Limits::default() };
+    let limits = Limits {
+        memory_bytes: 2 * 65536,
+        ..Limits::default()
+    };
     let wat = module("", "(drop (memory.grow (i32.const 100))) (i32.const 0)");
     assert_kind(&run_with(&rt, &wat, "{}", limits), OutcomeKind::Ok);
 }
@@ -129,9 +176,25 @@ fn initial_memory_over_a_functions_lower_limit_is_a_memory_limit() {
         r#"(module {IMPORTS} (memory (export "memory") 16)
           (func (export "aifn_call") (result i32) (i32.const 0)))"#
     );
-    let e = run_with(&rt, &wat, "{}", Limits { memory_bytes: 16 * 65536, ..Limits::default() });
+    let e = run_with(
+        &rt,
+        &wat,
+        "{}",
+        Limits {
+            memory_bytes: 16 * 65536,
+            ..Limits::default()
+        },
+    );
     assert_kind(&e, OutcomeKind::InvalidOutput);
-    let e = run_with(&rt, &wat, "{}", Limits { memory_bytes: 15 * 65536, ..Limits::default() });
+    let e = run_with(
+        &rt,
+        &wat,
+        "{}",
+        Limits {
+            memory_bytes: 15 * 65536,
+            ..Limits::default()
+        },
+    );
     assert_kind(&e, OutcomeKind::MemoryLimit);
 }
 
@@ -156,7 +219,10 @@ fn a_memory_grow_bomb_to_the_host_maximum_is_stopped() {
 #[test]
 fn table_grow_inside_and_over_the_limit() {
     let rt = runtime();
-    let limits = Limits { table_elements: 100, ..Limits::default() };
+    let limits = Limits {
+        table_elements: 100,
+        ..Limits::default()
+    };
     let grow = |n: u32| {
         module(
             "(table 10 funcref)",
@@ -168,7 +234,12 @@ fn table_grow_inside_and_over_the_limit() {
     assert_kind(&run_with(&rt, &grow(90), "{}", limits), OutcomeKind::Ok);
     let e = run_with(&rt, &grow(91), "{}", limits);
     assert_kind(&e, OutcomeKind::MemoryLimit);
-    assert!(e.message.as_deref().is_some_and(|m| m.starts_with("table limit of 100 elements reached")), "{e:?}");
+    assert!(
+        e.message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("table limit of 100 elements reached")),
+        "{e:?}"
+    );
 }
 
 fn recursion(depth: &str) -> String {
@@ -187,22 +258,34 @@ fn stack_inside_and_over_the_limit() {
     assert_kind(&run(&rt, &recursion("1000"), "{}"), OutcomeKind::Ok);
     let e = run(&rt, &recursion("100000000"), "{}");
     assert_kind(&e, OutcomeKind::StackOverflow);
-    assert_eq!(e.message.as_deref(), Some("wasm stack limit of 524288 bytes exhausted"));
+    assert_eq!(
+        e.message.as_deref(),
+        Some("wasm stack limit of 524288 bytes exhausted")
+    );
 }
 
 fn writes(len: u32) -> String {
-    module("", &format!("(call $output_write (i32.const 0) (i32.const {len})) (i32.const 1)"))
+    module(
+        "",
+        &format!("(call $output_write (i32.const 0) (i32.const {len})) (i32.const 1)"),
+    )
 }
 
 #[test]
 fn output_inside_and_over_the_limit() {
     let rt = runtime();
-    let limits = Limits { output_bytes: 1000, ..Limits::default() };
+    let limits = Limits {
+        output_bytes: 1000,
+        ..Limits::default()
+    };
     let e = run_with(&rt, &writes(1000), "{}", limits);
     assert_kind(&e, OutcomeKind::FunctionError);
     let e = run_with(&rt, &writes(1001), "{}", limits);
     assert_kind(&e, OutcomeKind::OutputTooLarge);
-    assert_eq!(e.message.as_deref(), Some("output of 1001 bytes is over the limit of 1000 bytes"));
+    assert_eq!(
+        e.message.as_deref(),
+        Some("output of 1001 bytes is over the limit of 1000 bytes")
+    );
 }
 
 #[test]
@@ -210,13 +293,31 @@ fn every_trap_code_is_classified() {
     let rt = runtime();
     let cases = [
         ("unreachable", "unreachable"),
-        ("integer_divide_by_zero", "(drop (i32.div_u (i32.const 1) (i32.const 0))) (i32.const 0)"),
-        ("integer_overflow", "(drop (i32.div_s (i32.const -2147483648) (i32.const -1))) (i32.const 0)"),
-        ("bad_conversion_to_integer", "(drop (i32.trunc_f32_s (f32.const nan))) (i32.const 0)"),
+        (
+            "integer_divide_by_zero",
+            "(drop (i32.div_u (i32.const 1) (i32.const 0))) (i32.const 0)",
+        ),
+        (
+            "integer_overflow",
+            "(drop (i32.div_s (i32.const -2147483648) (i32.const -1))) (i32.const 0)",
+        ),
+        (
+            "bad_conversion_to_integer",
+            "(drop (i32.trunc_f32_s (f32.const nan))) (i32.const 0)",
+        ),
         ("memory_out_of_bounds", "(i32.load (i32.const 65536))"),
-        ("table_out_of_bounds", "(call_indirect (type $t) (i32.const 5))"),
-        ("indirect_call_to_null", "(call_indirect (type $t) (i32.const 1))"),
-        ("indirect_call_type_mismatch", "(call_indirect (type $t) (i32.const 0))"),
+        (
+            "table_out_of_bounds",
+            "(call_indirect (type $t) (i32.const 5))",
+        ),
+        (
+            "indirect_call_to_null",
+            "(call_indirect (type $t) (i32.const 1))",
+        ),
+        (
+            "indirect_call_type_mismatch",
+            "(call_indirect (type $t) (i32.const 0))",
+        ),
     ];
     let extra = r#"(type $t (func (result i32)))
                    (table 2 funcref) (elem (i32.const 0) $other)
@@ -225,7 +326,10 @@ fn every_trap_code_is_classified() {
         let e = run(&rt, &module(extra, body), "{}");
         assert_kind(&e, OutcomeKind::Trap);
         assert_eq!(e.trap_code, Some(code), "{body}");
-        assert!(e.message.as_deref().is_some_and(|m| m.starts_with(code)), "{e:?}");
+        assert!(
+            e.message.as_deref().is_some_and(|m| m.starts_with(code)),
+            "{e:?}"
+        );
     }
     // The same operations just inside their domain do not trap.
     for body in [
@@ -234,7 +338,11 @@ fn every_trap_code_is_classified() {
         "(i32.trunc_f32_s (f32.const 1.5))",
         "(i32.load (i32.const 65532))",
     ] {
-        let e = run(&rt, &module("", &format!("(drop {body}) (i32.const 0)")), "{}");
+        let e = run(
+            &rt,
+            &module("", &format!("(drop {body}) (i32.const 0)")),
+            "{}",
+        );
         assert_kind(&e, OutcomeKind::Ok);
     }
 }

@@ -9,7 +9,9 @@ mod limits;
 mod validation;
 mod wasi;
 
-use aifn_runtime::{Context, Execution, Invocation, Limits, LoadedModule, OutcomeKind, Runtime, RuntimeConfig};
+use aifn_runtime::{
+    Context, Execution, Invocation, Limits, LoadedModule, OutcomeKind, Runtime, RuntimeConfig,
+};
 
 /// A runtime with a small pool, as tests create many.
 pub(crate) fn runtime() -> Runtime {
@@ -17,7 +19,12 @@ pub(crate) fn runtime() -> Runtime {
 }
 
 pub(crate) fn runtime_with(limits: Limits) -> Runtime {
-    Runtime::new(RuntimeConfig { limits, max_instances: 32, ..RuntimeConfig::default() }).expect("runtime")
+    Runtime::new(RuntimeConfig {
+        limits,
+        max_instances: 32,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime")
 }
 
 pub(crate) fn load(rt: &Runtime, wat: &str) -> LoadedModule {
@@ -31,7 +38,10 @@ pub(crate) fn run(rt: &Runtime, wat: &str, input: &str) -> Execution {
 
 pub(crate) fn run_with(rt: &Runtime, wat: &str, input: &str, limits: Limits) -> Execution {
     let m = load(rt, wat);
-    rt.invoke(&m, &Invocation::new(input.as_bytes(), &Context::local(), limits))
+    rt.invoke(
+        &m,
+        &Invocation::new(input.as_bytes(), &Context::local(), limits),
+    )
 }
 
 #[track_caller]

@@ -67,21 +67,50 @@ fn stdout_and_stderr_go_to_the_logs() {
     );
     let e = run(&rt, &wat, "{}");
     assert_kind(&e, OutcomeKind::Ok);
-    let lines: Vec<_> = e.logs.iter().map(|l| (l.stream, l.message.as_str())).collect();
-    assert_eq!(lines, [(LogStream::Stdout, "hello"), (LogStream::Stdout, "world"), (LogStream::Stderr, "ld")]);
+    let lines: Vec<_> = e
+        .logs
+        .iter()
+        .map(|l| (l.stream, l.message.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (LogStream::Stdout, "hello"),
+            (LogStream::Stdout, "world"),
+            (LogStream::Stderr, "ld")
+        ]
+    );
 }
 
 #[test]
 fn nothing_is_reachable() {
     let rt = runtime();
     // No preopened directories, so no file opens; no sockets; stdin empty.
-    assert_eq!(errno_of(&rt, "(call $fd_prestat_get (i32.const 3) (i32.const 0))"), 8);
     assert_eq!(
-        errno_of(&rt, "(call $path_open (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 4) (i32.const 0) (i64.const -1) (i64.const -1) (i32.const 0) (i32.const 600))"),
+        errno_of(&rt, "(call $fd_prestat_get (i32.const 3) (i32.const 0))"),
         8
     );
-    assert_eq!(errno_of(&rt, "(call $sock_accept (i32.const 3) (i32.const 0) (i32.const 600))"), 76);
-    assert_eq!(errno_of(&rt, "(call $fd_write (i32.const 5) (i32.const 0) (i32.const 0) (i32.const 600))"), 8);
+    assert_eq!(
+        errno_of(
+            &rt,
+            "(call $path_open (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 4) (i32.const 0) (i64.const -1) (i64.const -1) (i32.const 0) (i32.const 600))"
+        ),
+        8
+    );
+    assert_eq!(
+        errno_of(
+            &rt,
+            "(call $sock_accept (i32.const 3) (i32.const 0) (i32.const 600))"
+        ),
+        76
+    );
+    assert_eq!(
+        errno_of(
+            &rt,
+            "(call $fd_write (i32.const 5) (i32.const 0) (i32.const 0) (i32.const 600))"
+        ),
+        8
+    );
     // args and environment are empty: counts written as 0.
     let wat = wasi_module(
         r#"(data (i32.const 0) "[1]")"#,
@@ -135,10 +164,20 @@ fn bytes_at_600(body: &str) -> String {
 
 fn run_ctx(rt: &Runtime, wat: &str, execution_id: &str, start: SystemTime) -> Vec<u8> {
     let m = load(rt, wat);
-    let ctx = Context { execution_id: execution_id.into(), ..Context::local() };
-    let inv = Invocation { start_time: start, ..Invocation::new(b"{}", &ctx, Limits::default()) };
+    let ctx = Context {
+        execution_id: execution_id.into(),
+        ..Context::local()
+    };
+    let inv = Invocation {
+        start_time: start,
+        ..Invocation::new(b"{}", &ctx, Limits::default())
+    };
     let v = output(&rt.invoke(&m, &inv));
-    v.as_array().expect("array").iter().map(|n| (n.as_u64().expect("byte") - 100) as u8).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|n| (n.as_u64().expect("byte") - 100) as u8)
+        .collect()
 }
 
 #[test]
@@ -148,7 +187,11 @@ fn randomness_is_seeded_from_the_execution_id() {
     let now = SystemTime::now();
     let a = run_ctx(&rt, &wat, "exec-a", now);
     assert_eq!(a, run_ctx(&rt, &wat, "exec-a", now), "same id, same bytes");
-    assert_ne!(a, run_ctx(&rt, &wat, "exec-b", now), "another id, other bytes");
+    assert_ne!(
+        a,
+        run_ctx(&rt, &wat, "exec-b", now),
+        "another id, other bytes"
+    );
     assert_ne!(a, [0u8; 16]);
 }
 
@@ -184,16 +227,31 @@ fn poll_oneoff_answers_a_clock_subscription_at_once() {
     let wat = wasi_module(r#"(data (i32.const 0) "{}")"#, body);
     // A one-hour sleep inside a 1 s deadline: if the host slept, this would
     // be a timeout or take an hour; it returns ok.
-    let e = run_with(&rt, &wat, "{}", Limits { timeout_ms: 1_000, ..Limits::default() });
+    let e = run_with(
+        &rt,
+        &wat,
+        "{}",
+        Limits {
+            timeout_ms: 1_000,
+            ..Limits::default()
+        },
+    );
     assert_kind(&e, OutcomeKind::Ok);
 }
 
 #[test]
 fn proc_exit_ends_the_call_with_its_code() {
     let rt = runtime();
-    let e = run(&rt, &wasi_module("", "(call $proc_exit (i32.const 3)) (i32.const 0)"), "{}");
+    let e = run(
+        &rt,
+        &wasi_module("", "(call $proc_exit (i32.const 3)) (i32.const 0)"),
+        "{}",
+    );
     assert_kind(&e, OutcomeKind::FunctionError);
-    assert_eq!(e.message.as_deref(), Some("the function returned error code 3"));
+    assert_eq!(
+        e.message.as_deref(),
+        Some("the function returned error code 3")
+    );
     let ok = wasi_module(
         r#"(data (i32.const 0) "[]")"#,
         "(call $output_write (i32.const 0) (i32.const 2)) (call $proc_exit (i32.const 0)) unreachable",
@@ -221,9 +279,23 @@ fn initialize_runs_before_aifn_call() {
 #[test]
 fn wasi_pointers_are_bounds_checked() {
     let rt = runtime();
-    let e = run(&rt, &wasi_module("", "(drop (call $random_get (i32.const 65530) (i32.const 16))) (i32.const 0)"), "{}");
+    let e = run(
+        &rt,
+        &wasi_module(
+            "",
+            "(drop (call $random_get (i32.const 65530) (i32.const 16))) (i32.const 0)",
+        ),
+        "{}",
+    );
     assert_kind(&e, OutcomeKind::Trap);
     assert_eq!(e.trap_code, Some("host_out_of_bounds"));
-    let e = run(&rt, &wasi_module("", "(drop (call $fd_write (i32.const 1) (i32.const 65532) (i32.const 1) (i32.const 0))) (i32.const 0)"), "{}");
+    let e = run(
+        &rt,
+        &wasi_module(
+            "",
+            "(drop (call $fd_write (i32.const 1) (i32.const 65532) (i32.const 1) (i32.const 0))) (i32.const 0)",
+        ),
+        "{}",
+    );
     assert_kind(&e, OutcomeKind::Trap);
 }

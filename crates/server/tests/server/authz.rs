@@ -105,9 +105,22 @@ async fn world() -> World {
     let h = Harness::new();
     let acme = h.tenant("acme");
     let globex = h.tenant("globex");
-    h.deploy(&acme, "echo", &echo(), manifest("echo", text_schema())).await;
-    h.deploy(&globex, "secret", &echo(), manifest("globex's secret", text_schema())).await;
-    h.upload(&globex.author, "g_upload", &echo(), manifest("globex's", text_schema())).await;
+    h.deploy(&acme, "echo", &echo(), manifest("echo", text_schema()))
+        .await;
+    h.deploy(
+        &globex,
+        "secret",
+        &echo(),
+        manifest("globex's secret", text_schema()),
+    )
+    .await;
+    h.upload(
+        &globex.author,
+        "g_upload",
+        &echo(),
+        manifest("globex's", text_schema()),
+    )
+    .await;
     World { h, acme, globex }
 }
 
@@ -125,34 +138,85 @@ impl World {
     /// the key).
     async fn target(&self, route: Route, own: bool) -> Target {
         let owner = if own { &self.acme } else { &self.globex };
-        let (named, decide) = if own { ("echo", "decide") } else { ("secret", "g_decide") };
+        let (named, decide) = if own {
+            ("echo", "decide")
+        } else {
+            ("secret", "g_decide")
+        };
         let (_, template) = route.template();
-        let fill = |name: &str, version: &Value| template.replace("{name}", name).replace("{version}", &version.to_string());
+        let fill = |name: &str, version: &Value| {
+            template
+                .replace("{name}", name)
+                .replace("{version}", &version.to_string())
+        };
         match route {
-            Route::List | Route::Pending | Route::Tools | Route::Audit => Target { path: template.to_owned(), body: None, version: None },
-            Route::GetFunction | Route::GetVersion => Target { path: fill(named, &json!(1)), body: None, version: None },
-            Route::Invoke => Target { path: fill(named, &json!(1)), body: Some(json!({"input": {"text": "hi"}})), version: None },
+            Route::List | Route::Pending | Route::Tools | Route::Audit => Target {
+                path: template.to_owned(),
+                body: None,
+                version: None,
+            },
+            Route::GetFunction | Route::GetVersion => Target {
+                path: fill(named, &json!(1)),
+                body: None,
+                version: None,
+            },
+            Route::Invoke => Target {
+                path: fill(named, &json!(1)),
+                body: Some(json!({"input": {"text": "hi"}})),
+                version: None,
+            },
             Route::Upload => {
                 let name = if own { "echo" } else { "g_upload" };
                 let body = json!({"manifest": manifest("upload", text_schema()), "module": crate::b64(&crate::wasm(&echo()))});
-                Target { path: fill(name, &json!(1)), body: Some(body), version: None }
+                Target {
+                    path: fill(name, &json!(1)),
+                    body: Some(body),
+                    version: None,
+                }
             }
             Route::Approve | Route::Reject => {
-                let v = self.h.upload(&owner.author, decide, &echo(), manifest("to decide", text_schema())).await;
+                let v = self
+                    .h
+                    .upload(
+                        &owner.author,
+                        decide,
+                        &echo(),
+                        manifest("to decide", text_schema()),
+                    )
+                    .await;
                 let body = json!({"sha256": v["sha256"], "notes": "matrix"});
-                Target { path: fill(decide, &v["version"]), body: Some(body), version: Some(v) }
+                Target {
+                    path: fill(decide, &v["version"]),
+                    body: Some(body),
+                    version: Some(v),
+                }
             }
             Route::Revoke => {
-                let v = self.h.deploy(owner, decide, &echo(), manifest("to revoke", text_schema())).await;
-                Target { path: fill(decide, &v["version"]), body: Some(json!({"notes": "matrix"})), version: Some(v) }
+                let v = self
+                    .h
+                    .deploy(owner, decide, &echo(), manifest("to revoke", text_schema()))
+                    .await;
+                Target {
+                    path: fill(decide, &v["version"]),
+                    body: Some(json!({"notes": "matrix"})),
+                    version: Some(v),
+                }
             }
         }
     }
 
     /// The state of a version, read by its own tenant's admin.
     async fn state(&self, version: &Value) -> Value {
-        let owner = if version["tenant"] == "acme" { &self.acme } else { &self.globex };
-        let path = format!("/v1/functions/{}/versions/{}", str_of(&version["name"]), version["version"]);
+        let owner = if version["tenant"] == "acme" {
+            &self.acme
+        } else {
+            &self.globex
+        };
+        let path = format!(
+            "/v1/functions/{}/versions/{}",
+            str_of(&version["name"]),
+            version["version"]
+        );
         let (status, body) = self.h.request("GET", &path, Some(&owner.admin), None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["state"].clone()
@@ -162,7 +226,11 @@ impl World {
 #[test]
 fn the_matrix_covers_every_authenticated_route() {
     let open = ["/healthz", "/readyz", "/metrics", "/v1/openapi.json"];
-    let authenticated: Vec<_> = ROUTES.iter().filter(|(_, p)| !open.contains(p)).copied().collect();
+    let authenticated: Vec<_> = ROUTES
+        .iter()
+        .filter(|(_, p)| !open.contains(p))
+        .copied()
+        .collect();
     let in_matrix: Vec<_> = MATRIX.iter().map(|(r, _)| r.template()).collect();
     assert_eq!(in_matrix, authenticated);
 }
@@ -196,29 +264,52 @@ async fn every_role_on_every_route_matches_the_matrix() {
                     let before = v["state"].clone();
                     let after = w.state(v).await;
                     if after != before {
-                        failures.push(format!("{role} {method} {}: refused, yet the state went {before} -> {after}", t.path));
+                        failures.push(format!(
+                            "{role} {method} {}: refused, yet the state went {before} -> {after}",
+                            t.path
+                        ));
                     }
                 }
             }
         }
     }
-    assert!(failures.is_empty(), "matrix mismatches:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "matrix mismatches:\n{}",
+        failures.join("\n")
+    );
 
     // Globex's functions were never touched: acme's upload to g_upload
     // created acme's own function, and nothing of globex ran.
-    let (_, g) = w.h.request("GET", "/v1/functions/g_upload", Some(&w.globex.admin), None).await;
+    let (_, g) =
+        w.h.request("GET", "/v1/functions/g_upload", Some(&w.globex.admin), None)
+            .await;
     assert_eq!(g["versions"].as_array().map(Vec::len), Some(1), "{g}");
     assert_eq!(g["versions"][0]["author"], "globex-author");
-    let (_, a) = w.h.request("GET", "/v1/functions/g_upload", Some(&w.acme.admin), None).await;
+    let (_, a) =
+        w.h.request("GET", "/v1/functions/g_upload", Some(&w.acme.admin), None)
+            .await;
     assert_eq!(a["versions"][0]["author"], "acme-author", "{a}");
     assert_eq!(a["versions"][0]["tenant"], "acme", "{a}");
     let runs = w.h.audit(&w.globex.admin, "stream=execution").await;
-    assert!(runs.is_empty(), "globex's audit log has executions: {runs:?}");
+    assert!(
+        runs.is_empty(),
+        "globex's audit log has executions: {runs:?}"
+    );
     // Acme's refused invocations were recorded in acme's log, as refusals.
-    let refused = w.h.audit(&w.acme.admin, "stream=execution&outcome=not_found").await;
-    assert!(refused.iter().all(|e| e["tenant_id"] == "acme" && e["function"] == "secret"), "{refused:?}");
+    let refused =
+        w.h.audit(&w.acme.admin, "stream=execution&outcome=not_found")
+            .await;
+    assert!(
+        refused
+            .iter()
+            .all(|e| e["tenant_id"] == "acme" && e["function"] == "secret"),
+        "{refused:?}"
+    );
     assert_eq!(refused.len(), 1, "{refused:?}");
-    let forbidden = w.h.audit(&w.acme.admin, "stream=execution&outcome=forbidden").await;
+    let forbidden =
+        w.h.audit(&w.acme.admin, "stream=execution&outcome=forbidden")
+            .await;
     assert_eq!(forbidden.len(), 6, "three roles x own/other: {forbidden:?}");
 }
 
@@ -232,7 +323,12 @@ const BAD_AUTH: &[(&str, Option<&str>)] = &[
     ("not a key", Some("Bearer hunter2")),
     ("short key", Some("Bearer aifn_0123456789abcdef_00")),
     ("non-ascii", Some("Bearer aifn_é")),
-    ("unknown id", Some("Bearer aifn_0123456789abcdef_0000000000000000000000000000000000000000000000000000000000000000")),
+    (
+        "unknown id",
+        Some(
+            "Bearer aifn_0123456789abcdef_0000000000000000000000000000000000000000000000000000000000000000",
+        ),
+    ),
     ("known id, wrong secret", Some("Bearer {tampered}")),
     ("two keys", Some("Bearer {valid} {valid}")),
 ];
@@ -248,22 +344,59 @@ async fn missing_malformed_and_unknown_keys_are_unauthenticated_everywhere() {
         let (method, template) = route.template();
         let path = template.replace("{name}", "echo").replace("{version}", "1");
         for (what, header) in BAD_AUTH {
-            let header = header.map(|h| h.replace("{valid}", valid).replace("{tampered}", &tampered));
-            let r = w.h.raw(method, &path, header.as_deref(), br#"{"input": {"text": "hi"}, "notes": "x"}"#.to_vec()).await;
-            assert_eq!((r.status, kind(&r.body)), (StatusCode::UNAUTHORIZED, "unauthenticated"), "{what}: {method} {path}: {:?}", r.body);
-            assert_eq!(r.headers.get("www-authenticate").map(|v| v.as_bytes()), Some(&b"Bearer"[..]), "{what}");
+            let header =
+                header.map(|h| h.replace("{valid}", valid).replace("{tampered}", &tampered));
+            let r =
+                w.h.raw(
+                    method,
+                    &path,
+                    header.as_deref(),
+                    br#"{"input": {"text": "hi"}, "notes": "x"}"#.to_vec(),
+                )
+                .await;
+            assert_eq!(
+                (r.status, kind(&r.body)),
+                (StatusCode::UNAUTHORIZED, "unauthenticated"),
+                "{what}: {method} {path}: {:?}",
+                r.body
+            );
+            assert_eq!(
+                r.headers.get("www-authenticate").map(|v| v.as_bytes()),
+                Some(&b"Bearer"[..]),
+                "{what}"
+            );
             // The secret is never echoed.
-            assert!(!r.body.to_string().contains(valid.as_str()), "{what}: the key is echoed");
+            assert!(
+                !r.body.to_string().contains(valid.as_str()),
+                "{what}: the key is echoed"
+            );
         }
     }
     // Pair: the valid key itself works.
-    let (status, _) = w.h.request("GET", "/v1/functions", Some(&w.acme.admin), None).await;
+    let (status, _) =
+        w.h.request("GET", "/v1/functions", Some(&w.acme.admin), None)
+            .await;
     assert_eq!(status, StatusCode::OK);
     // Every refusal was recorded in the host's security stream, without the key.
-    let page = w.h.admin.security_query(&SecurityQuery { limit: Some(1000), ..Default::default() }).expect("security query");
-    let unauthenticated = page.entries.iter().filter(|e| serde_json::to_value(e).expect("json")["stream"] == "security").count();
+    let page =
+        w.h.admin
+            .security_query(&SecurityQuery {
+                limit: Some(1000),
+                ..Default::default()
+            })
+            .expect("security query");
+    let unauthenticated = page
+        .entries
+        .iter()
+        .filter(|e| serde_json::to_value(e).expect("json")["stream"] == "security")
+        .count();
     assert_eq!(unauthenticated, MATRIX.len() * BAD_AUTH.len());
-    assert!(!serde_json::to_string(&page.entries).expect("json").contains(valid.as_str()), "a key reached the audit log");
+    assert!(
+        !serde_json::to_string(&page.entries)
+            .expect("json")
+            .contains(valid.as_str()),
+        "a key reached the audit log"
+    );
 }
 
 #[tokio::test]
@@ -271,9 +404,14 @@ async fn revoked_keys_are_unauthenticated_everywhere() {
     let w = world().await;
     // Fresh keys, one per role, used once (valid) and then revoked while
     // the service runs.
-    let keys: Vec<(Role, Key)> = ROLES.iter().map(|r| (*r, w.h.key("acme", *r, &format!("doomed-{r}")))).collect();
+    let keys: Vec<(Role, Key)> = ROLES
+        .iter()
+        .map(|r| (*r, w.h.key("acme", *r, &format!("doomed-{r}"))))
+        .collect();
     for (role, key) in &keys {
-        let (status, body) = w.h.request("GET", "/v1/functions/echo", Some(key), None).await;
+        let (status, body) =
+            w.h.request("GET", "/v1/functions/echo", Some(key), None)
+                .await;
         assert_eq!(status, StatusCode::OK, "{role} before revocation: {body}");
         w.h.revoke_key(key);
     }
@@ -282,7 +420,12 @@ async fn revoked_keys_are_unauthenticated_everywhere() {
             let t = w.target(*route, true).await;
             let (method, _) = route.template();
             let (status, body) = w.h.request(method, &t.path, Some(key), t.body).await;
-            assert_eq!((status, kind(&body)), (StatusCode::UNAUTHORIZED, "unauthenticated"), "revoked {role}: {method} {}: {body}", t.path);
+            assert_eq!(
+                (status, kind(&body)),
+                (StatusCode::UNAUTHORIZED, "unauthenticated"),
+                "revoked {role}: {method} {}: {body}",
+                t.path
+            );
             assert!(crate::message(&body).contains("revoked key"), "{body}");
         }
     }
@@ -295,41 +438,104 @@ async fn an_approver_may_not_approve_or_reject_their_own_version() {
     // Carol holds an author key and an approver key.
     let carol_author = h.key("acme", Role::Author, "carol");
     let carol_approver = h.key("acme", Role::Approver, "carol");
-    let v = h.upload(&carol_author, "echo", &echo(), manifest("echo", text_schema())).await;
+    let v = h
+        .upload(
+            &carol_author,
+            "echo",
+            &echo(),
+            manifest("echo", text_schema()),
+        )
+        .await;
     let decision = json!({"sha256": v["sha256"], "notes": "looks fine to me"});
     for action in ["approve", "reject"] {
-        let (status, body) = h.decide(&carol_approver, action, &v, Some(decision.clone())).await;
-        assert_eq!((status, kind(&body)), (StatusCode::FORBIDDEN, "forbidden"), "{action}: {body}");
-        assert!(crate::message(&body).contains("separation of duties"), "{body}");
+        let (status, body) = h
+            .decide(&carol_approver, action, &v, Some(decision.clone()))
+            .await;
+        assert_eq!(
+            (status, kind(&body)),
+            (StatusCode::FORBIDDEN, "forbidden"),
+            "{action}: {body}"
+        );
+        assert!(
+            crate::message(&body).contains("separation of duties"),
+            "{body}"
+        );
     }
     // Pair: another approver may.
     let active = h.approve(&t.approver, &v).await;
     assert_eq!(active["decisions"][0]["actor"], "acme-approver");
     // Revoking one's own version is allowed: stopping code is never the risk.
-    let (status, body) = h.decide(&carol_approver, "revoke", &v, Some(json!({"notes": "pulling it"}))).await;
-    assert_eq!((status, &body["state"]), (StatusCode::OK, &json!("revoked")), "{body}");
+    let (status, body) = h
+        .decide(
+            &carol_approver,
+            "revoke",
+            &v,
+            Some(json!({"notes": "pulling it"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["state"]),
+        (StatusCode::OK, &json!("revoked")),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn a_decision_is_bound_to_the_inspected_hash() {
     let h = Harness::new();
     let t = h.tenant("acme");
-    let v = h.upload(&t.author, "echo", &echo(), manifest("echo", text_schema())).await;
-    let other = h.upload(&t.author, "other", &says("other"), manifest("other", json!({}))).await;
+    let v = h
+        .upload(&t.author, "echo", &echo(), manifest("echo", text_schema()))
+        .await;
+    let other = h
+        .upload(
+            &t.author,
+            "other",
+            &says("other"),
+            manifest("other", json!({})),
+        )
+        .await;
     assert_ne!(v["sha256"], other["sha256"]);
     for action in ["approve", "reject"] {
         for wrong in [other["sha256"].clone(), json!("0".repeat(64)), json!("abc")] {
-            let (status, body) = h.decide(&t.approver, action, &v, Some(json!({"sha256": wrong, "notes": "ok"}))).await;
-            assert_eq!((status, kind(&body)), (StatusCode::CONFLICT, "conflict"), "{action} with {wrong}: {body}");
+            let (status, body) = h
+                .decide(
+                    &t.approver,
+                    action,
+                    &v,
+                    Some(json!({"sha256": wrong, "notes": "ok"})),
+                )
+                .await;
+            assert_eq!(
+                (status, kind(&body)),
+                (StatusCode::CONFLICT, "conflict"),
+                "{action} with {wrong}: {body}"
+            );
         }
     }
-    let (status, body) = h.request("GET", "/v1/functions/echo/versions/1", Some(&t.admin), None).await;
-    assert_eq!((status, &body["state"]), (StatusCode::OK, &json!("pending")));
+    let (status, body) = h
+        .request("GET", "/v1/functions/echo/versions/1", Some(&t.admin), None)
+        .await;
+    assert_eq!(
+        (status, &body["state"]),
+        (StatusCode::OK, &json!("pending"))
+    );
     // Pair: the right hash.
     h.approve(&t.approver, &v).await;
     // A decided version cannot be decided again.
-    let (status, body) = h.decide(&t.approver, "reject", &v, Some(json!({"sha256": v["sha256"], "notes": "late"}))).await;
-    assert_eq!((status, kind(&body)), (StatusCode::CONFLICT, "conflict"), "{body}");
+    let (status, body) = h
+        .decide(
+            &t.approver,
+            "reject",
+            &v,
+            Some(json!({"sha256": v["sha256"], "notes": "late"})),
+        )
+        .await;
+    assert_eq!(
+        (status, kind(&body)),
+        (StatusCode::CONFLICT, "conflict"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -338,45 +544,145 @@ async fn tenants_see_only_their_own() {
     let acme = h.tenant("acme");
     let globex = h.tenant("globex");
     // The same name in both tenants, different code.
-    let a = h.deploy(&acme, "hello", &says("acme"), manifest("acme's hello", json!({}))).await;
-    let g = h.deploy(&globex, "hello", &says("globex"), manifest("globex's hello", json!({}))).await;
+    let a = h
+        .deploy(
+            &acme,
+            "hello",
+            &says("acme"),
+            manifest("acme's hello", json!({})),
+        )
+        .await;
+    let g = h
+        .deploy(
+            &globex,
+            "hello",
+            &says("globex"),
+            manifest("globex's hello", json!({})),
+        )
+        .await;
     assert_ne!(a["sha256"], g["sha256"]);
-    h.upload(&acme.author, "acme_only", &echo(), manifest("pending in acme", text_schema())).await;
-    h.upload(&globex.author, "globex_only", &echo(), manifest("pending in globex", text_schema())).await;
+    h.upload(
+        &acme.author,
+        "acme_only",
+        &echo(),
+        manifest("pending in acme", text_schema()),
+    )
+    .await;
+    h.upload(
+        &globex.author,
+        "globex_only",
+        &echo(),
+        manifest("pending in globex", text_schema()),
+    )
+    .await;
 
-    for (t, own_sha, own_only, other_only) in
-        [(&acme, &a["sha256"], "acme_only", "globex_only"), (&globex, &g["sha256"], "globex_only", "acme_only")]
-    {
+    for (t, own_sha, own_only, other_only) in [
+        (&acme, &a["sha256"], "acme_only", "globex_only"),
+        (&globex, &g["sha256"], "globex_only", "acme_only"),
+    ] {
         let who = &t.name;
-        let (_, list) = h.request("GET", "/v1/functions", Some(&t.author), None).await;
-        let mut names: Vec<&str> = list["functions"].as_array().expect("functions").iter().map(|f| str_of(&f["name"])).collect();
+        let (_, list) = h
+            .request("GET", "/v1/functions", Some(&t.author), None)
+            .await;
+        let mut names: Vec<&str> = list["functions"]
+            .as_array()
+            .expect("functions")
+            .iter()
+            .map(|f| str_of(&f["name"]))
+            .collect();
         names.sort_unstable();
         let mut want = ["hello", own_only];
         want.sort_unstable();
         assert_eq!(names, want, "{who}'s list");
-        let (_, detail) = h.request("GET", "/v1/functions/hello", Some(&t.agent), None).await;
+        let (_, detail) = h
+            .request("GET", "/v1/functions/hello", Some(&t.agent), None)
+            .await;
         assert_eq!(&detail["versions"][0]["sha256"], own_sha, "{who}'s hello");
-        assert_eq!(detail["versions"].as_array().map(Vec::len), Some(1), "{who}'s hello");
-        let (_, pending) = h.request("GET", "/v1/pending", Some(&t.approver), None).await;
-        let pending: Vec<&str> = pending["versions"].as_array().expect("versions").iter().map(|v| str_of(&v["name"])).collect();
+        assert_eq!(
+            detail["versions"].as_array().map(Vec::len),
+            Some(1),
+            "{who}'s hello"
+        );
+        let (_, pending) = h
+            .request("GET", "/v1/pending", Some(&t.approver), None)
+            .await;
+        let pending: Vec<&str> = pending["versions"]
+            .as_array()
+            .expect("versions")
+            .iter()
+            .map(|v| str_of(&v["name"]))
+            .collect();
         assert_eq!(pending, [own_only], "{who}'s pending");
-        let (status, body) = h.request("GET", &format!("/v1/functions/{other_only}"), Some(&t.admin), None).await;
-        assert_eq!((status, kind(&body)), (StatusCode::NOT_FOUND, "not_found"), "{who} sees {other_only}");
+        let (status, body) = h
+            .request(
+                "GET",
+                &format!("/v1/functions/{other_only}"),
+                Some(&t.admin),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, kind(&body)),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{who} sees {other_only}"
+        );
         let (_, tools) = h.request("GET", "/v1/tools", Some(&t.agent), None).await;
-        assert_eq!(tools["tools"].as_array().map(Vec::len), Some(1), "{who}'s tools: {tools}");
-        assert_eq!(tools["tools"][0]["function"]["description"], format!("{who}'s hello"));
+        assert_eq!(
+            tools["tools"].as_array().map(Vec::len),
+            Some(1),
+            "{who}'s tools: {tools}"
+        );
+        assert_eq!(
+            tools["tools"][0]["function"]["description"],
+            format!("{who}'s hello")
+        );
         // Invoking runs the caller's own function.
         let (status, body) = h.invoke(&t.agent, "hello", json!(null)).await;
-        assert_eq!((status, &body["output"]), (StatusCode::OK, &json!(who)), "{body}");
+        assert_eq!(
+            (status, &body["output"]),
+            (StatusCode::OK, &json!(who)),
+            "{body}"
+        );
         let entries = h.audit(&t.admin, "").await;
         assert!(!entries.is_empty());
-        assert!(entries.iter().all(|e| e["tenant_id"] == json!(who)), "{who}'s audit: {entries:?}");
+        assert!(
+            entries.iter().all(|e| e["tenant_id"] == json!(who)),
+            "{who}'s audit: {entries:?}"
+        );
     }
     // A version number that exists only in the other tenant: not found,
     // even with that version's true hash.
-    let v2 = h.upload(&acme.author, "hello", &says("acme2"), manifest("acme's hello", json!({}))).await;
-    let (status, body) = h.decide(&globex.approver, "approve", &v2, Some(json!({"sha256": v2["sha256"], "notes": "mine now"}))).await;
-    assert_eq!((status, kind(&body)), (StatusCode::NOT_FOUND, "not_found"), "{body}");
-    let (status, body) = h.request("GET", "/v1/functions/hello/versions/2", Some(&acme.admin), None).await;
-    assert_eq!((status, &body["state"]), (StatusCode::OK, &json!("pending")));
+    let v2 = h
+        .upload(
+            &acme.author,
+            "hello",
+            &says("acme2"),
+            manifest("acme's hello", json!({})),
+        )
+        .await;
+    let (status, body) = h
+        .decide(
+            &globex.approver,
+            "approve",
+            &v2,
+            Some(json!({"sha256": v2["sha256"], "notes": "mine now"})),
+        )
+        .await;
+    assert_eq!(
+        (status, kind(&body)),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "{body}"
+    );
+    let (status, body) = h
+        .request(
+            "GET",
+            "/v1/functions/hello/versions/2",
+            Some(&acme.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &body["state"]),
+        (StatusCode::OK, &json!("pending"))
+    );
 }

@@ -10,8 +10,17 @@ use crate::{Harness, Reply};
 const APP: &str = "https://app.example";
 const EVIL: &str = "https://evil.example";
 
-async fn from_origin(h: &Harness, method: &str, path: &str, origin: &str, key: Option<&crate::Key>) -> Reply {
-    let mut b = Request::builder().method(method).uri(path).header(header::ORIGIN, origin);
+async fn from_origin(
+    h: &Harness,
+    method: &str,
+    path: &str,
+    origin: &str,
+    key: Option<&crate::Key>,
+) -> Reply {
+    let mut b = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::ORIGIN, origin);
     if let Some(k) = key {
         b = b.header(header::AUTHORIZATION, format!("Bearer {}", k.secret));
     }
@@ -24,14 +33,19 @@ async fn preflight(h: &Harness, path: &str, origin: &str) -> Reply {
         .uri(path)
         .header(header::ORIGIN, origin)
         .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
-        .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "authorization, content-type")
+        .header(
+            header::ACCESS_CONTROL_REQUEST_HEADERS,
+            "authorization, content-type",
+        )
         .body(Body::empty())
         .expect("request");
     h.send(req).await
 }
 
 fn allowed_origin(r: &Reply) -> Option<&str> {
-    r.headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).map(|v| v.to_str().expect("ascii"))
+    r.headers
+        .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        .map(|v| v.to_str().expect("ascii"))
 }
 
 #[tokio::test]
@@ -48,7 +62,10 @@ async fn by_default_no_origin_is_allowed() {
             let r = from_origin(&h, "GET", path, origin, key).await;
             assert_eq!(r.status, status, "{path}");
             assert_eq!(allowed_origin(&r), None, "{origin} {path}");
-            assert!(!r.headers.contains_key(header::ACCESS_CONTROL_ALLOW_CREDENTIALS));
+            assert!(
+                !r.headers
+                    .contains_key(header::ACCESS_CONTROL_ALLOW_CREDENTIALS)
+            );
         }
         let r = preflight(&h, "/v1/functions/echo/invoke", origin).await;
         assert!(!r.status.is_success(), "preflight answered {}", r.status);
@@ -59,7 +76,13 @@ async fn by_default_no_origin_is_allowed() {
 
 #[tokio::test]
 async fn a_configured_origin_is_allowed_and_no_other() {
-    let h = Harness::with(|_| {}, ServerConfig { cors_origins: vec![APP.to_owned()], ..ServerConfig::default() });
+    let h = Harness::with(
+        |_| {},
+        ServerConfig {
+            cors_origins: vec![APP.to_owned()],
+            ..ServerConfig::default()
+        },
+    );
     let t = h.tenant("acme");
     for (path, key, status) in [
         ("/healthz", None, StatusCode::OK),
@@ -67,19 +90,36 @@ async fn a_configured_origin_is_allowed_and_no_other() {
         ("/v1/functions", None, StatusCode::UNAUTHORIZED),
     ] {
         let r = from_origin(&h, "GET", path, APP, key).await;
-        assert_eq!((r.status, allowed_origin(&r)), (status, Some(APP)), "{path}");
+        assert_eq!(
+            (r.status, allowed_origin(&r)),
+            (status, Some(APP)),
+            "{path}"
+        );
         let r = from_origin(&h, "GET", path, EVIL, key).await;
         assert_eq!((r.status, allowed_origin(&r)), (status, None), "{path}");
     }
     let r = preflight(&h, "/v1/functions/echo/invoke", APP).await;
     assert_eq!((r.status, allowed_origin(&r)), (StatusCode::OK, Some(APP)));
-    let methods = r.headers[header::ACCESS_CONTROL_ALLOW_METHODS].to_str().expect("ascii").to_uppercase();
+    let methods = r.headers[header::ACCESS_CONTROL_ALLOW_METHODS]
+        .to_str()
+        .expect("ascii")
+        .to_uppercase();
     assert!(methods.contains("POST"), "{methods}");
-    let headers = r.headers[header::ACCESS_CONTROL_ALLOW_HEADERS].to_str().expect("ascii").to_lowercase();
+    let headers = r.headers[header::ACCESS_CONTROL_ALLOW_HEADERS]
+        .to_str()
+        .expect("ascii")
+        .to_lowercase();
     assert!(headers.contains("authorization"), "{headers}");
     let r = preflight(&h, "/v1/functions/echo/invoke", EVIL).await;
     assert_eq!(allowed_origin(&r), None);
     // A look-alike origin is not the configured one.
-    let r = from_origin(&h, "GET", "/healthz", "https://app.example.evil.example", None).await;
+    let r = from_origin(
+        &h,
+        "GET",
+        "/healthz",
+        "https://app.example.evil.example",
+        None,
+    )
+    .await;
     assert_eq!(allowed_origin(&r), None);
 }

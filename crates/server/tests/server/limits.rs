@@ -18,7 +18,12 @@ fn with_timeout(ms: u64) -> Value {
 }
 
 /// Starts `n` calls of `function` that run in the background.
-fn hold(h: &Arc<Harness>, key: &Key, function: &str, n: usize) -> Vec<tokio::task::JoinHandle<(StatusCode, Value)>> {
+fn hold(
+    h: &Arc<Harness>,
+    key: &Key,
+    function: &str,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<(StatusCode, Value)>> {
     (0..n)
         .map(|_| {
             let (h, key, function) = (Arc::clone(h), key.clone(), function.to_owned());
@@ -29,20 +34,47 @@ fn hold(h: &Arc<Harness>, key: &Key, function: &str, n: usize) -> Vec<tokio::tas
 
 /// Asserts a 429 with a `Retry-After` of at least a second and the scope.
 async fn assert_limited(h: &Harness, key: &Key, function: &str, scope: &str) {
-    let r = h.reply("POST", &format!("/v1/functions/{function}/invoke"), Some(key), Some(json!({"input": {"text": "hi"}}))).await;
-    assert_eq!((r.status, kind(&r.body)), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"), "{:?}", r.body);
-    let retry: u64 = r.headers[header::RETRY_AFTER].to_str().expect("ascii").parse().expect("seconds");
+    let r = h
+        .reply(
+            "POST",
+            &format!("/v1/functions/{function}/invoke"),
+            Some(key),
+            Some(json!({"input": {"text": "hi"}})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, kind(&r.body)),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        "{:?}",
+        r.body
+    );
+    let retry: u64 = r.headers[header::RETRY_AFTER]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
     assert!(retry >= 1, "Retry-After {retry}");
     assert!(message(&r.body).contains(scope), "{:?}", r.body);
 }
 
 #[tokio::test]
 async fn the_tenant_rate_is_limited_with_retry_after() {
-    let h = Harness::with(|c| c.tenant = TenantLimits { rate_per_second: 0.05, burst: 2, max_concurrent: 8 }, ServerConfig::default());
+    let h = Harness::with(
+        |c| {
+            c.tenant = TenantLimits {
+                rate_per_second: 0.05,
+                burst: 2,
+                max_concurrent: 8,
+            }
+        },
+        ServerConfig::default(),
+    );
     let acme = h.tenant("acme");
     let globex = h.tenant("globex");
-    h.deploy(&acme, "echo", &echo(), manifest("echo", text_schema())).await;
-    h.deploy(&globex, "echo", &echo(), manifest("echo", text_schema())).await;
+    h.deploy(&acme, "echo", &echo(), manifest("echo", text_schema()))
+        .await;
+    h.deploy(&globex, "echo", &echo(), manifest("echo", text_schema()))
+        .await;
     // The burst is allowed...
     for _ in 0..2 {
         let (status, body) = h.invoke(&acme.agent, "echo", json!({"text": "hi"})).await;
@@ -50,11 +82,27 @@ async fn the_tenant_rate_is_limited_with_retry_after() {
     }
     // ...the next call is not, and says when to come back (1 token at
     // 0.05/s is 20 s away).
-    let r = h.reply("POST", "/v1/functions/echo/invoke", Some(&acme.agent), Some(json!({"input": {"text": "hi"}}))).await;
-    assert_eq!((r.status, kind(&r.body)), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"), "{:?}", r.body);
+    let r = h
+        .reply(
+            "POST",
+            "/v1/functions/echo/invoke",
+            Some(&acme.agent),
+            Some(json!({"input": {"text": "hi"}})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, kind(&r.body)),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        "{:?}",
+        r.body
+    );
     assert_eq!(r.headers[header::RETRY_AFTER], "20");
     assert!(message(&r.body).contains("tenant rate"), "{:?}", r.body);
-    assert!(r.body["execution_id"].is_string(), "a refusal is recorded: {:?}", r.body);
+    assert!(
+        r.body["execution_id"].is_string(),
+        "a refusal is recorded: {:?}",
+        r.body
+    );
     // Another tenant has its own bucket.
     for _ in 0..2 {
         let (status, _) = h.invoke(&globex.agent, "echo", json!({"text": "hi"})).await;
@@ -64,7 +112,9 @@ async fn the_tenant_rate_is_limited_with_retry_after() {
     let limited = h.audit(&acme.admin, "outcome=rate_limited").await;
     assert_eq!(limited.len(), 1, "{limited:?}");
     assert_eq!(limited[0]["execution_id"], r.body["execution_id"]);
-    let (status, _) = h.request("GET", "/v1/functions/echo", Some(&acme.agent), None).await;
+    let (status, _) = h
+        .request("GET", "/v1/functions/echo", Some(&acme.agent), None)
+        .await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -73,15 +123,20 @@ async fn the_tenant_concurrency_is_limited_while_other_tenants_run() {
     let h = Arc::new(Harness::with(
         |c| {
             c.limits.timeout_ms = 5_000;
-            c.tenant = TenantLimits { max_concurrent: 2, ..TenantLimits::default() };
+            c.tenant = TenantLimits {
+                max_concurrent: 2,
+                ..TenantLimits::default()
+            };
         },
         ServerConfig::default(),
     ));
     let acme = h.tenant("acme");
     let globex = h.tenant("globex");
     h.deploy(&acme, "slow", &spin(), with_timeout(2_000)).await;
-    h.deploy(&acme, "echo", &echo(), manifest("echo", text_schema())).await;
-    h.deploy(&globex, "echo", &echo(), manifest("echo", text_schema())).await;
+    h.deploy(&acme, "echo", &echo(), manifest("echo", text_schema()))
+        .await;
+    h.deploy(&globex, "echo", &echo(), manifest("echo", text_schema()))
+        .await;
 
     let held = hold(&h, &acme.agent, "slow", 2);
     h.wait_in_flight(2).await;
@@ -90,11 +145,22 @@ async fn the_tenant_concurrency_is_limited_while_other_tenants_run() {
     assert_limited(&h, &acme.agent, "slow", "tenant concurrency").await;
     // Globex is served at the same time.
     let (status, body) = h.invoke(&globex.agent, "echo", json!({"text": "hi"})).await;
-    assert_eq!((status, &body["output"]), (StatusCode::OK, &json!({"text": "hi"})), "{body}");
-    assert!(held.iter().all(|j| !j.is_finished()), "the held calls ended before globex was served");
+    assert_eq!(
+        (status, &body["output"]),
+        (StatusCode::OK, &json!({"text": "hi"})),
+        "{body}"
+    );
+    assert!(
+        held.iter().all(|j| !j.is_finished()),
+        "the held calls ended before globex was served"
+    );
     for j in held {
         let (status, body) = j.await.expect("join");
-        assert_eq!((status, kind(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "timeout"), "{body}");
+        assert_eq!(
+            (status, kind(&body)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "timeout"),
+            "{body}"
+        );
     }
     // Pair: with its calls done, acme is served again.
     let (status, _) = h.invoke(&acme.agent, "echo", json!({"text": "hi"})).await;
@@ -115,7 +181,8 @@ async fn the_host_concurrency_is_capped_across_tenants() {
     let acme = h.tenant("acme");
     let globex = h.tenant("globex");
     h.deploy(&acme, "slow", &spin(), with_timeout(2_000)).await;
-    h.deploy(&globex, "echo", &echo(), manifest("echo", text_schema())).await;
+    h.deploy(&globex, "echo", &echo(), manifest("echo", text_schema()))
+        .await;
 
     let held = hold(&h, &acme.agent, "slow", 2);
     h.wait_in_flight(2).await;
@@ -123,7 +190,11 @@ async fn the_host_concurrency_is_capped_across_tenants() {
     assert_limited(&h, &globex.agent, "echo", "host concurrency").await;
     for j in held {
         let (status, body) = j.await.expect("join");
-        assert_eq!((status, kind(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "timeout"), "{body}");
+        assert_eq!(
+            (status, kind(&body)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "timeout"),
+            "{body}"
+        );
     }
     // Pair: room again.
     let (status, _) = h.invoke(&globex.agent, "echo", json!({"text": "hi"})).await;

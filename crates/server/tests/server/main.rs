@@ -36,7 +36,13 @@ pub(crate) fn error_kinds() -> BTreeSet<&'static str> {
     OutcomeKind::ALL
         .iter()
         .map(|k| k.as_str())
-        .chain(["invalid_request", "conflict", "payload_too_large", "unavailable", "internal"])
+        .chain([
+            "invalid_request",
+            "conflict",
+            "payload_too_large",
+            "unavailable",
+            "internal",
+        ])
         .collect()
 }
 
@@ -71,36 +77,83 @@ fn kinds_for(status: StatusCode) -> &'static [&'static str] {
 }
 
 /// Words that would mean an internal detail reached a caller.
-const LEAKS: &[&str] =
-    &["sqlite", "rusqlite", "/tmp", "::", ".rs:", "panicked", "backtrace", "struct ", "registryerror", "serviceerror", "auditerror"];
+const LEAKS: &[&str] = &[
+    "sqlite",
+    "rusqlite",
+    "/tmp",
+    "::",
+    ".rs:",
+    "panicked",
+    "backtrace",
+    "struct ",
+    "registryerror",
+    "serviceerror",
+    "auditerror",
+];
 
 /// Asserts the one error body: `{"error": {"kind", "message"}}` (plus
 /// `violations` for invalid input, and the execution stats of a call),
 /// with a kind that fits the status and a message that leaks nothing.
 #[track_caller]
 pub(crate) fn check_error(status: StatusCode, body: &Value, data_dir: &Path) {
-    let top = body.as_object().unwrap_or_else(|| panic!("{status}: error body is not an object: {body}"));
+    let top = body
+        .as_object()
+        .unwrap_or_else(|| panic!("{status}: error body is not an object: {body}"));
     for k in top.keys() {
         assert!(
-            ["error", "execution_id", "version", "fuel_used", "duration_ms"].contains(&k.as_str()),
+            [
+                "error",
+                "execution_id",
+                "version",
+                "fuel_used",
+                "duration_ms"
+            ]
+            .contains(&k.as_str()),
             "{status}: unexpected top-level field {k:?} in {body}"
         );
     }
-    let error = top.get("error").and_then(Value::as_object).unwrap_or_else(|| panic!("{status}: no error object in {body}"));
+    let error = top
+        .get("error")
+        .and_then(Value::as_object)
+        .unwrap_or_else(|| panic!("{status}: no error object in {body}"));
     for k in error.keys() {
-        assert!(["kind", "message", "violations"].contains(&k.as_str()), "{status}: unexpected error field {k:?} in {body}");
+        assert!(
+            ["kind", "message", "violations"].contains(&k.as_str()),
+            "{status}: unexpected error field {k:?} in {body}"
+        );
     }
-    let kind = error.get("kind").and_then(Value::as_str).unwrap_or_else(|| panic!("{status}: no kind in {body}"));
-    assert!(error_kinds().contains(kind), "{status}: {kind:?} is not a product kind");
-    assert!(kinds_for(status).contains(&kind), "{status} does not fit kind {kind:?}: {body}");
-    let message = error.get("message").and_then(Value::as_str).unwrap_or_else(|| panic!("{status}: no message in {body}"));
-    assert!(!message.trim().is_empty(), "{status}: empty message in {body}");
+    let kind = error
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{status}: no kind in {body}"));
+    assert!(
+        error_kinds().contains(kind),
+        "{status}: {kind:?} is not a product kind"
+    );
+    assert!(
+        kinds_for(status).contains(&kind),
+        "{status} does not fit kind {kind:?}: {body}"
+    );
+    let message = error
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{status}: no message in {body}"));
+    assert!(
+        !message.trim().is_empty(),
+        "{status}: empty message in {body}"
+    );
     let lower = message.to_lowercase();
     for leak in LEAKS {
-        assert!(!lower.contains(leak), "{status}: message leaks {leak:?}: {message}");
+        assert!(
+            !lower.contains(leak),
+            "{status}: message leaks {leak:?}: {message}"
+        );
     }
     let dir = data_dir.to_string_lossy();
-    assert!(!message.contains(dir.as_ref()), "{status}: message names the data dir: {message}");
+    assert!(
+        !message.contains(dir.as_ref()),
+        "{status}: message names the data dir: {message}"
+    );
 }
 
 /// The error kind of an error body (`""` when there is none).
@@ -161,7 +214,11 @@ pub(crate) struct Harness {
 /// Host limits for tests: plenty of fuel, so a spinning guest ends by its
 /// deadline (`timeout`) and never by its fuel unless its manifest asks.
 pub(crate) fn test_config(dir: &Path) -> ServiceConfig {
-    let mut c = ServiceConfig { data_dir: dir.to_path_buf(), node: "test".into(), ..ServiceConfig::default() };
+    let mut c = ServiceConfig {
+        data_dir: dir.to_path_buf(),
+        node: "test".into(),
+        ..ServiceConfig::default()
+    };
     c.limits.fuel = 1_000_000_000_000;
     c
 }
@@ -179,7 +236,12 @@ impl Harness {
         tune(&mut config);
         let service = Service::open(config).expect("service");
         let app = aifn_server::router(AppState::new(service.clone(), server));
-        Harness { app, service, admin, dir }
+        Harness {
+            app,
+            service,
+            admin,
+            dir,
+        }
     }
 
     pub(crate) fn data_dir(&self) -> DataDir {
@@ -197,12 +259,17 @@ impl Harness {
                 &Subject::new("test-admin").expect("actor"),
             )
             .expect("create key");
-        Key { id: k.key_id, secret: k.secret }
+        Key {
+            id: k.key_id,
+            secret: k.secret,
+        }
     }
 
     /// Revokes a key (through the local admin, while the service runs).
     pub(crate) fn revoke_key(&self, key: &Key) {
-        self.admin.revoke_key(&key.id, &Subject::new("test-admin").expect("actor")).expect("revoke key");
+        self.admin
+            .revoke_key(&key.id, &Subject::new("test-admin").expect("actor"))
+            .expect("revoke key");
     }
 
     /// A tenant with one key per role.
@@ -218,26 +285,53 @@ impl Harness {
 
     /// Sends a request; error answers are checked with [`check_error`].
     pub(crate) async fn send(&self, req: Request<Body>) -> Reply {
-        let response = self.app.clone().oneshot(req).await.expect("infallible router");
+        let response = self
+            .app
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("infallible router");
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         let body = if bytes.is_empty() {
             Value::Null
-        } else if headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json")) {
-            serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{status}: body is not JSON ({e}): {bytes:?}"))
+        } else if headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+        {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("{status}: body is not JSON ({e}): {bytes:?}"))
         } else {
             Value::String(String::from_utf8_lossy(&bytes).into_owned())
         };
         if status.is_client_error() || status.is_server_error() {
             check_error(status, &body, self.dir.path());
         }
-        Reply { status, headers, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// A request with a raw body and an optional `Authorization` header.
-    pub(crate) async fn raw(&self, method: &str, path: &str, authorization: Option<&str>, body: Vec<u8>) -> Reply {
-        let mut b = Request::builder().method(method).uri(path).header(header::CONTENT_TYPE, "application/json");
+    pub(crate) async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json");
         if let Some(a) = authorization {
             b = b.header(header::AUTHORIZATION, a.as_bytes());
         }
@@ -245,27 +339,61 @@ impl Harness {
     }
 
     /// A JSON request with `Authorization: Bearer <key>` when a key is given.
-    pub(crate) async fn request(&self, method: &str, path: &str, key: Option<&Key>, body: Option<Value>) -> (StatusCode, Value) {
+    pub(crate) async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&Key>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let r = self.reply(method, path, key, body).await;
         (r.status, r.body)
     }
 
     /// [`Harness::request`] with the headers.
-    pub(crate) async fn reply(&self, method: &str, path: &str, key: Option<&Key>, body: Option<Value>) -> Reply {
+    pub(crate) async fn reply(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&Key>,
+        body: Option<Value>,
+    ) -> Reply {
         let auth = key.map(|k| format!("Bearer {}", k.secret));
-        let bytes = body.map(|b| serde_json::to_vec(&b).expect("json")).unwrap_or_default();
+        let bytes = body
+            .map(|b| serde_json::to_vec(&b).expect("json"))
+            .unwrap_or_default();
         self.raw(method, path, auth.as_deref(), bytes).await
     }
 
     /// Uploads a module; returns the answer.
-    pub(crate) async fn try_upload(&self, author: &Key, name: &str, module: &[u8], manifest: Value) -> (StatusCode, Value) {
+    pub(crate) async fn try_upload(
+        &self,
+        author: &Key,
+        name: &str,
+        module: &[u8],
+        manifest: Value,
+    ) -> (StatusCode, Value) {
         let body = json!({"manifest": manifest, "module": b64(module)});
-        self.request("POST", &format!("/v1/functions/{name}/versions"), Some(author), Some(body)).await
+        self.request(
+            "POST",
+            &format!("/v1/functions/{name}/versions"),
+            Some(author),
+            Some(body),
+        )
+        .await
     }
 
     /// Uploads a WAT module that must be accepted; returns the pending version.
-    pub(crate) async fn upload(&self, author: &Key, name: &str, wat_src: &str, manifest: Value) -> Value {
-        let (status, body) = self.try_upload(author, name, &wasm(wat_src), manifest).await;
+    pub(crate) async fn upload(
+        &self,
+        author: &Key,
+        name: &str,
+        wat_src: &str,
+        manifest: Value,
+    ) -> Value {
+        let (status, body) = self
+            .try_upload(author, name, &wasm(wat_src), manifest)
+            .await;
         assert_eq!(status, StatusCode::CREATED, "upload of {name}: {body}");
         assert_eq!(body["state"], "pending", "{body}");
         body
@@ -273,33 +401,68 @@ impl Harness {
 
     /// Approves a version (asserting success); returns it.
     pub(crate) async fn approve(&self, approver: &Key, version: &Value) -> Value {
-        let (status, body) =
-            self.decide(approver, "approve", version, Some(json!({"sha256": version["sha256"], "notes": "reviewed"}))).await;
+        let (status, body) = self
+            .decide(
+                approver,
+                "approve",
+                version,
+                Some(json!({"sha256": version["sha256"], "notes": "reviewed"})),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "approve: {body}");
         assert_eq!(body["state"], "active", "{body}");
         body
     }
 
     /// POSTs `action` on the version described by `version` (its `name` and `version`).
-    pub(crate) async fn decide(&self, key: &Key, action: &str, version: &Value, body: Option<Value>) -> (StatusCode, Value) {
-        let path = format!("/v1/functions/{}/versions/{}/{action}", str_of(&version["name"]), version["version"]);
+    pub(crate) async fn decide(
+        &self,
+        key: &Key,
+        action: &str,
+        version: &Value,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let path = format!(
+            "/v1/functions/{}/versions/{}/{action}",
+            str_of(&version["name"]),
+            version["version"]
+        );
         self.request("POST", &path, Some(key), body).await
     }
 
     /// Uploads and approves: the function's active version.
-    pub(crate) async fn deploy(&self, t: &Tenant, name: &str, wat_src: &str, manifest: Value) -> Value {
+    pub(crate) async fn deploy(
+        &self,
+        t: &Tenant,
+        name: &str,
+        wat_src: &str,
+        manifest: Value,
+    ) -> Value {
         let v = self.upload(&t.author, name, wat_src, manifest).await;
         self.approve(&t.approver, &v).await
     }
 
     /// Invokes a function with `input`.
-    pub(crate) async fn invoke(&self, agent: &Key, name: &str, input: Value) -> (StatusCode, Value) {
-        self.request("POST", &format!("/v1/functions/{name}/invoke"), Some(agent), Some(json!({"input": input}))).await
+    pub(crate) async fn invoke(
+        &self,
+        agent: &Key,
+        name: &str,
+        input: Value,
+    ) -> (StatusCode, Value) {
+        self.request(
+            "POST",
+            &format!("/v1/functions/{name}/invoke"),
+            Some(agent),
+            Some(json!({"input": input})),
+        )
+        .await
     }
 
     /// The tenant's audit entries (newest first) with the given query.
     pub(crate) async fn audit(&self, key: &Key, query: &str) -> Vec<Value> {
-        let (status, body) = self.request("GET", &format!("/v1/audit?{query}"), Some(key), None).await;
+        let (status, body) = self
+            .request("GET", &format!("/v1/audit?{query}"), Some(key), None)
+            .await;
         assert_eq!(status, StatusCode::OK, "audit: {body}");
         body["entries"].as_array().expect("entries").clone()
     }
@@ -450,20 +613,46 @@ pub(crate) fn countdown() -> String {
 async fn the_harness_checks_error_bodies() {
     let h = Harness::new();
     // A well-formed error passes the check...
-    check_error(StatusCode::NOT_FOUND, &json!({"error": {"kind": "not_found", "message": "function x not found"}}), h.dir.path());
+    check_error(
+        StatusCode::NOT_FOUND,
+        &json!({"error": {"kind": "not_found", "message": "function x not found"}}),
+        h.dir.path(),
+    );
     // ...and the check can fail: a wrong kind, a foreign shape, a leak.
     let bad = [
-        (StatusCode::NOT_FOUND, json!({"error": {"kind": "forbidden", "message": "x"}})),
+        (
+            StatusCode::NOT_FOUND,
+            json!({"error": {"kind": "forbidden", "message": "x"}}),
+        ),
         (StatusCode::NOT_FOUND, json!({"error": "not_found"})),
-        (StatusCode::NOT_FOUND, json!({"kind": "not_found", "message": "x"})),
-        (StatusCode::BAD_REQUEST, json!({"error": {"kind": "bogus", "message": "x"}})),
-        (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": {"kind": "internal", "message": "rusqlite::Error: no such table"}})),
-        (StatusCode::BAD_REQUEST, json!({"error": {"kind": "invalid_request", "message": "expected struct UploadBody"}})),
+        (
+            StatusCode::NOT_FOUND,
+            json!({"kind": "not_found", "message": "x"}),
+        ),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": {"kind": "bogus", "message": "x"}}),
+        ),
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": {"kind": "internal", "message": "rusqlite::Error: no such table"}}),
+        ),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": {"kind": "invalid_request", "message": "expected struct UploadBody"}}),
+        ),
     ];
     for (status, body) in bad {
         let caught = std::panic::catch_unwind(|| check_error(status, &body, h.dir.path()));
         assert!(caught.is_err(), "check_error accepted {status} {body}");
     }
     let path_leak = json!({"error": {"kind": "internal", "message": format!("cannot open {}", h.dir.path().display())}});
-    assert!(std::panic::catch_unwind(|| check_error(StatusCode::INTERNAL_SERVER_ERROR, &path_leak, h.dir.path())).is_err());
+    assert!(
+        std::panic::catch_unwind(|| check_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &path_leak,
+            h.dir.path()
+        ))
+        .is_err()
+    );
 }

@@ -14,7 +14,11 @@ use crate::{Harness, echo, error_kinds, kind, manifest, str_of, text_schema};
 fn role_for(method: &str, path: &str) -> Role {
     match (method, path) {
         ("POST", "/v1/functions/{name}/versions") => Role::Author,
-        ("POST", p) if p.ends_with("/approve") || p.ends_with("/reject") || p.ends_with("/revoke") => Role::Approver,
+        ("POST", p)
+            if p.ends_with("/approve") || p.ends_with("/reject") || p.ends_with("/revoke") =>
+        {
+            Role::Approver
+        }
         ("POST", "/v1/functions/{name}/invoke") | ("GET", "/v1/tools") => Role::Agent,
         ("GET", "/v1/audit") => Role::Admin,
         _ => Role::Author,
@@ -25,25 +29,39 @@ fn role_for(method: &str, path: &str) -> Role {
 async fn every_route_is_served() {
     let h = Harness::new();
     let t = h.tenant("acme");
-    h.deploy(&t, "echo", &echo(), manifest("echo", text_schema())).await;
+    h.deploy(&t, "echo", &echo(), manifest("echo", text_schema()))
+        .await;
     for (method, template) in ROUTES {
         // Something each route can act on: a fresh pending version to
         // approve or reject, a fresh active function to revoke.
-        let pending = h.upload(&t.author, "echo", &echo(), manifest("echo again", text_schema())).await;
+        let pending = h
+            .upload(
+                &t.author,
+                "echo",
+                &echo(),
+                manifest("echo again", text_schema()),
+            )
+            .await;
         let (name, version) = if template.ends_with("/revoke") {
-            let victim = h.deploy(&t, "victim", &echo(), manifest("victim", text_schema())).await;
+            let victim = h
+                .deploy(&t, "victim", &echo(), manifest("victim", text_schema()))
+                .await;
             ("victim", victim["version"].as_u64().expect("version"))
         } else {
             ("echo", pending["version"].as_u64().expect("version"))
         };
-        let path = template.replace("{name}", name).replace("{version}", &version.to_string());
+        let path = template
+            .replace("{name}", name)
+            .replace("{version}", &version.to_string());
         let body = match *template {
-            p if p.ends_with("/approve") || p.ends_with("/reject") => Some(json!({"sha256": pending["sha256"], "notes": "ok"})),
+            p if p.ends_with("/approve") || p.ends_with("/reject") => {
+                Some(json!({"sha256": pending["sha256"], "notes": "ok"}))
+            }
             p if p.ends_with("/revoke") => Some(json!({"notes": "ok"})),
             p if p.ends_with("/invoke") => Some(json!({"input": {"text": "hi"}})),
-            p if p.ends_with("/versions") => {
-                Some(json!({"manifest": manifest("echo", text_schema()), "module": crate::b64(&crate::wasm(&echo()))}))
-            }
+            p if p.ends_with("/versions") => Some(
+                json!({"manifest": manifest("echo", text_schema()), "module": crate::b64(&crate::wasm(&echo()))}),
+            ),
             _ => None,
         };
         let key = t.key(role_for(method, template));
@@ -62,20 +80,30 @@ async fn openapi_lists_exactly_the_routes() {
             documented.insert((method.to_uppercase(), path.clone()));
         }
     }
-    let served: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())).collect();
+    let served: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
     let undocumented: Vec<_> = served.difference(&documented).collect();
     let unserved: Vec<_> = documented.difference(&served).collect();
-    assert!(undocumented.is_empty(), "served but not in the OpenAPI document: {undocumented:?}");
-    assert!(unserved.is_empty(), "in the OpenAPI document but not served: {unserved:?}");
+    assert!(
+        undocumented.is_empty(),
+        "served but not in the OpenAPI document: {undocumented:?}"
+    );
+    assert!(
+        unserved.is_empty(),
+        "in the OpenAPI document but not served: {unserved:?}"
+    );
     assert_eq!(served.len(), ROUTES.len(), "ROUTES has duplicates");
 
     // The error schema names exactly the product's error kinds.
-    let kinds: BTreeSet<&str> = doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["kind"]["enum"]
-        .as_array()
-        .expect("kind enum")
-        .iter()
-        .map(|k| k.as_str().expect("kind"))
-        .collect();
+    let kinds: BTreeSet<&str> =
+        doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["kind"]["enum"]
+            .as_array()
+            .expect("kind enum")
+            .iter()
+            .map(|k| k.as_str().expect("kind"))
+            .collect();
     assert_eq!(kinds, error_kinds());
 
     // The served document is the same one.
@@ -89,16 +117,31 @@ async fn openapi_lists_exactly_the_routes() {
 async fn an_unknown_path_is_a_json_404() {
     let h = Harness::new();
     let t = h.tenant("acme");
-    for path in ["/nope", "/v1", "/v1/functions/echo/extra", "/v1/functions/echo/versions/1/approve/now", "/v2/functions"] {
+    for path in [
+        "/nope",
+        "/v1",
+        "/v1/functions/echo/extra",
+        "/v1/functions/echo/versions/1/approve/now",
+        "/v2/functions",
+    ] {
         let (status, body) = h.request("GET", path, Some(&t.admin), None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
         assert_eq!(kind(&body), "not_found", "{path}");
     }
     // An unknown action is not a route, key or not.
-    let (status, body) = h.request("POST", "/v1/functions/echo/versions/1/delete", None, Some(json!({"notes": "x"}))).await;
+    let (status, body) = h
+        .request(
+            "POST",
+            "/v1/functions/echo/versions/1/delete",
+            None,
+            Some(json!({"notes": "x"})),
+        )
+        .await;
     assert_eq!((status, kind(&body)), (StatusCode::NOT_FOUND, "not_found"));
     // Pair: a known path with the same key is found.
-    let (status, _) = h.request("GET", "/v1/functions", Some(&t.admin), None).await;
+    let (status, _) = h
+        .request("GET", "/v1/functions", Some(&t.admin), None)
+        .await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -116,9 +159,17 @@ async fn a_wrong_method_is_a_json_405() {
         ("POST", "/v1/audit"),
     ] {
         let r = h.reply(method, path, Some(&t.admin), Some(json!({}))).await;
-        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}: {:?}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}: {:?}",
+            r.body
+        );
         assert_eq!(kind(&r.body), "invalid_request", "{method} {path}");
-        assert!(r.headers.contains_key(header::ALLOW), "{method} {path}: no Allow header");
+        assert!(
+            r.headers.contains_key(header::ALLOW),
+            "{method} {path}: no Allow header"
+        );
     }
 }
 
@@ -126,7 +177,8 @@ async fn a_wrong_method_is_a_json_405() {
 async fn health_metrics_and_openapi_answer_without_a_key() {
     let h = Harness::new();
     let t = h.tenant("acme");
-    h.deploy(&t, "echo", &echo(), manifest("echo", text_schema())).await;
+    h.deploy(&t, "echo", &echo(), manifest("echo", text_schema()))
+        .await;
     let (status, _) = h.invoke(&t.agent, "echo", json!({"text": "hi"})).await;
     assert_eq!(status, StatusCode::OK);
 
@@ -136,10 +188,21 @@ async fn health_metrics_and_openapi_answer_without_a_key() {
     assert_eq!((status, body), (StatusCode::OK, json!({"status": "ready"})));
     let r = h.raw("GET", "/metrics", None, Vec::new()).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.headers[header::CONTENT_TYPE].to_str().expect("ascii").starts_with("text/plain"));
+    assert!(
+        r.headers[header::CONTENT_TYPE]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain")
+    );
     let text = str_of(&r.body);
-    assert!(text.contains("aifn_invocations_total{outcome=\"ok\"} 1\n"), "{text}");
-    assert!(text.contains("aifn_invocations_total{outcome=\"timeout\"} 0\n"), "{text}");
+    assert!(
+        text.contains("aifn_invocations_total{outcome=\"ok\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("aifn_invocations_total{outcome=\"timeout\"} 0\n"),
+        "{text}"
+    );
     assert_eq!(crate::metric(text, "aifn_in_flight"), 0);
     let (status, body) = h.request("GET", "/v1/openapi.json", None, None).await;
     assert_eq!(status, StatusCode::OK);
@@ -147,6 +210,12 @@ async fn health_metrics_and_openapi_answer_without_a_key() {
 
     // Pair: an authenticated route does not answer without a key.
     let (status, body) = h.request("GET", "/v1/functions", None, None).await;
-    assert_eq!((status, kind(&body)), (StatusCode::UNAUTHORIZED, "unauthenticated"));
-    assert_eq!(body["error"]["message"], Value::from("a valid API key is required (missing key)"));
+    assert_eq!(
+        (status, kind(&body)),
+        (StatusCode::UNAUTHORIZED, "unauthenticated")
+    );
+    assert_eq!(
+        body["error"]["message"],
+        Value::from("a valid API key is required (missing key)")
+    );
 }

@@ -2,7 +2,8 @@
 //! failing closed when the audit log cannot write.
 
 use aifn_service::{
-    DataDir, InvokeRequest, LocalAdmin, Principal, Service, ServiceConfig, ServiceError, UploadRequest, VersionInfo,
+    DataDir, InvokeRequest, LocalAdmin, Principal, Service, ServiceConfig, ServiceError,
+    UploadRequest, VersionInfo,
 };
 use aifn_types::{Manifest, OutcomeKind, Role, Subject, TenantId};
 use serde_json::{Value, json};
@@ -18,14 +19,25 @@ pub(crate) struct Harness {
 
 fn principal(admin: &LocalAdmin, service: &Service, role: Role, subject: &str) -> Principal {
     let key = admin
-        .create_key(&TenantId::new("acme").expect("tenant"), role, &Subject::new(subject).expect("subject"), &Subject::new("test").expect("subject"))
+        .create_key(
+            &TenantId::new("acme").expect("tenant"),
+            role,
+            &Subject::new(subject).expect("subject"),
+            &Subject::new("test").expect("subject"),
+        )
         .expect("key");
-    service.authenticate(Some(&format!("Bearer {}", key.secret)), "/test", None).expect("authenticates")
+    service
+        .authenticate(Some(&format!("Bearer {}", key.secret)), "/test", None)
+        .expect("authenticates")
 }
 
 pub(crate) fn harness(tune: impl FnOnce(&mut ServiceConfig)) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = ServiceConfig { data_dir: dir.path().to_path_buf(), node: "test".into(), ..ServiceConfig::default() };
+    let mut config = ServiceConfig {
+        data_dir: dir.path().to_path_buf(),
+        node: "test".into(),
+        ..ServiceConfig::default()
+    };
     tune(&mut config);
     let admin = LocalAdmin::open(DataDir::new(dir.path(), "test")).expect("admin");
     let service = Service::open(config).expect("service");
@@ -65,12 +77,35 @@ pub(crate) fn returning(output: &str) -> Vec<u8> {
 
 impl Harness {
     pub(crate) fn deploy(&self, name: &str, module: Vec<u8>, manifest: Manifest) -> VersionInfo {
-        let v = self.service.upload(&self.author, UploadRequest { name: name.into(), manifest, module }).expect("upload");
-        self.service.approve(&self.approver, name, v.version, &v.sha256, "ok").expect("approve")
+        let v = self
+            .service
+            .upload(
+                &self.author,
+                UploadRequest {
+                    name: name.into(),
+                    manifest,
+                    module,
+                },
+            )
+            .expect("upload");
+        self.service
+            .approve(&self.approver, name, v.version, &v.sha256, "ok")
+            .expect("approve")
     }
 
-    pub(crate) fn invoke(&self, name: &str, input: Value) -> Result<aifn_service::InvokeOutcome, aifn_service::Refused> {
-        self.service.invoke(&self.agent, InvokeRequest { function: name.into(), input, user_id: "u".into() })
+    pub(crate) fn invoke(
+        &self,
+        name: &str,
+        input: Value,
+    ) -> Result<aifn_service::InvokeOutcome, aifn_service::Refused> {
+        self.service.invoke(
+            &self.agent,
+            InvokeRequest {
+                function: name.into(),
+                input,
+                user_id: "u".into(),
+            },
+        )
     }
 }
 
@@ -78,7 +113,10 @@ impl Harness {
 fn a_new_approval_supersedes_and_takes_effect_at_once() {
     let h = harness(|_| {});
     h.deploy("f", returning("[1]"), manifest(json!({})));
-    assert_eq!(h.invoke("f", json!({})).expect("runs").output, Some(json!([1])));
+    assert_eq!(
+        h.invoke("f", json!({})).expect("runs").output,
+        Some(json!([1]))
+    );
     let v2 = h.deploy("f", returning("[2]"), manifest(json!({})));
     assert_eq!(v2.version, 2);
     // The cached v1 is dropped on approval; the very next call runs v2.
@@ -90,32 +128,87 @@ fn a_new_approval_supersedes_and_takes_effect_at_once() {
 fn an_output_that_breaks_the_declared_output_schema_is_invalid_output() {
     let h = harness(|_| {});
     let schema = json!({"output_schema": {"type": "object", "required": ["total"]}});
-    h.deploy("good", returning(r#"{"total":3}"#), manifest(schema.clone()));
+    h.deploy(
+        "good",
+        returning(r#"{"total":3}"#),
+        manifest(schema.clone()),
+    );
     h.deploy("bad", returning(r#"{"sum":3}"#), manifest(schema));
-    assert_eq!(h.invoke("good", json!({})).expect("runs").kind, OutcomeKind::Ok);
+    assert_eq!(
+        h.invoke("good", json!({})).expect("runs").kind,
+        OutcomeKind::Ok
+    );
     let bad = h.invoke("bad", json!({})).expect("runs");
     assert_eq!(bad.kind, OutcomeKind::InvalidOutput);
     assert_eq!(bad.output, None);
-    assert!(bad.message.as_deref().is_some_and(|m| m.contains("total")), "{bad:?}");
+    assert!(
+        bad.message.as_deref().is_some_and(|m| m.contains("total")),
+        "{bad:?}"
+    );
 }
 
 #[test]
 fn uploads_with_bad_manifests_are_refused_and_store_nothing() {
     let h = harness(|_| {});
-    let up = |m: Manifest, module: Vec<u8>| h.service.upload(&h.author, UploadRequest { name: "f".into(), manifest: m, module });
-    let e = up(manifest(json!({"input_schema": {"type": 12}})), returning("1")).expect_err("bad schema");
+    let up = |m: Manifest, module: Vec<u8>| {
+        h.service.upload(
+            &h.author,
+            UploadRequest {
+                name: "f".into(),
+                manifest: m,
+                module,
+            },
+        )
+    };
+    let e = up(
+        manifest(json!({"input_schema": {"type": 12}})),
+        returning("1"),
+    )
+    .expect_err("bad schema");
     assert!(matches!(e, ServiceError::InvalidRequest { .. }), "{e:?}");
-    let e = up(manifest(json!({"limits": {"timeout_ms": 999_999}})), returning("1")).expect_err("over the maximum");
-    assert!(matches!(e, ServiceError::InvalidRequest { ref message } if message.contains("timeout_ms")), "{e:?}");
-    let e = up(manifest(json!({"limits": {"memory_bytes": 1024}})), returning("1")).expect_err("below initial memory");
-    assert!(matches!(e, ServiceError::InvalidRequest { ref message } if message.contains("initial memory")), "{e:?}");
+    let e = up(
+        manifest(json!({"limits": {"timeout_ms": 999_999}})),
+        returning("1"),
+    )
+    .expect_err("over the maximum");
+    assert!(
+        matches!(e, ServiceError::InvalidRequest { ref message } if message.contains("timeout_ms")),
+        "{e:?}"
+    );
+    let e = up(
+        manifest(json!({"limits": {"memory_bytes": 1024}})),
+        returning("1"),
+    )
+    .expect_err("below initial memory");
+    assert!(
+        matches!(e, ServiceError::InvalidRequest { ref message } if message.contains("initial memory")),
+        "{e:?}"
+    );
     let e = up(manifest(json!({"description": "  "})), returning("1")).expect_err("no description");
     assert!(matches!(e, ServiceError::InvalidRequest { .. }), "{e:?}");
     let e = up(manifest(json!({})), b"\0asm garbage".to_vec()).expect_err("not wasm");
-    assert!(matches!(e, ServiceError::InvalidModule { kind: OutcomeKind::InvalidModule, .. }), "{e:?}");
-    assert!(matches!(h.service.get_function(&h.author, "f"), Err(ServiceError::NotFound { .. })));
+    assert!(
+        matches!(
+            e,
+            ServiceError::InvalidModule {
+                kind: OutcomeKind::InvalidModule,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(matches!(
+        h.service.get_function(&h.author, "f"),
+        Err(ServiceError::NotFound { .. })
+    ));
     // The same upload with a sound manifest is accepted.
-    assert!(up(manifest(json!({"limits": {"timeout_ms": 500}})), returning("1")).is_ok());
+    assert!(
+        up(
+            manifest(json!({"limits": {"timeout_ms": 500}})),
+            returning("1")
+        )
+        .is_ok()
+    );
 }
 
 #[test]
@@ -124,13 +217,28 @@ fn only_agents_invoke_and_the_refusal_is_recorded() {
     h.deploy("f", returning("1"), manifest(json!({})));
     let r = h
         .service
-        .invoke(&h.author, InvokeRequest { function: "f".into(), input: json!({}), user_id: String::new() })
+        .invoke(
+            &h.author,
+            InvokeRequest {
+                function: "f".into(),
+                input: json!({}),
+                user_id: String::new(),
+            },
+        )
         .expect_err("authors do not invoke");
     assert!(matches!(r.error, ServiceError::Forbidden { .. }));
     let id = r.execution_id.expect("recorded");
-    let page = h.service.audit(&h.admin, aifn_service::AuditQuery::default()).expect("audit");
+    let page = h
+        .service
+        .audit(&h.admin, aifn_service::AuditQuery::default())
+        .expect("audit");
     let v = serde_json::to_value(&page).expect("json");
-    let rec = v["entries"].as_array().expect("entries").iter().find(|e| e["execution_id"] == id.as_str()).expect("the refusal's record");
+    let rec = v["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["execution_id"] == id.as_str())
+        .expect("the refusal's record");
     assert_eq!(rec["outcome"], "forbidden");
     assert_eq!(rec["agent_id"], "alice");
 }
@@ -139,7 +247,11 @@ fn only_agents_invoke_and_the_refusal_is_recorded() {
 fn when_the_audit_log_cannot_write_calls_fail_closed() {
     // A real quota on the audit database: once full, no record can be written.
     let h = harness(|c| c.audit_max_db_bytes = Some(96 * 1024));
-    h.deploy("f", returning(r#"{"secret":"result"}"#), manifest(json!({})));
+    h.deploy(
+        "f",
+        returning(r#"{"secret":"result"}"#),
+        manifest(json!({})),
+    );
     let mut ran_ok = 0;
     let refused = loop {
         match h.invoke("f", json!({"padding": "x".repeat(200)})) {
@@ -153,13 +265,18 @@ fn when_the_audit_log_cannot_write_calls_fail_closed() {
     };
     assert!(ran_ok > 0);
     // The call whose record failed gets no output, only an unavailable error.
-    assert!(matches!(refused.error, ServiceError::Unavailable { .. }), "{refused:?}");
+    assert!(
+        matches!(refused.error, ServiceError::Unavailable { .. }),
+        "{refused:?}"
+    );
     assert_eq!(h.service.ready(), Err("the audit log cannot write".into()));
     // While it cannot write, no result leaves without its record: calls are
     // refused before running, or (when a small refusal record still fits
     // and the log reports healthy again) run and have their output withheld.
     for _ in 0..5 {
-        let r = h.invoke("f", json!({"padding": "x".repeat(200)})).expect_err("no output while the log is full");
+        let r = h
+            .invoke("f", json!({"padding": "x".repeat(200)}))
+            .expect_err("no output while the log is full");
         assert!(matches!(r.error, ServiceError::Unavailable { .. }), "{r:?}");
     }
     let ok_before = h.service.metrics().count(OutcomeKind::Ok);
@@ -173,9 +290,17 @@ fn unauthenticated_attempts_are_refused_with_a_reason() {
         (None, "missing key"),
         (Some("Basic abc"), "malformed key"),
         (Some("Bearer nonsense"), "malformed key"),
-        (Some("Bearer aifn_0123456789abcdef_0000000000000000000000000000000000000000000000000000000000000000"), "unknown key"),
+        (
+            Some(
+                "Bearer aifn_0123456789abcdef_0000000000000000000000000000000000000000000000000000000000000000",
+            ),
+            "unknown key",
+        ),
     ] {
-        let e = h.service.authenticate(header, "/v1/functions", Some("127.0.0.1:1")).expect_err("refused");
+        let e = h
+            .service
+            .authenticate(header, "/v1/functions", Some("127.0.0.1:1"))
+            .expect_err("refused");
         assert_eq!(e, ServiceError::Unauthenticated { reason });
     }
 }
@@ -185,13 +310,31 @@ fn the_bearer_scheme_is_case_insensitive() {
     let dir = tempfile::tempdir().expect("tempdir");
     let admin = LocalAdmin::open(DataDir::new(dir.path(), "test")).expect("admin");
     let key = admin
-        .create_key(&TenantId::new("acme").expect("t"), Role::Agent, &Subject::new("bot").expect("s"), &Subject::new("t").expect("s"))
+        .create_key(
+            &TenantId::new("acme").expect("t"),
+            Role::Agent,
+            &Subject::new("bot").expect("s"),
+            &Subject::new("t").expect("s"),
+        )
         .expect("key");
-    let service = Service::open(ServiceConfig { data_dir: dir.path().to_path_buf(), ..ServiceConfig::default() }).expect("service");
+    let service = Service::open(ServiceConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..ServiceConfig::default()
+    })
+    .expect("service");
     for scheme in ["Bearer", "bearer", "BEARER"] {
-        let p = service.authenticate(Some(&format!("{scheme} {}", key.secret)), "/t", None).expect("authenticates");
+        let p = service
+            .authenticate(Some(&format!("{scheme} {}", key.secret)), "/t", None)
+            .expect("authenticates");
         assert_eq!(p.role, Role::Agent);
     }
-    let e = service.authenticate(Some(&format!("Bearerx {}", key.secret)), "/t", None).expect_err("not the scheme");
-    assert_eq!(e, ServiceError::Unauthenticated { reason: "malformed key" });
+    let e = service
+        .authenticate(Some(&format!("Bearerx {}", key.secret)), "/t", None)
+        .expect_err("not the scheme");
+    assert_eq!(
+        e,
+        ServiceError::Unauthenticated {
+            reason: "malformed key"
+        }
+    );
 }

@@ -1,0 +1,1 @@
+//! Nothing here: the peer benchmark is `benches/extism_echo.rs`.

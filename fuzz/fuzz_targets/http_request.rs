@@ -1,0 +1,426 @@
+//! Request parsing of the HTTP API: fuzzed method, path, query, headers and
+//! body through `aifn_server::router(...)` with `tower::ServiceExt::oneshot`.
+//! The router never panics and always answers with a status; every error
+//! answer is the one JSON error body `{"error": {"kind", "message"}}` with a
+//! product kind that fits the status and a message that leaks nothing.
+//!
+//! The service behind it is real (a data dir under /dev/shm when present):
+//! keys of every role in two tenants and one active echo function, so
+//! fuzzed requests reach authentication, authorization, the handlers, the
+//! schema check and the sandbox.
+
+#![no_main]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use aifn_server::{AppState, ServerConfig};
+use aifn_service::{DataDir, LocalAdmin, Service, ServiceConfig, TenantLimits, UploadRequest};
+use aifn_types::{Manifest, Role, Subject, TenantId};
+use arbitrary::{Arbitrary, Unstructured};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use base64::Engine as _;
+use http_body_util::BodyExt as _;
+use libfuzzer_sys::fuzz_target;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+const ECHO: &str = r#"(module
+  (import "aifn" "input_len" (func $input_len (result i32)))
+  (import "aifn" "input_read" (func $input_read (param i32)))
+  (import "aifn" "output_write" (func $output_write (param i32 i32)))
+  (memory (export "memory") 17)
+  (func (export "aifn_call") (result i32)
+    (local $n i32)
+    (local.set $n (call $input_len))
+    (call $input_read (i32.const 0))
+    (call $output_write (i32.const 0) (local.get $n))
+    (i32.const 0)))"#;
+
+struct Fixture {
+    rt: tokio::runtime::Runtime,
+    app: Router,
+    data_dir: PathBuf,
+    /// Secrets by role, tenant `acme`; then an agent of tenant `other`.
+    keys: Vec<String>,
+    sha256: String,
+    _admin: LocalAdmin,
+    _service: Service,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let base = if std::path::Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+        let dir = tempfile::Builder::new().prefix("aifn-fuzz-http-").tempdir_in(base).expect("tempdir").keep();
+        let admin = LocalAdmin::open(DataDir::new(&dir, "fuzz")).expect("admin");
+        let actor = Subject::new("fuzz-admin").expect("subject");
+        let key = |tenant: &str, role: Role, subject: &str| {
+            admin
+                .create_key(&TenantId::new(tenant).expect("tenant"), role, &Subject::new(subject).expect("subject"), &actor)
+                .expect("key")
+                .secret
+        };
+        let keys = vec![
+            key("acme", Role::Author, "acme-author"),
+            key("acme", Role::Approver, "acme-approver"),
+            key("acme", Role::Admin, "acme-admin"),
+            key("acme", Role::Agent, "acme-agent"),
+            key("other", Role::Agent, "other-agent"),
+        ];
+        let mut config = ServiceConfig { data_dir: dir.clone(), node: "fuzz".into(), ..ServiceConfig::default() };
+        config.limits.fuel = 1_000_000;
+        config.limits.timeout_ms = 200;
+        config.tenant = TenantLimits { rate_per_second: 1e9, burst: u32::MAX, max_concurrent: 64 };
+        let service = Service::open(config).expect("service");
+        let who = |secret: &str| service.authenticate(Some(&format!("Bearer {secret}")), "/fuzz", None).expect("key");
+        let manifest = Manifest {
+            description: "echoes its input".into(),
+            input_schema: json!({"type": "object", "properties": {"n": {"type": "integer"}}}),
+            output_schema: None,
+            limits: Default::default(),
+            capture: None,
+        };
+        let module = wat::parse_str(ECHO).expect("wat");
+        let v = service
+            .upload(&who(&keys[0]), UploadRequest { name: "echo".into(), manifest, module })
+            .expect("upload");
+        service.approve(&who(&keys[1]), "echo", v.version, &v.sha256, "fuzz fixture").expect("approve");
+        let app = aifn_server::router(AppState::new(service.clone(), ServerConfig::default()));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+        Fixture { rt, app, data_dir: dir, keys, sha256: v.sha256, _admin: admin, _service: service }
+    })
+}
+
+#[derive(Debug, Arbitrary)]
+enum MethodChoice {
+    Get,
+    Post,
+    Put,
+    Delete,
+    Head,
+    Options,
+    Patch,
+    Other(String),
+}
+
+#[derive(Debug, Arbitrary)]
+enum PathChoice {
+    /// One of the routes with its `{name}`/`{version}` filled in.
+    Route { index: u8, name: NameChoice, version: VersionChoice, query: Option<String> },
+    /// Anything at all.
+    Raw(String),
+}
+
+#[derive(Debug, Arbitrary)]
+enum NameChoice {
+    Echo,
+    Missing,
+    Raw(String),
+}
+
+#[derive(Debug, Arbitrary)]
+enum VersionChoice {
+    One,
+    Two,
+    Raw(String),
+}
+
+#[derive(Debug, Arbitrary)]
+enum AuthChoice {
+    None,
+    Key(u8),
+    LowercaseScheme(u8),
+    Raw(String),
+    Bearer(String),
+    RawBytes(Vec<u8>),
+}
+
+#[derive(Debug, Arbitrary)]
+enum BodyChoice {
+    Empty,
+    Raw(Vec<u8>),
+    Invoke { input: u8, user_id: Option<String>, extra: bool },
+    Decide { real_sha: bool, sha: Option<String>, notes: Option<String> },
+    Upload { description: String, schema: u8, module: ModuleChoice },
+}
+
+#[derive(Debug, Arbitrary)]
+enum ModuleChoice {
+    Echo,
+    Bytes(Vec<u8>),
+    NotBase64(String),
+}
+
+#[derive(Debug, Arbitrary)]
+struct Req {
+    method: MethodChoice,
+    path: PathChoice,
+    auth: AuthChoice,
+    content_type: Option<String>,
+    headers: Vec<(String, Vec<u8>)>,
+    body: BodyChoice,
+}
+
+/// A JSON value of bounded depth.
+fn json_value(u: &mut Unstructured<'_>, depth: u32) -> arbitrary::Result<Value> {
+    let pick = if depth == 0 { u.int_in_range(0..=4)? } else { u.int_in_range(0..=6)? };
+    Ok(match pick {
+        0 => Value::Null,
+        1 => Value::Bool(bool::arbitrary(u)?),
+        2 => json!(i64::arbitrary(u)?),
+        3 => serde_json::Number::from_f64(f64::arbitrary(u)?).map_or(Value::Null, Value::Number),
+        4 => Value::String(String::arbitrary(u)?),
+        5 => {
+            let n = u.int_in_range(0..=4)?;
+            Value::Array((0..n).map(|_| json_value(u, depth - 1)).collect::<arbitrary::Result<_>>()?)
+        }
+        _ => {
+            let n = u.int_in_range(0..=4)?;
+            let mut m = serde_json::Map::new();
+            for _ in 0..n {
+                let k = if bool::arbitrary(u)? { "n".to_owned() } else { String::arbitrary(u)? };
+                m.insert(k, json_value(u, depth - 1)?);
+            }
+            Value::Object(m)
+        }
+    })
+}
+
+fn body_bytes(f: &Fixture, b: &BodyChoice, u: &mut Unstructured<'_>) -> arbitrary::Result<Vec<u8>> {
+    Ok(match b {
+        BodyChoice::Empty => Vec::new(),
+        BodyChoice::Raw(bytes) => bytes.clone(),
+        BodyChoice::Invoke { input, user_id, extra } => {
+            let input = match input % 4 {
+                0 => json!({"n": 1}),
+                1 => json!({"n": "x"}),
+                _ => json_value(u, 3)?,
+            };
+            let mut v = json!({"input": input});
+            if let Some(user) = user_id {
+                v["user_id"] = json!(user);
+            }
+            if *extra {
+                v["tenant_id"] = json!("other");
+            }
+            serde_json::to_vec(&v).unwrap_or_default()
+        }
+        BodyChoice::Decide { real_sha, sha, notes } => {
+            let mut v = json!({});
+            if *real_sha {
+                v["sha256"] = json!(f.sha256);
+            } else if let Some(s) = sha {
+                v["sha256"] = json!(s);
+            }
+            if let Some(n) = notes {
+                v["notes"] = json!(n);
+            }
+            serde_json::to_vec(&v).unwrap_or_default()
+        }
+        BodyChoice::Upload { description, schema, module } => {
+            let module = match module {
+                ModuleChoice::Echo => base64::engine::general_purpose::STANDARD.encode(wat::parse_str(ECHO).unwrap_or_default()),
+                ModuleChoice::Bytes(b) => base64::engine::general_purpose::STANDARD.encode(b),
+                ModuleChoice::NotBase64(s) => s.clone(),
+            };
+            let schema = match schema % 3 {
+                0 => json!({"type": "object"}),
+                1 => json!({"type": 12}),
+                _ => json_value(u, 2)?,
+            };
+            serde_json::to_vec(&json!({"manifest": {"description": description, "input_schema": schema}, "module": module}))
+                .unwrap_or_default()
+        }
+    })
+}
+
+fn uri(p: &PathChoice) -> String {
+    match p {
+        PathChoice::Raw(s) => s.clone(),
+        PathChoice::Route { index, name, version, query } => {
+            let routes = aifn_server::ROUTES;
+            let (_, template) = routes[usize::from(*index) % routes.len()];
+            let name = match name {
+                NameChoice::Echo => "echo".to_owned(),
+                NameChoice::Missing => "missing".to_owned(),
+                NameChoice::Raw(s) => s.clone(),
+            };
+            let version = match version {
+                VersionChoice::One => "1".to_owned(),
+                VersionChoice::Two => "2".to_owned(),
+                VersionChoice::Raw(s) => s.clone(),
+            };
+            let mut path = template.replace("{name}", &name).replace("{version}", &version);
+            if let Some(q) = query {
+                path.push('?');
+                path.push_str(q);
+            }
+            path
+        }
+    }
+}
+
+/// The kinds that may come with each error status (as the server tests
+/// check them).
+fn kinds_for(status: StatusCode) -> &'static [&'static str] {
+    match status.as_u16() {
+        400 => &["invalid_request", "invalid_input"],
+        401 => &["unauthenticated"],
+        403 => &["forbidden"],
+        404 => &["not_found"],
+        405 => &["invalid_request"],
+        409 => &["conflict", "not_active"],
+        413 => &["payload_too_large"],
+        422 => &[
+            "invalid_module",
+            "forbidden_import",
+            "compile_timeout",
+            "fuel_exhausted",
+            "timeout",
+            "memory_limit",
+            "stack_overflow",
+            "trap",
+            "output_too_large",
+            "invalid_output",
+            "function_error",
+        ],
+        429 => &["rate_limited"],
+        500 => &["internal"],
+        503 => &["unavailable"],
+        _ => &[],
+    }
+}
+
+const LEAKS: &[&str] =
+    &["sqlite", "rusqlite", "/tmp", "/dev/shm", "::", ".rs:", "panicked", "backtrace", "struct ", "registryerror", "serviceerror", "auditerror"];
+
+/// `s` with `%XX` escapes and `+` decoded, as the router decodes a query.
+fn percent_decoded(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `sent` is everything the client sent (lowercase, decoded): a message may
+/// quote the client's own words back (an unknown query parameter, a field
+/// name), which leaks nothing.
+fn check_error(status: StatusCode, body: &[u8], f: &Fixture, req: &str, sent: &str) {
+    let v: Value = serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("{status}: error body is not JSON ({e}): {:?} for {req}", String::from_utf8_lossy(body)));
+    let top = v.as_object().unwrap_or_else(|| panic!("{status}: error body is not an object: {v} for {req}"));
+    for k in top.keys() {
+        assert!(
+            ["error", "execution_id", "version", "fuel_used", "duration_ms"].contains(&k.as_str()),
+            "{status}: unexpected top-level field {k:?} in {v}"
+        );
+    }
+    let error = top.get("error").and_then(Value::as_object).unwrap_or_else(|| panic!("{status}: no error object in {v}"));
+    for k in error.keys() {
+        assert!(["kind", "message", "violations"].contains(&k.as_str()), "{status}: unexpected error field {k:?} in {v}");
+    }
+    let kind = error.get("kind").and_then(Value::as_str).unwrap_or_else(|| panic!("{status}: no kind in {v}"));
+    assert!(kinds_for(status).contains(&kind), "{status} does not fit kind {kind:?}: {v} for {req}");
+    let message = error.get("message").and_then(Value::as_str).unwrap_or_else(|| panic!("{status}: no message in {v}"));
+    assert!(!message.trim().is_empty(), "{status}: empty message in {v}");
+    let lower = message.to_lowercase();
+    for leak in LEAKS.iter().filter(|l| !sent.contains(*l)) {
+        assert!(!lower.contains(leak), "{status}: message leaks {leak:?}: {message}");
+    }
+    assert!(!message.contains(f.data_dir.to_string_lossy().as_ref()), "{status}: message names the data dir");
+    for k in f.keys.iter() {
+        assert!(!message.contains(k.as_str()), "{status}: message echoes a key");
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let f = fixture();
+    let mut u = Unstructured::new(data);
+    let Ok(req) = Req::arbitrary(&mut u) else { return };
+    let Ok(body) = body_bytes(f, &req.body, &mut u) else { return };
+    let method = match &req.method {
+        MethodChoice::Get => Method::GET,
+        MethodChoice::Post => Method::POST,
+        MethodChoice::Put => Method::PUT,
+        MethodChoice::Delete => Method::DELETE,
+        MethodChoice::Head => Method::HEAD,
+        MethodChoice::Options => Method::OPTIONS,
+        MethodChoice::Patch => Method::PATCH,
+        MethodChoice::Other(m) => match Method::from_bytes(m.as_bytes()) {
+            Ok(m) => m,
+            // hyper would refuse it before the router.
+            Err(_) => return,
+        },
+    };
+    let mut b = Request::builder().method(method.clone()).uri(uri(&req.path));
+    let key = |i: &u8| f.keys[usize::from(*i) % f.keys.len()].clone();
+    let auth: Option<Vec<u8>> = match &req.auth {
+        AuthChoice::None => None,
+        AuthChoice::Key(i) => Some(format!("Bearer {}", key(i)).into_bytes()),
+        AuthChoice::LowercaseScheme(i) => Some(format!("bearer {}", key(i)).into_bytes()),
+        AuthChoice::Raw(s) => Some(s.clone().into_bytes()),
+        AuthChoice::Bearer(s) => Some(format!("Bearer {s}").into_bytes()),
+        AuthChoice::RawBytes(v) => Some(v.clone()),
+    };
+    if let Some(a) = auth {
+        b = b.header(header::AUTHORIZATION, a);
+    }
+    if let Some(ct) = &req.content_type {
+        b = b.header(header::CONTENT_TYPE, ct.as_str());
+    }
+    for (name, value) in &req.headers {
+        b = b.header(name.as_str(), value.as_slice());
+    }
+    // A request the http crate refuses (bad URI, header name or value)
+    // never reaches a server: hyper refuses it on the wire.
+    let target = uri(&req.path);
+    let mut sent = format!("{target} {} {:?}", percent_decoded(&target), req.content_type);
+    for (name, value) in &req.headers {
+        sent.push_str(&format!(" {name}: {}", String::from_utf8_lossy(value)));
+    }
+    sent.push_str(&String::from_utf8_lossy(&body));
+    let sent = sent.to_lowercase();
+    let Ok(request) = b.body(Body::from(body)) else { return };
+    let described = format!("{method} {}", request.uri());
+    let (status, bytes) = f.rt.block_on(async {
+        let response = f.app.clone().oneshot(request).await.expect("the router is infallible");
+        let status = response.status();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        (status, bytes)
+    });
+    assert!(!status.is_informational(), "{status} for {described}");
+    if method == Method::HEAD {
+        return;
+    }
+    if status.is_client_error() || status.is_server_error() {
+        assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "internal error for {described}: {:?}", String::from_utf8_lossy(&bytes));
+        check_error(status, &bytes, f, &described, &sent);
+    } else {
+        assert!(status.is_success(), "{status} for {described}");
+        if !described.contains("/metrics") {
+            let v: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{status}: body is not JSON ({e}) for {described}"));
+            if let Some(kind) = v.get("error") {
+                panic!("success status {status} with an error body {kind} for {described}");
+            }
+        }
+    }
+});

@@ -1,0 +1,19 @@
+;; 100,000 log lines of 1 KiB: truncated once, the call still succeeds.
+(module
+  (import "aifn" "input_len" (func $input_len (result i32)))
+  (import "aifn" "input_read" (func $input_read (param i32)))
+  (import "aifn" "context_len" (func $context_len (result i32)))
+  (import "aifn" "context_read" (func $context_read (param i32)))
+  (import "aifn" "output_write" (func $output_write (param i32 i32)))
+  (import "aifn" "log" (func $log (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "{\"ok\":true}")
+  
+  (func (export "aifn_call") (result i32)
+    (local $i i32) (local $p i32)
+    (call $output_write (i32.const 0) (i32.const 11))
+    (loop $l
+      (call $log (i32.const 2) (i32.const 0) (i32.const 1024))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 100000))))
+    (i32.const 0)))
