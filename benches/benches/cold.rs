@@ -64,7 +64,7 @@ fn upload_to_first_result(
     manifest: &aifn_types::Manifest,
 ) -> Duration {
     let bytes = fresh_bytes(base);
-    let name = format!("leave-{}", UNIQUE.fetch_add(1, Ordering::Relaxed));
+    let name = format!("leave_{}", UNIQUE.fetch_add(1, Ordering::Relaxed));
     let t = Instant::now();
     fx.deploy(&name, bytes, manifest.clone());
     let out = fx

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Every benchmark of BENCHMARKS.md in one run: criterion's data into
+# target/criterion, the distributions and load runs into benches/results/,
+# then the summary and the plot (benches/report.py). About 25 minutes on
+# the 2-core machine after the release builds (~11 minutes cold, ~10 more
+# for the Extism peer and ~9 for the fuel-yield variant).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+export CRITERION_HOME="$root/target/criterion"
+cargo xtask build-functions
+cargo build --release --locked -p aifn-cli
+for b in echo leave metering memory cold tenants timeout audit; do
+  cargo bench --locked -p aifn-benches --bench "$b"
+done
+bash benches/metering-yield.sh
+cargo run --release --locked -p aifn-benches --bin loadgen -- --aifn target/release/aifn
+# Last: aifn's echo, Extism's two modes, aifn's echo again; then the report.
+bash benches/peer.sh
