@@ -66,6 +66,7 @@ PAIRS = [
     ("3 sieve", "metering_sieve/aifn_runtime", "metering_sieve/wasmtime_none", "unmetered wasmtime"),
     ("4 touch 16 MiB", "alloc16_touch/aifn_runtime", "alloc16_touch/floor_wasmtime", "bare wasmtime"),
     ("4 fill 16 MiB", "alloc16_fill/aifn_runtime", "alloc16_fill/floor_wasmtime", "bare wasmtime"),
+    ("4 touch, 17 MiB resident", "alloc16_touch/aifn_runtime_resident", "alloc16_touch/floor_wasmtime", "bare wasmtime"),
     ("5 upload to result", "cold_upload/aifn_service_disk", "cold_upload/floor_wasmtime", "bare wasmtime"),
     ("5 restart from cache", "cold_restart/aifn_runtime_load", "cold_restart/floor_wasmtime", "bare wasmtime"),
     ("6 Zipf over many", "tenants/zipf_10000_functions", "tenants/single_function", "one function"),

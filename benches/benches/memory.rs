@@ -3,7 +3,9 @@
 //! `memory.fill` of all 16 MiB (`alloc16_fill`). Beside bare wasmtime with
 //! the same pooling allocator (the pages past the 128 KiB kept resident
 //! are returned to the kernel after each call, so each call faults them in
-//! again) and a native `Vec` doing the same.
+//! again) and a native `Vec` doing the same. `aifn_runtime_resident`: aifn
+//! with `memory_keep_resident` at 17 MiB, which trades resident memory for
+//! page faults.
 
 use aifn_benches::guests::{ALLOC16_FILL_WAT, ALLOC16_TOUCH_WAT};
 use aifn_benches::{Floor, wasm};
@@ -27,8 +29,21 @@ fn native_fill() -> u8 {
     black_box(&v)[MIB16 - 1]
 }
 
+/// Bytes kept resident per slot in the `aifn_runtime_resident` variant:
+/// the 16 MiB the guest grows plus its first page and some slack.
+const RESIDENT: usize = MIB16 + (1 << 20);
+
 fn bench(c: &mut Criterion) {
     let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
+    // The same host with each slot keeping 17 MiB resident: pages are
+    // zeroed in place (only those dirtied, with pagemap_scan) instead of
+    // being returned to the kernel and faulted in again. Costs up to
+    // max_instances x 17 MiB of resident memory.
+    let resident = Runtime::new(RuntimeConfig {
+        memory_keep_resident: RESIDENT,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
     let ctx = Context::local();
     let limits = *runtime.limits();
     for (group, wat, native) in [
@@ -41,6 +56,7 @@ fn bench(c: &mut Criterion) {
     ] {
         let bytes = wasm(wat);
         let module = runtime.load(&bytes).expect("module");
+        let module_r = resident.load(&bytes).expect("module");
         let floor = Floor::new(&bytes).expect("floor");
         let exec = runtime.invoke(&module, &Invocation::new(b"{}", &ctx, limits));
         assert_eq!(exec.output.as_deref(), Some(&b"1"[..]), "{exec:?}");
@@ -51,6 +67,9 @@ fn bench(c: &mut Criterion) {
         g.bench_function("floor_wasmtime", |b| b.iter(|| floor.call(b"{}")));
         g.bench_function("aifn_runtime", |b| {
             b.iter(|| runtime.invoke(&module, &Invocation::new(b"{}", &ctx, limits)))
+        });
+        g.bench_function("aifn_runtime_resident", |b| {
+            b.iter(|| resident.invoke(&module_r, &Invocation::new(b"{}", &ctx, limits)))
         });
         g.finish();
     }
