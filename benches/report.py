@@ -102,7 +102,7 @@ def plot(data, path):
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.set_xlabel("time per call, microseconds (log scale; bars: median, whiskers: p10-p90)")
-    ax.set_title("aifn beside its floor or peer, one run")
+    ax.set_title("aifn beside its floor or peer (each ratio from one run)")
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

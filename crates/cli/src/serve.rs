@@ -180,6 +180,10 @@ mod tests {
         assert_eq!(service.tenant, aifn_service::TenantLimits::default());
         assert_eq!(service.audit_retention_days, Some(365));
         assert_eq!(
+            service.memory_keep_resident,
+            aifn_service::ServiceConfig::default().memory_keep_resident
+        );
+        assert_eq!(
             cfg.server.max_requests,
             ServerConfig::default().max_requests
         );

@@ -10,7 +10,7 @@ use aifn_service::{
 use aifn_types::{Manifest, OutcomeKind};
 use axum::body::Bytes;
 use axum::extract::connect_info::ConnectInfo;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -301,10 +301,11 @@ async fn pending(
 async fn get_function(
     State(state): State<AppState>,
     Remote(remote): Remote,
-    Path(name): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let who = caller(&state, &headers, "/v1/functions/{name}", remote).await?;
+    let Path(name) = path.map_err(path_rejected)?;
     let s = state.service.clone();
     let detail = blocking(move || Ok(s.get_function(&who, &name)?)).await?;
     Ok(Json(serde_json::to_value(detail).unwrap_or_default()))
@@ -313,7 +314,7 @@ async fn get_function(
 async fn get_version(
     State(state): State<AppState>,
     Remote(remote): Remote,
-    Path((name, version)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let who = caller(
@@ -323,6 +324,7 @@ async fn get_version(
         remote,
     )
     .await?;
+    let Path((name, version)) = path.map_err(path_rejected)?;
     let version = parse_version(&version)?;
     let s = state.service.clone();
     let info = blocking(move || Ok(s.get_version(&who, &name, version)?)).await?;
@@ -340,11 +342,12 @@ struct UploadBody {
 async fn upload(
     State(state): State<AppState>,
     Remote(remote): Remote,
-    Path(name): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let who = caller(&state, &headers, "/v1/functions/{name}/versions", remote).await?;
+    let Path(name) = path.map_err(path_rejected)?;
     let body: UploadBody = body_json(body)?;
     let module = base64::engine::general_purpose::STANDARD
         .decode(body.module.as_bytes())
@@ -388,7 +391,7 @@ enum Action {
 async fn decide(
     State(state): State<AppState>,
     Remote(remote): Remote,
-    Path((name, version)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
     action: Action,
@@ -399,6 +402,7 @@ async fn decide(
         Action::Revoke => "/v1/functions/{name}/versions/{version}/revoke",
     };
     let who = caller(&state, &headers, route, remote).await?;
+    let Path((name, version)) = path.map_err(path_rejected)?;
     let version = parse_version(&version)?;
     let body: DecisionBody = body_json(body)?;
     let s = state.service.clone();
@@ -429,11 +433,12 @@ struct InvokeBody {
 async fn invoke(
     State(state): State<AppState>,
     Remote(remote): Remote,
-    Path(name): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let who = caller(&state, &headers, "/v1/functions/{name}/invoke", remote).await?;
+    let Path(name) = path.map_err(path_rejected)?;
     let body: InvokeBody = body_json(body)?;
     if body.user_id.len() > 256 {
         return Err(ApiError::invalid("user_id is longer than 256 bytes"));
@@ -494,6 +499,12 @@ async fn tools(
     let s = state.service.clone();
     let tools = blocking(move || Ok(s.tools(&who, format)?)).await?;
     Ok(Json(json!({"tools": tools})))
+}
+
+/// A path parameter axum could not decode (e.g. `%88`, not UTF-8), as
+/// the one error body; found by fuzz/http_request.
+fn path_rejected(e: PathRejection) -> ApiError {
+    ApiError::invalid(e.body_text())
 }
 
 fn parse_time(name: &str, v: &str) -> Result<SystemTime, ApiError> {

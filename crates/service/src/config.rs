@@ -62,6 +62,13 @@ pub struct ServiceConfig {
     /// checked against the registry again; changes made through this
     /// service apply at once. Default 1,000 ms.
     pub active_cache_ms: u64,
+    /// Bytes of each instance slot's linear memory kept resident between
+    /// calls and zeroed in place (only the pages a call dirtied), instead
+    /// of being returned to the kernel and faulted in again. Raise it for
+    /// functions that touch much memory (BENCHMARKS.md, benchmark 4):
+    /// resident memory grows by up to this much per slot (`max_concurrent`
+    /// + 4 slots). Default 131,072 (128 KiB).
+    pub memory_keep_resident: usize,
 }
 
 impl Default for ServiceConfig {
@@ -78,6 +85,7 @@ impl Default for ServiceConfig {
             audit_retention_days: None,
             audit_max_db_bytes: None,
             active_cache_ms: 1_000,
+            memory_keep_resident: 128 * 1024,
         }
     }
 }

@@ -199,6 +199,7 @@ impl Service {
             // Room for every admitted call, so admission, not the pool, decides.
             max_instances: config.max_concurrent.max(1) + 4,
             cache_dir: Some(dir.module_cache()),
+            memory_keep_resident: config.memory_keep_resident,
             ..RuntimeConfig::default()
         };
         let active_capacity = runtime_config.memory_cache_entries;

@@ -531,3 +531,38 @@ async fn audit_storage_faults_are_internal_and_leak_nothing() {
     let (status, body) = h.request("GET", "/v1/audit", Some(&t.admin), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// A path parameter that is not UTF-8 once percent-decoded gets the one
+/// JSON error body (400 `invalid_request`) after authentication, and 401
+/// before it; axum's own plain-text rejection never reaches the client.
+/// Found by fuzz/http_request.
+#[tokio::test]
+async fn undecodable_path_parameters_get_the_one_error_body() {
+    let h = Harness::new();
+    let t = h.tenant("acme");
+    for (method, path, key) in [
+        ("GET", "/v1/functions/ec%88ho", &t.agent),
+        ("GET", "/v1/functions/echo/versions/%ff", &t.agent),
+        ("POST", "/v1/functions/ec%88ho/invoke", &t.agent),
+        ("POST", "/v1/functions/ec%88ho/versions", &t.author),
+        (
+            "POST",
+            "/v1/functions/ec%88ho/versions/1/approve",
+            &t.approver,
+        ),
+    ] {
+        let body = (method == "POST").then(|| json!({}));
+        let (status, reply) = h.request(method, path, Some(key), body.clone()).await;
+        assert_eq!(
+            (status, kind(&reply)),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{method} {path}: {reply}"
+        );
+        let (status, reply) = h.request(method, path, None, body).await;
+        assert_eq!(
+            (status, kind(&reply)),
+            (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            "{method} {path}: {reply}"
+        );
+    }
+}
