@@ -435,6 +435,18 @@ impl ServiceFixture {
     /// Opens a service with `config`.
     pub fn open(config: ServiceConfig) -> ServiceFixture {
         let service = Service::open(config).unwrap_or_else(|e| panic!("service opens: {e}"));
+        ServiceFixture::with(service)
+    }
+
+    /// The benchmark baseline: the same service writing no invocation
+    /// records (registry actions are still recorded).
+    pub fn open_unaudited(config: ServiceConfig) -> ServiceFixture {
+        let service = Service::open_unaudited_baseline(config)
+            .unwrap_or_else(|e| panic!("service opens: {e}"));
+        ServiceFixture::with(service)
+    }
+
+    fn with(service: Service) -> ServiceFixture {
         ServiceFixture {
             service,
             author: principal("acme", Role::Author, "alice"),

@@ -1,5 +1,7 @@
 //! Canonical JSON and the chain hash.
 
+use std::io::Write as _;
+
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -9,47 +11,51 @@ pub(crate) const GENESIS: [u8; 32] = [0; 32];
 /// JSON with object keys sorted (by bytes) and no whitespace. Written by
 /// hand so the result does not depend on serde_json's map features.
 pub(crate) fn canonical_json(v: &Value) -> String {
-    let mut out = String::new();
+    // Bytes rather than a String, so strings and numbers are written in
+    // place by serde_json's own formatter (no allocation per value).
+    let mut out = Vec::with_capacity(512);
     write(v, &mut out);
-    out
+    // Only valid UTF-8 was written; the lossy path is never taken.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-fn write(v: &Value, out: &mut String) {
+fn write(v: &Value, out: &mut Vec<u8>) {
     match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        // Writing to a Vec cannot fail; the Display form is serde_json's.
+        Value::Number(n) => drop(write!(out, "{n}")),
         Value::String(s) => write_str(s, out),
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
         Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            out.push('{');
+            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push(b'{');
             for (i, (k, v)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_str(k, out);
-                out.push(':');
+                out.push(b':');
                 write(v, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
     }
 }
 
-fn write_str(s: &str, out: &mut String) {
-    // Serializing a str cannot fail; serde_json's escaping is deterministic.
-    out.push_str(&serde_json::to_string(s).unwrap_or_default());
+fn write_str(s: &str, out: &mut Vec<u8>) {
+    // serde_json's escaping is deterministic; writing to a Vec cannot fail.
+    drop(serde_json::to_writer(&mut *out, s));
 }
 
 /// `sha256(prev_hash || seq as 8 bytes big-endian || body)`.
@@ -85,6 +91,25 @@ mod tests {
             canonical_json(&v),
             r#"{"a":"x\"y","b":[1,2.5,{"a":true,"z":null}],"é":1}"#
         );
+    }
+
+    #[test]
+    fn strings_and_numbers_are_written_as_serde_json_writes_them() {
+        let mut all: String = (0u32..0x300).filter_map(char::from_u32).collect();
+        all.push_str("\u{2028}\u{fffd}\u{1f600}");
+        for s in [all.as_str(), "", "\\\"", "\u{7f}"] {
+            let v = Value::String(s.to_owned());
+            assert_eq!(canonical_json(&v), serde_json::to_string(s).expect("json"));
+        }
+        let v: Value =
+            serde_json::from_str("[0,-1,18446744073709551615,1.5,1e300,-0.0,0.1]").expect("json");
+        let expected: Vec<String> = v
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(canonical_json(&v), format!("[{}]", expected.join(",")));
     }
 
     #[test]

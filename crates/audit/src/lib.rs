@@ -31,6 +31,7 @@
 //! verification starts there. Raw payloads are never chained; an opt-in
 //! [`Captured`] copy lives in a separate table until it expires.
 
+mod ack;
 mod canon;
 mod checkpoint;
 mod error;
@@ -42,6 +43,7 @@ mod timefmt;
 mod verify;
 mod writer;
 
+pub use ack::Pending;
 pub use checkpoint::Checkpoint;
 pub use error::AuditError;
 pub use log::{

@@ -13,10 +13,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::AuditError;
+use crate::ack::{self, Pending};
 use crate::canon::canonical_json;
 use crate::checkpoint::{Checkpoint, CheckpointFile, last_checkpoint, load_or_create_key};
 use crate::record::{
-    self, AuditEntry, AuditRecord, Captured, ExecutionRecord, SecurityEvent, StoredCapture, Stream,
+    self, AuditEntry, AuditRecord, Captured, ExecutionRecord, NewEntry, SecurityEvent,
+    StoredCapture, Stream,
 };
 use crate::sqlite::SqliteStore;
 use crate::store::{AuditStore, Filter, StoredRow};
@@ -288,6 +290,20 @@ impl AuditLog {
         answer.recv().unwrap_or(Err(AuditError::Closed))
     }
 
+    fn submit(&self, entry: Result<NewEntry, AuditError>) -> Pending {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => return Pending::ready(Err(e)),
+        };
+        let (ack, pending) = ack::pair();
+        // A failed send drops the message and with it the ack: Closed.
+        let _ = self.inner.tx.send(Msg::Append {
+            entry: Box::new(entry),
+            reply: ack,
+        });
+        pending
+    }
+
     /// Records an invocation attempt; returns once it is durable. `node` is
     /// set from the config. `capture` (opt-in, from the manifest) keeps
     /// the raw payloads outside the chain until they expire.
@@ -296,30 +312,27 @@ impl AuditLog {
         rec: ExecutionRecord,
         capture: Option<Captured>,
     ) -> Result<Appended, AuditError> {
-        let entry = record::prepare_execution(rec, &self.inner.node, capture)?;
-        self.call(|reply| Msg::Append {
-            entry: Box::new(entry),
-            reply,
-        })
+        self.submit_execution(rec, capture).wait()
+    }
+
+    /// [`AuditLog::record_execution`] without the wait: queues the record
+    /// and returns what resolves once it is durable (block on it or await
+    /// it). The caller must not answer before it resolves `Ok`.
+    pub fn submit_execution(&self, rec: ExecutionRecord, capture: Option<Captured>) -> Pending {
+        self.submit(record::prepare_execution(rec, &self.inner.node, capture))
     }
 
     /// Records a registry action (timestamped now); returns once durable.
     pub fn record_registry(&self, action: &RegistryAction) -> Result<Appended, AuditError> {
-        let entry = record::prepare_registry(action, &self.inner.node)?;
-        self.call(|reply| Msg::Append {
-            entry: Box::new(entry),
-            reply,
-        })
+        self.submit(record::prepare_registry(action, &self.inner.node))
+            .wait()
     }
 
     /// Records an unauthenticated attempt in the host-level `security`
     /// stream; returns once durable.
     pub fn record_security(&self, ev: SecurityEvent) -> Result<Appended, AuditError> {
-        let entry = record::prepare_security(ev, &self.inner.node)?;
-        self.call(|reply| Msg::Append {
-            entry: Box::new(entry),
-            reply,
-        })
+        self.submit(record::prepare_security(ev, &self.inner.node))
+            .wait()
     }
 
     /// Signs and appends a checkpoint of the current head, now.

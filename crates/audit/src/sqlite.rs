@@ -44,6 +44,11 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX audit_captures_execution ON audit_captures (tenant_id, execution_id);
     CREATE INDEX audit_captures_expiry ON audit_captures (expires_ms);",
+    // 2: the stream index only for host-level rows (no tenant), so that an
+    // execution record updates one index, not two. Tenant queries use the
+    // tenant index; `latest` and host queries say `tenant_id IS NULL`.
+    "DROP INDEX audit_entries_stream;
+    CREATE INDEX audit_entries_host ON audit_entries (stream, seq) WHERE tenant_id IS NULL;",
 ];
 
 const COLUMNS: &str = "seq, stream, tenant_id, time_ms, function, agent_id, user_id, outcome, execution_id, body, prev_hash, hash";
@@ -176,11 +181,8 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), AuditError> {
 /// The head inside a transaction: (last seq, last hash), or the genesis.
 fn head_in(tx: &Transaction<'_>, path: &Path) -> Result<(u64, [u8; 32]), AuditError> {
     let row: Option<(i64, String)> = tx
-        .query_row(
-            "SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1")
+        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
         .optional()
         .map_err(|e| AuditError::db(path, "read head", e))?;
     match row {
@@ -504,8 +506,14 @@ impl AuditStore for SqliteStore {
     }
 
     fn latest(&mut self, stream: Stream) -> Result<Option<StoredRow>, AuditError> {
+        // Host-level streams have no tenant; saying so lets SQLite use the
+        // partial index.
+        let host = match stream {
+            Stream::Security | Stream::System => "tenant_id IS NULL AND ",
+            Stream::Execution | Stream::Registry => "",
+        };
         let sql = format!(
-            "SELECT {COLUMNS} FROM audit_entries WHERE stream = ?1 ORDER BY seq DESC LIMIT 1"
+            "SELECT {COLUMNS} FROM audit_entries WHERE {host}stream = ?1 ORDER BY seq DESC LIMIT 1"
         );
         Ok(self
             .rows(
@@ -606,5 +614,117 @@ impl AuditStore for SqliteStore {
         self.conn
             .execute_batch("COMMIT")
             .map_err(self.err("end read"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::record::{SecurityEvent, SecurityReason, prepare_registry, prepare_security};
+    use aifn_types::{RegistryAction, RegistryActionKind};
+
+    fn plan(store: &SqliteStore, sql: &str) -> String {
+        let mut stmt = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("explain");
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(3))
+            .expect("plan rows");
+        rows.map(|r| r.expect("plan row"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_keeps_its_rows_and_uses_the_host_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.sqlite3");
+        let security = SecurityEvent {
+            time: SystemTime::now(),
+            route: "/v1/functions".into(),
+            reason: SecurityReason::MissingKey,
+            remote_addr: None,
+            node: String::new(),
+        };
+        let registry = RegistryAction {
+            tenant_id: "acme".into(),
+            actor: "alice".into(),
+            action: RegistryActionKind::Upload,
+            target: "echo@1".into(),
+            sha256: None,
+            notes: None,
+        };
+        {
+            // A database as the first release left it, with one record.
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(MIGRATIONS[0]).expect("migration 1");
+            conn.pragma_update(None, "user_version", 1)
+                .expect("version");
+            drop(conn);
+            let mut v1 = SqliteStore::open_reader(&path).expect("v1 readable");
+            assert_eq!(v1.head().expect("head"), None);
+        }
+        {
+            let conn = Connection::open(&path).expect("open");
+            let entry = prepare_security(security.clone(), "n").expect("entry");
+            let hash = chain_hash(&GENESIS, 1, &entry.body);
+            conn.execute(
+                INSERT,
+                params![
+                    1,
+                    entry.cols.stream,
+                    entry.cols.tenant_id,
+                    entry.cols.time_ms,
+                    None::<String>,
+                    None::<String>,
+                    None::<String>,
+                    None::<String>,
+                    None::<String>,
+                    entry.body,
+                    hex::encode(GENESIS),
+                    hex::encode(hash)
+                ],
+            )
+            .expect("v1 row");
+        }
+        let mut store = SqliteStore::open_writer(&path, None).expect("migrates");
+        let version: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let appended = store
+            .append(&[
+                prepare_registry(&registry, "n").expect("entry"),
+                prepare_security(security, "n").expect("entry"),
+            ])
+            .expect("append after migration");
+        assert_eq!(appended.iter().map(|a| a.seq).collect::<Vec<_>>(), [2, 3]);
+        let latest = store
+            .latest(Stream::Security)
+            .expect("latest")
+            .expect("a security row");
+        assert_eq!(latest.seq, 3);
+        assert!(store.latest(Stream::System).expect("latest").is_none());
+        assert_eq!(
+            store
+                .latest(Stream::Registry)
+                .expect("latest")
+                .map(|r| r.seq),
+            Some(2)
+        );
+        let host = plan(
+            &store,
+            "SELECT seq FROM audit_entries WHERE tenant_id IS NULL AND stream = 'system' ORDER BY seq DESC LIMIT 1",
+        );
+        assert!(host.contains("audit_entries_host"), "{host}");
+        let tenant = plan(
+            &store,
+            "SELECT seq FROM audit_entries WHERE tenant_id = 'acme' ORDER BY seq DESC LIMIT 1",
+        );
+        assert!(tenant.contains("audit_entries_tenant"), "{tenant}");
     }
 }

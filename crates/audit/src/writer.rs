@@ -8,20 +8,21 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ed25519_dalek::SigningKey;
 
+use crate::ack::Ack;
 use crate::canon::GENESIS;
 use crate::checkpoint::{Checkpoint, CheckpointFile};
 use crate::record::{AuditRecord, NewEntry, SystemEvent, SystemRecord};
 use crate::sqlite::SqliteStore;
 use crate::store::{AuditStore, PruneFacts};
 use crate::timefmt;
-use crate::{Appended, AuditError, AuditStats, PruneReport};
+use crate::{AuditError, AuditStats, PruneReport};
 
 pub(crate) type Reply<T> = SyncSender<Result<T, AuditError>>;
 
 pub(crate) enum Msg {
     Append {
         entry: Box<NewEntry>,
-        reply: Reply<Appended>,
+        reply: Ack,
     },
     Checkpoint {
         reply: Reply<Checkpoint>,
@@ -170,7 +171,7 @@ impl Writer {
         self.shared.running.store(false, Ordering::Release);
     }
 
-    fn commit(&mut self, entries: &[NewEntry], replies: Vec<Reply<Appended>>) {
+    fn commit(&mut self, entries: &[NewEntry], replies: Vec<Ack>) {
         let n = entries.len();
         match self.store.append(entries) {
             Ok(appended) => {
@@ -179,7 +180,7 @@ impl Writer {
                 self.shared.records.fetch_add(n as u64, Ordering::Relaxed);
                 self.since_checkpoint += n as u64;
                 for (reply, a) in replies.into_iter().zip(appended) {
-                    let _ = reply.send(Ok(a));
+                    reply.send(Ok(a));
                 }
             }
             Err(e) => {
@@ -193,7 +194,7 @@ impl Writer {
                     other => other.to_string(),
                 };
                 for reply in replies {
-                    let _ = reply.send(Err(AuditError::CommitFailed {
+                    reply.send(Err(AuditError::CommitFailed {
                         path: self.db_path.clone(),
                         batch: n,
                         reason: reason.clone(),
@@ -290,7 +291,7 @@ impl Writer {
 
 fn refuse(m: Msg) {
     match m {
-        Msg::Append { reply, .. } => drop(reply.send(Err(AuditError::Closed))),
+        Msg::Append { reply, .. } => reply.send(Err(AuditError::Closed)),
         Msg::Checkpoint { reply } => drop(reply.send(Err(AuditError::Closed))),
         Msg::Prune { reply, .. } => drop(reply.send(Err(AuditError::Closed))),
         Msg::Close { reply } => drop(reply.send(Ok(()))),

@@ -449,11 +449,12 @@ async fn invoke(
         input: body.input,
         user_id: body.user_id,
     };
-    let outcome = blocking(move || {
-        s.invoke(&who, request)
-            .map_err(|r| ApiError::with_execution(r.error, r.execution_id))
-    })
-    .await?;
+    // The call runs on a blocking thread; the answer waits, without
+    // holding that thread, until its audit record is durable.
+    let ticket = blocking(move || Ok(s.start_invoke(&who, request))).await?;
+    let outcome = ticket
+        .await
+        .map_err(|r| ApiError::with_execution(r.error, r.execution_id))?;
     let stats = json!({
         "execution_id": outcome.execution_id,
         "version": outcome.version,

@@ -30,4 +30,6 @@ pub use aifn_registry::{FunctionDetail, FunctionSummary, KeyInfo, NewKey, Princi
 pub use config::{ServiceConfig, TenantLimits};
 pub use error::{ErrorKind, ServiceError, Violation};
 pub use metrics::Metrics;
-pub use service::{InvokeOutcome, InvokeRequest, Refused, Service, ToolFormat, UploadRequest};
+pub use service::{
+    InvokeOutcome, InvokeRequest, InvokeTicket, Refused, Service, ToolFormat, UploadRequest,
+};

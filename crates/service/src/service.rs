@@ -6,7 +6,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use aifn_audit::{
-    AuditLog, AuditPage, AuditQuery, Captured, ExecutionRecord, SecurityEvent, SecurityReason,
+    AuditLog, AuditPage, AuditQuery, Captured, ExecutionRecord, Pending, SecurityEvent,
+    SecurityReason,
 };
 use aifn_registry::{
     AuthError, FunctionDetail, FunctionSummary, Principal, Registry, Upload, VersionInfo,
@@ -81,6 +82,122 @@ pub struct Refused {
     pub execution_id: Option<String>,
 }
 
+/// An invocation that ran and whose record is queued: resolves to the
+/// answer once the record is durable, or to a refusal (`unavailable`, the
+/// output withheld) if the record could not be written. Block on it with
+/// [`InvokeTicket::wait`] or `.await` it.
+#[must_use = "the answer may be given only once this resolves"]
+pub struct InvokeTicket(Ticket);
+
+enum Ticket {
+    Done(Option<Result<InvokeOutcome, Refused>>),
+    Recording {
+        /// `None` in the benchmark baseline (no record).
+        pending: Option<Pending>,
+        outcome: Option<InvokeOutcome>,
+        duration: Duration,
+        inner: Arc<Inner>,
+    },
+}
+
+impl std::fmt::Debug for InvokeTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.0 {
+            Ticket::Done(_) => "done",
+            Ticket::Recording { .. } => "recording",
+        };
+        f.debug_tuple("InvokeTicket").field(&state).finish()
+    }
+}
+
+impl InvokeTicket {
+    /// Blocks until the record is durable; then the answer.
+    pub fn wait(self) -> Result<InvokeOutcome, Refused> {
+        match self.0 {
+            Ticket::Done(answer) => answer.unwrap_or_else(|| Err(resolved_twice())),
+            Ticket::Recording {
+                pending,
+                outcome,
+                duration,
+                inner,
+            } => {
+                let answer = pending.map_or(Ok(()), |p| p.wait().map(drop));
+                finish(&inner, outcome, duration, answer)
+            }
+        }
+    }
+}
+
+impl std::future::Future for InvokeTicket {
+    type Output = Result<InvokeOutcome, Refused>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        match &mut self.0 {
+            Ticket::Done(answer) => {
+                Poll::Ready(answer.take().unwrap_or_else(|| Err(resolved_twice())))
+            }
+            Ticket::Recording {
+                pending,
+                outcome,
+                duration,
+                inner,
+            } => {
+                let answer = match pending {
+                    Some(p) => match std::pin::Pin::new(p).poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(a) => a.map(drop),
+                    },
+                    None => Ok(()),
+                };
+                Poll::Ready(finish(inner, outcome.take(), *duration, answer))
+            }
+        }
+    }
+}
+
+/// A ticket polled again after it resolved (a caller bug, not a guest's).
+fn resolved_twice() -> Refused {
+    Refused {
+        error: ServiceError::internal("invocation ticket", &"resolved twice"),
+        execution_id: None,
+    }
+}
+
+/// The answer of a call whose record was durably written, or the refusal
+/// that withholds it.
+fn finish(
+    inner: &Inner,
+    outcome: Option<InvokeOutcome>,
+    duration: Duration,
+    recorded: Result<(), aifn_audit::AuditError>,
+) -> Result<InvokeOutcome, Refused> {
+    let Some(outcome) = outcome else {
+        return Err(resolved_twice());
+    };
+    match recorded {
+        Ok(()) => {
+            inner
+                .metrics
+                .record(outcome.kind, duration, outcome.fuel_used);
+            Ok(outcome)
+        }
+        Err(e) => {
+            tracing::error!(execution_id = %outcome.execution_id, error = %e, "audit record failed; withholding the output");
+            Err(Refused {
+                error: ServiceError::Unavailable {
+                    message: "the call's audit record could not be written; its result is withheld"
+                        .into(),
+                },
+                execution_id: Some(outcome.execution_id),
+            })
+        }
+    }
+}
+
 /// Tool-definition formats for LLM function calling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ToolFormat {
@@ -111,6 +228,9 @@ struct Inner {
     metrics: Metrics,
     active: RwLock<HashMap<ActiveKey, Arc<Active>>>,
     active_capacity: usize,
+    /// Always true, except in the benchmark baseline (feature
+    /// `bench-unaudited`), which measures what the invocation records cost.
+    record_invocations: bool,
 }
 
 /// The aifn service. Cheap to clone; share it across threads.
@@ -180,6 +300,23 @@ impl Service {
     /// Opens the data dir (creating it), the registry, the audit log and
     /// the runtime with its on-disk module cache.
     pub fn open(config: ServiceConfig) -> Result<Service, ServiceError> {
+        Service::open_inner(config, true)
+    }
+
+    /// FOR BENCHMARKS ONLY: a service that records registry actions but
+    /// writes no invocation record at all, so that a benchmark can compare
+    /// the same run with and without the audit of every call. Compiled
+    /// only with the `bench-unaudited` feature; nothing in the `aifn`
+    /// binary calls it.
+    #[cfg(feature = "bench-unaudited")]
+    pub fn open_unaudited_baseline(config: ServiceConfig) -> Result<Service, ServiceError> {
+        Service::open_inner(config, false)
+    }
+
+    fn open_inner(
+        config: ServiceConfig,
+        record_invocations: bool,
+    ) -> Result<Service, ServiceError> {
         let mut dir = DataDir::new(&config.data_dir, &config.node);
         if let Some(k) = &config.audit_signing_key {
             dir.signing_key = k.clone();
@@ -214,6 +351,7 @@ impl Service {
                 metrics: Metrics::default(),
                 active: RwLock::new(HashMap::new()),
                 active_capacity,
+                record_invocations,
             }),
         })
     }
@@ -458,6 +596,22 @@ impl Service {
     /// before this returns; if the record cannot be written, the output is
     /// withheld and the call fails closed.
     pub fn invoke(&self, who: &Principal, req: InvokeRequest) -> Result<InvokeOutcome, Refused> {
+        self.start_invoke(who, req).wait()
+    }
+
+    /// [`Service::invoke`] in two steps, for async callers: runs the call
+    /// and queues its record on this (blocking) thread, and returns a
+    /// ticket that resolves to the same answer once the record is durable.
+    /// Block on it ([`InvokeTicket::wait`]) or `.await` it; no thread is
+    /// held while the record's commit is fsynced.
+    pub fn start_invoke(&self, who: &Principal, req: InvokeRequest) -> InvokeTicket {
+        match self.run_invocation(who, req) {
+            Ok(ticket) => ticket,
+            Err(refused) => InvokeTicket(Ticket::Done(Some(Err(refused)))),
+        }
+    }
+
+    fn run_invocation(&self, who: &Principal, req: InvokeRequest) -> Result<InvokeTicket, Refused> {
         let started = Instant::now();
         let now = SystemTime::now();
         let execution_id = ids::execution_id(now);
@@ -560,32 +714,24 @@ impl Service {
                 }
             }
         }
-        let mut rec = ExecutionRecord::from_context(&ctx, now, kind);
-        rec.module_sha256 = Some(active.info.sha256.clone());
-        rec.error_message = message.clone();
-        rec.fuel_used = exec.fuel_used;
-        rec.memory_peak_bytes = exec.memory_peak_bytes;
-        rec.set_input(&input);
-        rec.set_output(exec.output.as_deref().filter(|_| kind == OutcomeKind::Ok));
-        let capture = active.info.manifest.capture.map(|c| Captured {
-            input: input.clone(),
-            output: exec.output.clone(),
-            retention_days: c.retention_days,
-        });
         let duration = started.elapsed();
-        rec.duration_ms = duration.as_secs_f64() * 1000.0;
-        if let Err(e) = self.inner.audit.record_execution(rec, capture) {
-            tracing::error!(execution_id, error = %e, "audit record failed; withholding the output");
-            return Err(Refused {
-                error: ServiceError::Unavailable {
-                    message: "the call's audit record could not be written; its result is withheld"
-                        .into(),
-                },
-                execution_id: Some(execution_id),
+        let recorded = self.submit_invocation(|| {
+            let mut rec = ExecutionRecord::from_context(&ctx, now, kind);
+            rec.module_sha256 = Some(active.info.sha256.clone());
+            rec.error_message = message.clone();
+            rec.fuel_used = exec.fuel_used;
+            rec.memory_peak_bytes = exec.memory_peak_bytes;
+            rec.set_input(&input);
+            rec.set_output(exec.output.as_deref().filter(|_| kind == OutcomeKind::Ok));
+            rec.duration_ms = duration.as_secs_f64() * 1000.0;
+            let capture = active.info.manifest.capture.map(|c| Captured {
+                input: input.clone(),
+                output: exec.output.clone(),
+                retention_days: c.retention_days,
             });
-        }
-        self.inner.metrics.record(kind, duration, exec.fuel_used);
-        Ok(InvokeOutcome {
+            (rec, capture)
+        });
+        let outcome = InvokeOutcome {
             execution_id,
             function: ctx.function,
             version: active.info.version,
@@ -596,7 +742,13 @@ impl Service {
             duration_ms: duration.as_secs_f64() * 1000.0,
             memory_peak_bytes: exec.memory_peak_bytes,
             logs: exec.logs,
-        })
+        };
+        Ok(InvokeTicket(Ticket::Recording {
+            pending: recorded,
+            outcome: Some(outcome),
+            duration,
+            inner: Arc::clone(&self.inner),
+        }))
     }
 
     /// Records a refusal and returns it.
@@ -616,12 +768,17 @@ impl Service {
             // can write again.
             _ => OutcomeKind::RateLimited,
         };
-        let mut rec = ExecutionRecord::from_context(ctx, now, kind);
-        rec.module_sha256 = active.map(|a| a.info.sha256.clone());
-        rec.error_message = Some(error.to_string());
-        rec.set_input(input);
-        rec.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        match self.inner.audit.record_execution(rec, None) {
+        let recorded = self
+            .submit_invocation(|| {
+                let mut rec = ExecutionRecord::from_context(ctx, now, kind);
+                rec.module_sha256 = active.map(|a| a.info.sha256.clone());
+                rec.error_message = Some(error.to_string());
+                rec.set_input(input);
+                rec.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+                (rec, None)
+            })
+            .map_or(Ok(()), |p| p.wait().map(drop));
+        match recorded {
             Ok(_) => {
                 self.inner.metrics.record(kind, started.elapsed(), 0);
                 Refused {
@@ -639,6 +796,19 @@ impl Service {
                 }
             }
         }
+    }
+
+    /// Builds the record of one invocation attempt and queues it; `None`
+    /// only in the benchmark baseline, which records no invocations.
+    fn submit_invocation(
+        &self,
+        build: impl FnOnce() -> (ExecutionRecord, Option<Captured>),
+    ) -> Option<Pending> {
+        if !self.inner.record_invocations {
+            return None;
+        }
+        let (rec, capture) = build();
+        Some(self.inner.audit.submit_execution(rec, capture))
     }
 
     /// The active version of a function, from the cache while it is fresh.

@@ -283,6 +283,71 @@ fn when_the_audit_log_cannot_write_calls_fail_closed() {
     assert_eq!(ok_before, ran_ok, "no call ran without its record");
 }
 
+/// Drives a future on this thread; the waker unparks it.
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(out) => return out,
+            std::task::Poll::Pending => std::thread::park(),
+        }
+    }
+}
+
+#[test]
+fn an_awaited_ticket_answers_only_with_a_durable_record_and_fails_closed_without_one() {
+    let h = harness(|c| c.audit_max_db_bytes = Some(96 * 1024));
+    h.deploy("f", returning(r#"{"n":1}"#), manifest(json!({})));
+    let call = || {
+        h.service.start_invoke(
+            &h.agent,
+            InvokeRequest {
+                function: "f".into(),
+                input: json!({"padding": "x".repeat(200)}),
+                user_id: "u".into(),
+            },
+        )
+    };
+    // Obeyed: the answer is the call's, and its record is there to read.
+    let out = block_on(call()).expect("ran");
+    assert_eq!(out.output, Some(json!({"n": 1})));
+    let page = h
+        .service
+        .audit(&h.admin, aifn_service::AuditQuery::default())
+        .expect("audit");
+    assert!(
+        page.entries
+            .iter()
+            .any(|e| serde_json::to_value(e).expect("json")["execution_id"]
+                == out.execution_id.as_str()),
+        "the awaited call's record is in the log"
+    );
+    // Violated: once the quota is full, an awaited call gets no output.
+    let mut ran_ok = 1;
+    let refused = loop {
+        match block_on(call()) {
+            Ok(_) => {
+                ran_ok += 1;
+                assert!(ran_ok < 10_000, "the quota never filled");
+            }
+            Err(r) => break r,
+        }
+    };
+    assert!(
+        matches!(refused.error, ServiceError::Unavailable { .. }),
+        "{refused:?}"
+    );
+    assert_eq!(h.service.metrics().count(OutcomeKind::Ok), ran_ok);
+}
+
 #[test]
 fn unauthenticated_attempts_are_refused_with_a_reason() {
     let h = harness(|_| {});
