@@ -14,6 +14,9 @@
 //! fsync serves many callers. A failed commit fails every caller of that
 //! batch, writes nothing, and makes [`AuditLog::is_healthy`] false so the
 //! service can stop running functions (fail closed).
+//! [`AuditLog::submit_execution`] queues a record and returns a [`Pending`]
+//! that resolves after the commit. Callers can block on it or await it, so
+//! an async server holds no thread while the commit fsyncs.
 //!
 //! Tamper evidence: ONE global hash chain across all tenants and streams,
 //! `hash = sha256(prev_hash || seq as u64 big-endian || body)` where body is
