@@ -627,3 +627,37 @@ async fn the_tool_catalog_lists_exactly_the_active_functions() {
     let (status, body) = h.request("GET", "/v1/tools", Some(&lonely), None).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"tools": []})));
 }
+
+#[tokio::test]
+async fn an_answer_waits_for_its_durable_record_and_is_withheld_without_one() {
+    // A real quota on the audit database: once full, no record can be written.
+    let h = Harness::with(
+        |c| c.audit_max_db_bytes = Some(96 * 1024),
+        aifn_server::ServerConfig::default(),
+    );
+    let t = h.tenant("acme");
+    h.deploy(&t, "f", &echo(), manifest("echo", any_schema()))
+        .await;
+    let input = json!({"padding": "x".repeat(200)});
+    // Obeyed: the answer comes with its record already in the log.
+    let (status, body) = h.invoke(&t.agent, "f", input.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["output"], input);
+    let id = str_of(&body["execution_id"]).to_owned();
+    let entries = h.audit(&t.admin, "stream=execution").await;
+    assert!(entries.iter().any(|e| str_of(&e["execution_id"]) == id));
+    // Violated: once no record fits, no output leaves.
+    let mut ok = 1;
+    let (status, body) = loop {
+        let (status, body) = h.invoke(&t.agent, "f", input.clone()).await;
+        if status != StatusCode::OK {
+            break (status, body);
+        }
+        ok += 1;
+        assert!(ok < 10_000, "the quota never filled");
+    };
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(kind(&body), "unavailable");
+    assert!(body.get("output").is_none(), "{body}");
+    assert!(!body.to_string().contains("xxxxxxxx"), "{body}");
+}
