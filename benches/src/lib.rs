@@ -241,6 +241,26 @@ pub struct Floor {
     _ticker: Option<EpochTicker>,
 }
 
+/// What `input_read` and `context_read` do in the floor: copy the bytes
+/// `pick` selects from the call's state to `dst` in guest memory.
+fn copy_to_guest(
+    mut c: Caller<'_, FloorState>,
+    dst: i32,
+    pick: fn(&FloorState) -> &[u8],
+) -> wasmtime::Result<()> {
+    let mem = c
+        .data()
+        .memory
+        .ok_or_else(|| wasmtime::format_err!("no memory"))?;
+    let (data, state) = mem.data_and_store_mut(&mut c);
+    let bytes = pick(state);
+    let dst = dst as u32 as usize;
+    data.get_mut(dst..dst + bytes.len())
+        .ok_or_else(|| wasmtime::format_err!("oob"))?
+        .copy_from_slice(bytes);
+    Ok(())
+}
+
 impl Floor {
     /// Builds the floor for an ABI v1 module, uninstrumented.
     pub fn new(wasm: &[u8]) -> wasmtime::Result<Floor> {
@@ -270,19 +290,7 @@ impl Floor {
         linker.func_wrap(
             "aifn",
             "input_read",
-            |mut c: Caller<'_, FloorState>, dst: i32| {
-                let mem = c
-                    .data()
-                    .memory
-                    .ok_or_else(|| wasmtime::format_err!("no memory"))?;
-                let (data, state) = mem.data_and_store_mut(&mut c);
-                let dst = dst as u32 as usize;
-                let n = state.input.len();
-                data.get_mut(dst..dst + n)
-                    .ok_or_else(|| wasmtime::format_err!("oob"))?
-                    .copy_from_slice(&state.input);
-                Ok(())
-            },
+            |c: Caller<'_, FloorState>, dst: i32| copy_to_guest(c, dst, |s| &s.input),
         )?;
         linker.func_wrap("aifn", "context_len", |c: Caller<'_, FloorState>| {
             c.data().context.len() as i32
@@ -290,19 +298,7 @@ impl Floor {
         linker.func_wrap(
             "aifn",
             "context_read",
-            |mut c: Caller<'_, FloorState>, dst: i32| {
-                let mem = c
-                    .data()
-                    .memory
-                    .ok_or_else(|| wasmtime::format_err!("no memory"))?;
-                let (data, state) = mem.data_and_store_mut(&mut c);
-                let dst = dst as u32 as usize;
-                let n = state.context.len();
-                data.get_mut(dst..dst + n)
-                    .ok_or_else(|| wasmtime::format_err!("oob"))?
-                    .copy_from_slice(&state.context);
-                Ok(())
-            },
+            |c: Caller<'_, FloorState>, dst: i32| copy_to_guest(c, dst, |s| &s.context),
         )?;
         linker.func_wrap(
             "aifn",

@@ -96,13 +96,26 @@ impl ExecutionRecord {
     /// Fills `input_sha256`, `input_size` and `input_summary` from the raw
     /// input. Input that is not JSON is summarized as `"invalid_json"`.
     pub fn set_input(&mut self, input: &[u8]) {
+        match serde_json::from_slice::<Value>(input) {
+            Ok(v) => self.set_parsed_input(input, &v),
+            Err(_) => {
+                self.input_sha256 = sha256_hex(input);
+                self.input_size = input.len() as u64;
+                self.input_summary = if input.is_empty() {
+                    Value::Null
+                } else {
+                    Value::String("invalid_json".into())
+                };
+            }
+        }
+    }
+
+    /// [`ExecutionRecord::set_input`] for input the caller has already
+    /// parsed (so it is not parsed twice): `parsed` is what `input` encodes.
+    pub fn set_parsed_input(&mut self, input: &[u8], parsed: &Value) {
         self.input_sha256 = sha256_hex(input);
         self.input_size = input.len() as u64;
-        self.input_summary = match serde_json::from_slice::<Value>(input) {
-            Ok(v) => summarize_input(&v),
-            Err(_) if input.is_empty() => Value::Null,
-            Err(_) => Value::String("invalid_json".into()),
-        };
+        self.input_summary = summarize_input(parsed);
     }
 
     /// Fills `output_sha256` and `output_size` from the output, if any.
@@ -707,6 +720,10 @@ mod tests {
         assert_eq!(rec.input_size, 11);
         assert_eq!(rec.input_sha256, sha256_hex(br#"{"days": 3}"#));
         assert_eq!(rec.input_summary, json!({"days": "number"}));
+        let mut parsed = rec.clone();
+        parsed.set_input(b"");
+        parsed.set_parsed_input(br#"{"days": 3}"#, &json!({"days": 3}));
+        assert_eq!(parsed, rec);
         rec.set_input(b"not json");
         assert_eq!(rec.input_summary, json!("invalid_json"));
         rec.set_output(Some(b"{}"));

@@ -112,18 +112,31 @@ impl std::fmt::Debug for InvokeTicket {
 
 impl InvokeTicket {
     /// Blocks until the record is durable; then the answer.
-    pub fn wait(self) -> Result<InvokeOutcome, Refused> {
-        match self.0 {
-            Ticket::Done(answer) => answer.unwrap_or_else(|| Err(resolved_twice())),
+    pub fn wait(mut self) -> Result<InvokeOutcome, Refused> {
+        let recorded = match &mut self.0 {
+            Ticket::Recording { pending, .. } => {
+                pending.take().map_or(Ok(()), |p| p.wait().map(drop))
+            }
+            Ticket::Done(_) => Ok(()),
+        };
+        self.0.resolve(recorded)
+    }
+}
+
+impl Ticket {
+    /// The answer, once the record's fate (`recorded`) is known.
+    fn resolve(
+        &mut self,
+        recorded: Result<(), aifn_audit::AuditError>,
+    ) -> Result<InvokeOutcome, Refused> {
+        match self {
+            Ticket::Done(answer) => answer.take().unwrap_or_else(|| Err(resolved_twice())),
             Ticket::Recording {
-                pending,
                 outcome,
                 duration,
                 inner,
-            } => {
-                let answer = pending.map_or(Ok(()), |p| p.wait().map(drop));
-                finish(&inner, outcome, duration, answer)
-            }
+                ..
+            } => finish(inner, outcome.take(), *duration, recorded),
         }
     }
 }
@@ -136,26 +149,21 @@ impl std::future::Future for InvokeTicket {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
         use std::task::Poll;
-        match &mut self.0 {
-            Ticket::Done(answer) => {
-                Poll::Ready(answer.take().unwrap_or_else(|| Err(resolved_twice())))
-            }
-            Ticket::Recording {
-                pending,
-                outcome,
-                duration,
-                inner,
-            } => {
-                let answer = match pending {
-                    Some(p) => match std::pin::Pin::new(p).poll(cx) {
-                        Poll::Pending => return Poll::Pending,
-                        Poll::Ready(a) => a.map(drop),
-                    },
+        let recorded = match &mut self.0 {
+            Ticket::Recording { pending, .. } => {
+                match pending.as_mut().map(|p| std::pin::Pin::new(p).poll(cx)) {
+                    Some(Poll::Pending) => return Poll::Pending,
+                    Some(Poll::Ready(answer)) => {
+                        // Resolved once: a later poll answers `resolved_twice`.
+                        *pending = None;
+                        answer.map(drop)
+                    }
                     None => Ok(()),
-                };
-                Poll::Ready(finish(inner, outcome.take(), *duration, answer))
+                }
             }
-        }
+            Ticket::Done(_) => Ok(()),
+        };
+        Poll::Ready(self.0.resolve(recorded))
     }
 }
 
@@ -721,7 +729,7 @@ impl Service {
             rec.error_message = message.clone();
             rec.fuel_used = exec.fuel_used;
             rec.memory_peak_bytes = exec.memory_peak_bytes;
-            rec.set_input(&input);
+            rec.set_parsed_input(&input, &req.input);
             rec.set_output(exec.output.as_deref().filter(|_| kind == OutcomeKind::Ok));
             rec.duration_ms = duration.as_secs_f64() * 1000.0;
             let capture = active.info.manifest.capture.map(|c| Captured {
