@@ -174,8 +174,22 @@ impl From<serde_json::Error> for FunctionError {
 /// `serde::Serialize` and `E` converts into [`FunctionError`] (for example
 /// `FunctionError` itself or `String`). Use it once per crate:
 ///
-/// ```ignore
+/// ```
+/// use aifn_guest::serde::Deserialize;
+/// use aifn_guest::{Context, FunctionError};
+///
+/// #[derive(Deserialize)]
+/// #[serde(crate = "aifn_guest::serde")]
+/// struct Leave {
+///     days: u32,
+/// }
+///
+/// fn calculate(_ctx: &Context, input: Leave) -> Result<u32, FunctionError> {
+///     Ok(input.days * 8)
+/// }
+///
 /// aifn_guest::export!(calculate);
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! export {
