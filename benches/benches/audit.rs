@@ -146,7 +146,8 @@ fn measured(fx: &ServiceFixture, threads: usize, secs: u64, make: MakeCaller) ->
     let before = fx.service.metrics_text();
     let (rps, latency) = drive(threads, secs, make);
     let after = fx.service.metrics_text();
-    let records = metric(&after, "aifn_audit_records") - metric(&before, "aifn_audit_records");
+    let records =
+        metric(&after, "aifn_audit_records_total") - metric(&before, "aifn_audit_records_total");
     let commits = metric(&after, "aifn_audit_commits") - metric(&before, "aifn_audit_commits");
     json!({
         "threads": threads,

@@ -403,7 +403,7 @@ pub fn object_manifest() -> Manifest {
 pub fn bench_service_config(dir: &Path) -> ServiceConfig {
     ServiceConfig {
         data_dir: dir.to_path_buf(),
-        node: "bench".into(),
+        node: Some("bench".into()),
         tenant: TenantLimits {
             rate_per_second: 1e12,
             burst: u32::MAX,
@@ -484,7 +484,12 @@ pub fn deploy(
         )
         .unwrap_or_else(|e| panic!("upload {name}: {e}"));
     service
-        .approve(approver, name, v.version, &v.sha256, "benchmark")
+        .decide(
+            approver,
+            (name, v.version),
+            aifn_service::Decision::Approve { sha256: &v.sha256 },
+            "benchmark",
+        )
         .unwrap_or_else(|e| panic!("approve {name}: {e}"))
 }
 

@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aifn_audit::{AuditConfig, AuditLog, ExecutionRecord, SecurityEvent, SecurityReason, verify};
-use aifn_types::{OutcomeKind, RegistryAction, RegistryActionKind};
+use aifn_types::{AuditTarget, FunctionName, OutcomeKind, RegistryAction, RegistryActionKind, Subject, TenantId};
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use rusqlite::types::Value as SqlValue;
@@ -61,7 +61,7 @@ fn t0() -> SystemTime {
 fn exec(tenant: &str, i: u64) -> ExecutionRecord {
     let mut rec = ExecutionRecord {
         execution_id: format!("{tenant}-{i:04}"),
-        time: t0() + Duration::from_secs(i * 60),
+        time: (t0() + Duration::from_secs(i * 60)).into(),
         tenant_id: tenant.into(),
         agent_id: format!("agent-{}", i % 2),
         user_id: "user-1".into(),
@@ -97,16 +97,17 @@ fn template() -> &'static Template {
         // The first records are old enough to prune: the chain then starts at an anchor.
         log.prune(t0() + Duration::from_secs(150), "retention").expect("prune");
         log.record_registry(&RegistryAction {
-            tenant_id: "acme".into(),
-            actor: "alice".into(),
+            tenant_id: TenantId::new("acme").expect("tenant"),
+            actor: Subject::new("alice").expect("actor"),
             action: RegistryActionKind::Approve,
-            target: "leave_days@1".into(),
+            target: AuditTarget::Version { name: FunctionName::new("leave_days").expect("name"), version: 1 },
             sha256: Some("cd".repeat(32)),
             notes: Some("looks fine".into()),
+            refused: None,
         })
         .expect("registry");
         log.record_security(SecurityEvent {
-            time: t0() + Duration::from_secs(900),
+            time: (t0() + Duration::from_secs(900)).into(),
             route: "/v1/functions".into(),
             reason: SecurityReason::UnknownKey,
             remote_addr: Some("127.0.0.1:4000".into()),

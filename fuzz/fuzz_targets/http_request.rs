@@ -11,12 +11,13 @@
 
 #![no_main]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use aifn_server::{AppState, ServerConfig};
-use aifn_service::{DataDir, LocalAdmin, Service, ServiceConfig, TenantLimits, UploadRequest};
-use aifn_types::{Manifest, Role, Subject, TenantId};
+use aifn_service::{Credential, Decision, Origin, TenantLimits, UploadRequest};
+use aifn_test_support::{ECHO_WAT, TempService, check_error_body};
+use aifn_types::{Manifest, Role};
 use arbitrary::{Arbitrary, Unstructured};
 use axum::Router;
 use axum::body::Body;
@@ -27,42 +28,27 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
-const ECHO: &str = r#"(module
-  (import "aifn" "input_len" (func $input_len (result i32)))
-  (import "aifn" "input_read" (func $input_read (param i32)))
-  (import "aifn" "output_write" (func $output_write (param i32 i32)))
-  (memory (export "memory") 17)
-  (func (export "aifn_call") (result i32)
-    (local $n i32)
-    (local.set $n (call $input_len))
-    (call $input_read (i32.const 0))
-    (call $output_write (i32.const 0) (local.get $n))
-    (i32.const 0)))"#;
-
 struct Fixture {
     rt: tokio::runtime::Runtime,
     app: Router,
-    data_dir: PathBuf,
     /// Secrets by role, tenant `acme`; then an agent of tenant `other`.
     keys: Vec<String>,
     sha256: String,
-    _admin: LocalAdmin,
-    _service: Service,
+    /// The service, its admin and its data dir (never removed: the fixture
+    /// lives as long as the process).
+    svc: TempService,
 }
 
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let base = if std::path::Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
-        let dir = tempfile::Builder::new().prefix("aifn-fuzz-http-").tempdir_in(base).expect("tempdir").keep();
-        let admin = LocalAdmin::open(DataDir::new(&dir, "fuzz")).expect("admin");
-        let actor = Subject::new("fuzz-admin").expect("subject");
-        let key = |tenant: &str, role: Role, subject: &str| {
-            admin
-                .create_key(&TenantId::new(tenant).expect("tenant"), role, &Subject::new(subject).expect("subject"), &actor)
-                .expect("key")
-                .secret
-        };
+        let base = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+        let svc = TempService::open_in(&base, |config| {
+            config.limits.fuel = 1_000_000;
+            config.limits.timeout_ms = 200;
+            config.tenant = TenantLimits { rate_per_second: 1e9, burst: u32::MAX, max_concurrent: 64 };
+        });
+        let key = |tenant: &str, role: Role, subject: &str| svc.key(tenant, role, subject).secret;
         let keys = vec![
             key("acme", Role::Author, "acme-author"),
             key("acme", Role::Approver, "acme-approver"),
@@ -70,12 +56,9 @@ fn fixture() -> &'static Fixture {
             key("acme", Role::Agent, "acme-agent"),
             key("other", Role::Agent, "other-agent"),
         ];
-        let mut config = ServiceConfig { data_dir: dir.clone(), node: "fuzz".into(), ..ServiceConfig::default() };
-        config.limits.fuel = 1_000_000;
-        config.limits.timeout_ms = 200;
-        config.tenant = TenantLimits { rate_per_second: 1e9, burst: u32::MAX, max_concurrent: 64 };
-        let service = Service::open(config).expect("service");
-        let who = |secret: &str| service.authenticate(Some(&format!("Bearer {secret}")), "/fuzz", None).expect("key");
+        let service = &svc.service;
+        let origin = Origin { route: "/fuzz", remote: None };
+        let who = |secret: &str| service.authenticate(&Credential::ApiKey(secret.to_owned()), origin).expect("key");
         let manifest = Manifest {
             description: "echoes its input".into(),
             input_schema: json!({"type": "object", "properties": {"n": {"type": "integer"}}}),
@@ -83,14 +66,14 @@ fn fixture() -> &'static Fixture {
             limits: Default::default(),
             capture: None,
         };
-        let module = wat::parse_str(ECHO).expect("wat");
+        let module = wat::parse_str(ECHO_WAT).expect("wat");
         let v = service
             .upload(&who(&keys[0]), UploadRequest { name: "echo".into(), manifest, module })
             .expect("upload");
-        service.approve(&who(&keys[1]), "echo", v.version, &v.sha256, "fuzz fixture").expect("approve");
+        service.decide(&who(&keys[1]), ("echo", v.version), Decision::Approve { sha256: &v.sha256 }, "fuzz fixture").expect("approve");
         let app = aifn_server::router(AppState::new(service.clone(), ServerConfig::default()));
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
-        Fixture { rt, app, data_dir: dir, keys, sha256: v.sha256, _admin: admin, _service: service }
+        Fixture { rt, app, keys, sha256: v.sha256, svc }
     })
 }
 
@@ -222,7 +205,7 @@ fn body_bytes(f: &Fixture, b: &BodyChoice, u: &mut Unstructured<'_>) -> arbitrar
         }
         BodyChoice::Upload { description, schema, module } => {
             let module = match module {
-                ModuleChoice::Echo => base64::engine::general_purpose::STANDARD.encode(wat::parse_str(ECHO).unwrap_or_default()),
+                ModuleChoice::Echo => base64::engine::general_purpose::STANDARD.encode(wat::parse_str(ECHO_WAT).unwrap_or_default()),
                 ModuleChoice::Bytes(b) => base64::engine::general_purpose::STANDARD.encode(b),
                 ModuleChoice::NotBase64(s) => s.clone(),
             };
@@ -263,40 +246,6 @@ fn uri(p: &PathChoice) -> String {
     }
 }
 
-/// The kinds that may come with each error status (as the server tests
-/// check them).
-fn kinds_for(status: StatusCode) -> &'static [&'static str] {
-    match status.as_u16() {
-        400 => &["invalid_request", "invalid_input"],
-        401 => &["unauthenticated"],
-        403 => &["forbidden"],
-        404 => &["not_found"],
-        405 => &["invalid_request"],
-        409 => &["conflict", "not_active"],
-        413 => &["payload_too_large"],
-        422 => &[
-            "invalid_module",
-            "forbidden_import",
-            "compile_timeout",
-            "fuel_exhausted",
-            "timeout",
-            "memory_limit",
-            "stack_overflow",
-            "trap",
-            "output_too_large",
-            "invalid_output",
-            "function_error",
-        ],
-        429 => &["rate_limited"],
-        500 => &["internal"],
-        503 => &["unavailable"],
-        _ => &[],
-    }
-}
-
-const LEAKS: &[&str] =
-    &["sqlite", "rusqlite", "/tmp", "/dev/shm", "::", ".rs:", "panicked", "backtrace", "struct ", "registryerror", "serviceerror", "auditerror"];
-
 /// `s` with `%XX` escapes and `+` decoded, as the router decodes a query.
 fn percent_decoded(s: &str) -> String {
     let b = s.as_bytes();
@@ -327,29 +276,11 @@ fn percent_decoded(s: &str) -> String {
 fn check_error(status: StatusCode, body: &[u8], f: &Fixture, req: &str, sent: &str) {
     let v: Value = serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("{status}: error body is not JSON ({e}): {:?} for {req}", String::from_utf8_lossy(body)));
-    let top = v.as_object().unwrap_or_else(|| panic!("{status}: error body is not an object: {v} for {req}"));
-    for k in top.keys() {
-        assert!(
-            ["error", "execution_id", "version", "fuel_used", "duration_ms"].contains(&k.as_str()),
-            "{status}: unexpected top-level field {k:?} in {v}"
-        );
-    }
-    let error = top.get("error").and_then(Value::as_object).unwrap_or_else(|| panic!("{status}: no error object in {v}"));
-    for k in error.keys() {
-        assert!(["kind", "message", "violations"].contains(&k.as_str()), "{status}: unexpected error field {k:?} in {v}");
-    }
-    let kind = error.get("kind").and_then(Value::as_str).unwrap_or_else(|| panic!("{status}: no kind in {v}"));
-    assert!(kinds_for(status).contains(&kind), "{status} does not fit kind {kind:?}: {v} for {req}");
-    let message = error.get("message").and_then(Value::as_str).unwrap_or_else(|| panic!("{status}: no message in {v}"));
-    assert!(!message.trim().is_empty(), "{status}: empty message in {v}");
-    let lower = message.to_lowercase();
-    for leak in LEAKS.iter().filter(|l| !sent.contains(*l)) {
-        assert!(!lower.contains(leak), "{status}: message leaks {leak:?}: {message}");
-    }
-    assert!(!message.contains(f.data_dir.to_string_lossy().as_ref()), "{status}: message names the data dir");
-    for k in f.keys.iter() {
-        assert!(!message.contains(k.as_str()), "{status}: message echoes a key");
-    }
+    // The data dir and every key are secrets a message must never name.
+    let dir = f.svc.dir.path().to_string_lossy();
+    let mut secrets: Vec<&str> = f.keys.iter().map(String::as_str).collect();
+    secrets.push(&dir);
+    check_error_body(status.as_u16(), &v, &secrets, sent);
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -13,6 +13,7 @@
 use std::sync::OnceLock;
 
 use aifn_runtime::{Context, Execution, Invocation, Limits, OutcomeKind, Runtime, RuntimeConfig};
+use aifn_test_support::RUN_KINDS;
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use wasm_smith::{Config, Module};
@@ -131,24 +132,12 @@ fn arbitrary_config(u: &mut Unstructured<'_>) -> arbitrary::Result<Config> {
 
 const INPUTS: &[&str] = &["{}", "[1,2,3]", "\"text\"", "null", "{\"a\":{\"b\":[true,false,1.5e300]}}", "not json"];
 
-const RUN_KINDS: [OutcomeKind; 9] = [
-    OutcomeKind::Ok,
-    OutcomeKind::FuelExhausted,
-    OutcomeKind::Timeout,
-    OutcomeKind::MemoryLimit,
-    OutcomeKind::StackOverflow,
-    OutcomeKind::Trap,
-    OutcomeKind::OutputTooLarge,
-    OutcomeKind::InvalidOutput,
-    OutcomeKind::FunctionError,
-];
-
 fn check(e: &Execution, limits: &Limits, input_is_json: bool) {
     if !input_is_json {
         assert_eq!(e.kind, OutcomeKind::InvalidInput, "{e:?}");
         return;
     }
-    assert!(RUN_KINDS.contains(&e.kind), "unexpected kind: {e:?}");
+    assert!(RUN_KINDS.contains(&e.kind.as_str()), "unexpected kind: {e:?}");
     assert!(e.fuel_used <= limits.fuel, "fuel {} over {}", e.fuel_used, limits.fuel);
     assert!(e.memory_peak_bytes <= limits.memory_bytes, "memory {} over {}", e.memory_peak_bytes, limits.memory_bytes);
     let log_bytes: usize = e.logs.iter().map(|l| l.message.len()).sum();

@@ -39,21 +39,23 @@ mod canon;
 mod checkpoint;
 mod error;
 mod log;
+mod prepare;
+mod query;
 mod record;
 mod sqlite;
 mod store;
-mod timefmt;
+mod summary;
 mod verify;
 mod writer;
 
 pub use ack::Pending;
 pub use checkpoint::Checkpoint;
 pub use error::AuditError;
-pub use log::{
-    Appended, AuditConfig, AuditLog, AuditPage, AuditQuery, AuditStats, PruneReport, SecurityQuery,
-};
+pub use log::{Appended, AuditConfig, AuditLog, AuditStats, PruneReport};
+pub use query::{AuditPage, AuditQuery, SecurityQuery};
 pub use record::{
     AuditEntry, AuditRecord, Captured, ExecutionRecord, RegistryRecord, SecurityEvent,
-    SecurityReason, StoredCapture, Stream, SystemEvent, SystemRecord, summarize_input,
+    SecurityReason, StoredCapture, Stream, SystemEvent, SystemRecord,
 };
+pub use summary::summarize_input;
 pub use verify::{Finding, KeySource, VerifyReport, verify};

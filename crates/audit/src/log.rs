@@ -1,29 +1,26 @@
 //! The handle the service holds: records, queries, checkpoints, retention.
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use aifn_types::{OutcomeKind, RegistryAction};
+use aifn_types::{RegistryAction, Timestamp};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::AuditError;
 use crate::ack::{self, Pending};
-use crate::canon::canonical_json;
 use crate::checkpoint::{Checkpoint, CheckpointFile, last_checkpoint, load_or_create_key};
-use crate::record::{
-    self, AuditEntry, AuditRecord, Captured, ExecutionRecord, NewEntry, SecurityEvent,
-    StoredCapture, Stream,
-};
+use crate::prepare::{self, NewEntry};
+use crate::record::{Captured, ExecutionRecord, SecurityEvent, StoredCapture};
 use crate::sqlite::SqliteStore;
-use crate::store::{AuditStore, Filter, StoredRow};
-use crate::timefmt;
+use crate::store::AuditStore;
 use crate::writer::{Msg, Reply, Shared, Writer};
+
+/// Idle read connections kept for queries.
+const IDLE_READERS: usize = 4;
 
 /// Where the log keeps its files and how it batches and checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,72 +104,6 @@ pub struct PruneReport {
     pub record: Appended,
 }
 
-/// A tenant's view of the log: its `execution` and `registry` records.
-/// `agent_id`, `user_id` and `outcome` only match execution records;
-/// `function` also matches registry actions on that function's versions.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AuditQuery {
-    /// The tenant; required, from the caller's credentials.
-    pub tenant_id: String,
-    /// `execution` or `registry`; both when `None`.
-    pub stream: Option<Stream>,
-    /// Function name.
-    pub function: Option<String>,
-    /// Agent id.
-    pub agent_id: Option<String>,
-    /// User id.
-    pub user_id: Option<String>,
-    /// Outcome kind.
-    pub outcome: Option<OutcomeKind>,
-    /// Records at or after this time.
-    pub since: Option<SystemTime>,
-    /// Records before this time.
-    pub until: Option<SystemTime>,
-    /// Records with a smaller seq (the cursor of the next page).
-    pub before_seq: Option<u64>,
-    /// Page size: 50 when `None`, at most 1000. Ignored by export.
-    pub limit: Option<usize>,
-}
-
-impl AuditQuery {
-    /// Everything of one tenant, newest first.
-    pub fn for_tenant(tenant_id: impl Into<String>) -> AuditQuery {
-        AuditQuery {
-            tenant_id: tenant_id.into(),
-            ..AuditQuery::default()
-        }
-    }
-}
-
-/// The host-level view: the `security` and `system` streams (no tenant).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SecurityQuery {
-    /// `security` or `system`; both when `None`.
-    pub stream: Option<Stream>,
-    /// Records at or after this time.
-    pub since: Option<SystemTime>,
-    /// Records before this time.
-    pub until: Option<SystemTime>,
-    /// Records with a smaller seq.
-    pub before_seq: Option<u64>,
-    /// Page size: 50 when `None`, at most 1000. Ignored by export.
-    pub limit: Option<usize>,
-}
-
-/// One page of a query, newest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditPage {
-    /// The records.
-    pub entries: Vec<AuditEntry>,
-    /// Pass as `before_seq` for the next page; `None` on the last page.
-    pub next_before_seq: Option<u64>,
-}
-
-const DEFAULT_LIMIT: usize = 50;
-const MAX_LIMIT: usize = 1000;
-const EXPORT_CHUNK: usize = 500;
-const IDLE_READERS: usize = 4;
-
 /// The audit log. Cheap to clone; every clone talks to the same writer.
 /// The writer stops on [`AuditLog::close`] or when the last clone drops.
 #[derive(Clone)]
@@ -252,7 +183,7 @@ impl AuditLog {
         let checkpoints = CheckpointFile::open(&cfg.checkpoint_path)?;
         let shared = Arc::new(Shared::new());
         let writer = Writer {
-            store,
+            store: Box::new(store),
             db_path: cfg.db_path.clone(),
             key,
             checkpoints,
@@ -319,19 +250,23 @@ impl AuditLog {
     /// and returns what resolves once it is durable (block on it or await
     /// it). The caller must not answer before it resolves `Ok`.
     pub fn submit_execution(&self, rec: ExecutionRecord, capture: Option<Captured>) -> Pending {
-        self.submit(record::prepare_execution(rec, &self.inner.node, capture))
+        self.submit(prepare::prepare_execution(rec, &self.inner.node, capture))
     }
 
     /// Records a registry action (timestamped now); returns once durable.
     pub fn record_registry(&self, action: &RegistryAction) -> Result<Appended, AuditError> {
-        self.submit(record::prepare_registry(action, &self.inner.node))
-            .wait()
+        self.submit(prepare::prepare_registry(
+            action,
+            &self.inner.node,
+            Timestamp::now(),
+        ))
+        .wait()
     }
 
     /// Records an unauthenticated attempt in the host-level `security`
     /// stream; returns once durable.
     pub fn record_security(&self, ev: SecurityEvent) -> Result<Appended, AuditError> {
-        self.submit(record::prepare_security(ev, &self.inner.node))
+        self.submit(prepare::prepare_security(ev, &self.inner.node))
             .wait()
     }
 
@@ -344,10 +279,14 @@ impl AuditLog {
     /// `older_than` (only a prefix, so the chain stays contiguous), with
     /// their captures and any expired captures, and appends a `system`
     /// record naming the new anchor. Then checkpoints.
-    pub fn prune(&self, older_than: SystemTime, actor: &str) -> Result<PruneReport, AuditError> {
+    pub fn prune(
+        &self,
+        older_than: impl Into<Timestamp>,
+        actor: &str,
+    ) -> Result<PruneReport, AuditError> {
         let actor = actor.to_owned();
         self.call(|reply| Msg::Prune {
-            cutoff: older_than,
+            cutoff: older_than.into(),
             actor,
             reply,
         })
@@ -371,9 +310,9 @@ impl AuditLog {
         self.inner.shutdown()
     }
 
-    fn with_reader<T>(
+    pub(crate) fn with_reader<T>(
         &self,
-        f: impl FnOnce(&mut SqliteStore) -> Result<T, AuditError>,
+        f: impl FnOnce(&mut dyn AuditStore) -> Result<T, AuditError>,
     ) -> Result<T, AuditError> {
         let idle = lock(&self.inner.readers).pop();
         let mut store = match idle {
@@ -389,88 +328,6 @@ impl AuditLog {
             }
         }
         result
-    }
-
-    /// One page of a tenant's records, newest first. Never returns another
-    /// tenant's records.
-    pub fn query(&self, q: &AuditQuery) -> Result<AuditPage, AuditError> {
-        let filter = tenant_filter(q)?;
-        self.page(filter, Some(&q.tenant_id))
-    }
-
-    /// One page of the host-level `security` and `system` records.
-    pub fn query_security(&self, q: &SecurityQuery) -> Result<AuditPage, AuditError> {
-        self.page(host_filter(q)?, None)
-    }
-
-    fn page(&self, mut filter: Filter, tenant: Option<&str>) -> Result<AuditPage, AuditError> {
-        let limit = filter.limit;
-        filter.limit = limit + 1;
-        let mut rows = self.with_reader(|s| s.select(&filter))?;
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        let entries = rows
-            .iter()
-            .map(|r| to_entry(r, tenant))
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_before_seq = if more {
-            entries.last().map(|e| e.seq)
-        } else {
-            None
-        };
-        Ok(AuditPage {
-            entries,
-            next_before_seq,
-        })
-    }
-
-    /// Writes every record of a tenant matching `q` (all pages, `limit`
-    /// ignored) as JSON lines, oldest first: the record's fields plus
-    /// `seq`, `stream`, `hash` and `prev_hash`, keys sorted. Returns the
-    /// number of lines. Removing `seq`, `hash` and `prev_hash` from a line
-    /// gives the chained body back.
-    pub fn export_jsonl(&self, q: &AuditQuery, out: &mut dyn Write) -> Result<u64, AuditError> {
-        let filter = tenant_filter(q)?;
-        self.export(filter, Some(&q.tenant_id), out)
-    }
-
-    /// [`AuditLog::export_jsonl`] for the host-level streams.
-    pub fn export_security_jsonl(
-        &self,
-        q: &SecurityQuery,
-        out: &mut dyn Write,
-    ) -> Result<u64, AuditError> {
-        self.export(host_filter(q)?, None, out)
-    }
-
-    fn export(
-        &self,
-        mut filter: Filter,
-        tenant: Option<&str>,
-        out: &mut dyn Write,
-    ) -> Result<u64, AuditError> {
-        filter.ascending = true;
-        filter.limit = EXPORT_CHUNK;
-        self.with_reader(|store| {
-            store.begin_snapshot()?;
-            let mut n = 0u64;
-            loop {
-                let rows = store.select(&filter)?;
-                for row in &rows {
-                    let mut line = export_line(row, tenant)?;
-                    line.push('\n');
-                    out.write_all(line.as_bytes())
-                        .map_err(|e| AuditError::io(Path::new("<export>"), "write export", e))?;
-                    n += 1;
-                }
-                match rows.last() {
-                    Some(last) if rows.len() == EXPORT_CHUNK => filter.after_seq = Some(last.seq),
-                    _ => break,
-                }
-            }
-            store.end_snapshot()?;
-            Ok(n)
-        })
     }
 
     /// The captured payload of an execution in a tenant, if it was
@@ -508,122 +365,6 @@ impl Drop for Inner {
     }
 }
 
-fn bad_query(reason: impl Into<String>) -> AuditError {
-    AuditError::InvalidQuery {
-        reason: reason.into(),
-    }
-}
-
-fn limit_of(limit: Option<usize>) -> usize {
-    limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
-}
-
-fn ms_of(t: Option<SystemTime>, what: &str) -> Result<Option<i64>, AuditError> {
-    t.map(|t| timefmt::to_ms(t).map_err(|e| bad_query(format!("{what}: {e}"))))
-        .transpose()
-}
-
-fn tenant_filter(q: &AuditQuery) -> Result<Filter, AuditError> {
-    if q.tenant_id.is_empty() {
-        return Err(bad_query("tenant_id is required"));
-    }
-    let streams = match q.stream {
-        None => vec![Stream::Execution, Stream::Registry],
-        Some(s @ (Stream::Execution | Stream::Registry)) => vec![s],
-        Some(s) => {
-            return Err(bad_query(format!(
-                "the {} stream is host-level, not a tenant's",
-                s.as_str()
-            )));
-        }
-    };
-    Ok(Filter {
-        tenant: Some(q.tenant_id.clone()),
-        streams,
-        function: q.function.clone(),
-        agent_id: q.agent_id.clone(),
-        user_id: q.user_id.clone(),
-        outcome: q.outcome,
-        since_ms: ms_of(q.since, "since")?,
-        until_ms: ms_of(q.until, "until")?,
-        before_seq: q.before_seq,
-        after_seq: None,
-        limit: limit_of(q.limit),
-        ascending: false,
-    })
-}
-
-fn host_filter(q: &SecurityQuery) -> Result<Filter, AuditError> {
-    let streams = match q.stream {
-        None => vec![Stream::Security, Stream::System],
-        Some(s @ (Stream::Security | Stream::System)) => vec![s],
-        Some(s) => {
-            return Err(bad_query(format!(
-                "the {} stream belongs to tenants",
-                s.as_str()
-            )));
-        }
-    };
-    Ok(Filter {
-        tenant: None,
-        streams,
-        since_ms: ms_of(q.since, "since")?,
-        until_ms: ms_of(q.until, "until")?,
-        before_seq: q.before_seq,
-        limit: limit_of(q.limit),
-        ..Filter::default()
-    })
-}
-
-fn corrupt(seq: u64, reason: impl Into<String>) -> AuditError {
-    AuditError::Corrupt {
-        seq,
-        reason: reason.into(),
-    }
-}
-
-/// Parses a stored row and re-checks its tenant against the body, so an
-/// edited index column cannot leak a record to another tenant.
-fn to_entry(row: &StoredRow, tenant: Option<&str>) -> Result<AuditEntry, AuditError> {
-    let body = row
-        .body
-        .as_deref()
-        .ok_or_else(|| corrupt(row.seq, "body is not text"))?;
-    let record: AuditRecord =
-        serde_json::from_str(body).map_err(|e| corrupt(row.seq, format!("body: {e}")))?;
-    if record.tenant_id() != tenant {
-        return Err(corrupt(row.seq, "body's tenant does not match its index"));
-    }
-    Ok(AuditEntry {
-        seq: row.seq,
-        prev_hash: row.prev_hash.clone().unwrap_or_default(),
-        hash: row.hash.clone().unwrap_or_default(),
-        record,
-    })
-}
-
-fn export_line(row: &StoredRow, tenant: Option<&str>) -> Result<String, AuditError> {
-    let body = row
-        .body
-        .as_deref()
-        .ok_or_else(|| corrupt(row.seq, "body is not text"))?;
-    let mut v: Value =
-        serde_json::from_str(body).map_err(|e| corrupt(row.seq, format!("body: {e}")))?;
-    let obj = v
-        .as_object_mut()
-        .ok_or_else(|| corrupt(row.seq, "body is not an object"))?;
-    if obj.get("tenant_id").and_then(Value::as_str) != tenant {
-        return Err(corrupt(row.seq, "body's tenant does not match its index"));
-    }
-    obj.insert("seq".into(), row.seq.into());
-    obj.insert("hash".into(), row.hash.clone().unwrap_or_default().into());
-    obj.insert(
-        "prev_hash".into(),
-        row.prev_hash.clone().unwrap_or_default().into(),
-    );
-    Ok(canonical_json(&v))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -632,23 +373,5 @@ mod tests {
     fn the_handle_is_send_sync_and_cheap_to_clone() {
         fn assert_send_sync<T: Send + Sync + Clone>() {}
         assert_send_sync::<AuditLog>();
-    }
-
-    #[test]
-    fn queries_are_bounded_and_scoped() {
-        assert_eq!(limit_of(None), 50);
-        assert_eq!(limit_of(Some(0)), 1);
-        assert_eq!(limit_of(Some(5000)), 1000);
-        let q = SecurityQuery {
-            stream: Some(Stream::Execution),
-            ..SecurityQuery::default()
-        };
-        assert!(matches!(
-            host_filter(&q),
-            Err(AuditError::InvalidQuery { .. })
-        ));
-        let f = tenant_filter(&AuditQuery::for_tenant("t")).expect("valid");
-        assert_eq!(f.streams, [Stream::Execution, Stream::Registry]);
-        assert_eq!(f.tenant.as_deref(), Some("t"));
     }
 }

@@ -4,7 +4,8 @@
 
 use aifn_types::OutcomeKind;
 
-use crate::record::{IndexCols, NewEntry, StoredCapture, Stream};
+use crate::prepare::{IndexCols, NewEntry};
+use crate::record::{StoredCapture, Stream};
 use crate::{Appended, AuditError};
 
 /// One stored row, read leniently: a column of the wrong type makes the

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::canon::{GENESIS, chain_hash, decode_hash};
 use crate::checkpoint::{Checkpoint, read_key, read_lines};
-use crate::record::{AuditRecord, IndexCols, SystemEvent};
+use crate::prepare::IndexCols;
+use crate::record::{AuditRecord, SystemEvent};
 use crate::sqlite::SqliteStore;
 use crate::store::{AuditStore, StoredRow};
 use crate::{AuditConfig, AuditError, Stream};
@@ -197,7 +198,7 @@ struct Chain {
 type Anchor = (u64, [u8; 32]);
 
 /// The anchor named by the newest prune record.
-fn prune_anchor(store: &mut SqliteStore) -> Result<Result<Option<Anchor>, Finding>, AuditError> {
+fn prune_anchor(store: &mut dyn AuditStore) -> Result<Result<Option<Anchor>, Finding>, AuditError> {
     let Some(row) = store.latest(Stream::System)? else {
         return Ok(Ok(None));
     };
@@ -220,7 +221,7 @@ fn prune_anchor(store: &mut SqliteStore) -> Result<Result<Option<Anchor>, Findin
     }
 }
 
-fn check_chain(store: &mut SqliteStore, report: &mut VerifyReport) -> Result<Chain, AuditError> {
+fn check_chain(store: &mut dyn AuditStore, report: &mut VerifyReport) -> Result<Chain, AuditError> {
     let (min, max) = match store.bounds() {
         Ok(Some(b)) => b,
         Ok(None) => return Ok(Chain::default()),
@@ -317,7 +318,7 @@ fn check_row(row: &StoredRow, expected: u64, first: u64, prev: &[u8; 32]) -> Opt
     }
     match serde_json::from_str::<AuditRecord>(body)
         .ok()
-        .and_then(|r| IndexCols::of(&r).ok())
+        .map(|r| IndexCols::of(&r))
     {
         Some(derived) if derived == *cols => None,
         _ => edited,
@@ -325,7 +326,7 @@ fn check_row(row: &StoredRow, expected: u64, first: u64, prev: &[u8; 32]) -> Opt
 }
 
 fn check_checkpoints(
-    store: &mut SqliteStore,
+    store: &mut dyn AuditStore,
     report: &mut VerifyReport,
     lines: &[(u64, String)],
     trusted: Option<&VerifyingKey>,

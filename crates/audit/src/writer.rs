@@ -4,17 +4,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 
 use crate::ack::Ack;
 use crate::canon::GENESIS;
 use crate::checkpoint::{Checkpoint, CheckpointFile};
-use crate::record::{AuditRecord, NewEntry, SystemEvent, SystemRecord};
-use crate::sqlite::SqliteStore;
+use aifn_types::Timestamp;
+
+use crate::prepare::NewEntry;
+use crate::record::{AuditRecord, SystemEvent, SystemRecord};
 use crate::store::{AuditStore, PruneFacts};
-use crate::timefmt;
 use crate::{AuditError, AuditStats, PruneReport};
 
 pub(crate) type Reply<T> = SyncSender<Result<T, AuditError>>;
@@ -28,7 +29,7 @@ pub(crate) enum Msg {
         reply: Reply<Checkpoint>,
     },
     Prune {
-        cutoff: SystemTime,
+        cutoff: Timestamp,
         actor: String,
         reply: Reply<PruneReport>,
     },
@@ -79,7 +80,7 @@ impl Shared {
 }
 
 pub(crate) struct Writer {
-    pub(crate) store: SqliteStore,
+    pub(crate) store: Box<dyn AuditStore>,
     pub(crate) db_path: PathBuf,
     pub(crate) key: SigningKey,
     pub(crate) checkpoints: CheckpointFile,
@@ -221,7 +222,7 @@ impl Writer {
             &self.key,
             seq,
             hash,
-            timefmt::format_ms(timefmt::now_ms()),
+            Timestamp::now().to_string(),
             self.node.clone(),
         );
         self.checkpoints.append(&c)?;
@@ -240,18 +241,18 @@ impl Writer {
     }
 
     fn tick(&mut self) {
-        let _ = self.store.expire_captures(timefmt::now_ms());
+        let _ = self.store.expire_captures(Timestamp::now().unix_ms());
         if !self.interval.is_zero() {
             let _ = self.final_checkpoint();
         }
     }
 
-    fn prune(&mut self, cutoff: SystemTime, actor: &str) -> Result<PruneReport, AuditError> {
-        let cutoff_ms = timefmt::to_ms(cutoff)?;
+    fn prune(&mut self, cutoff: Timestamp, actor: &str) -> Result<PruneReport, AuditError> {
+        let cutoff_ms = cutoff.unix_ms();
         let node = self.node.clone();
         let mut make = |f: &PruneFacts| {
             let rec = SystemRecord {
-                time: SystemTime::now(),
+                time: Timestamp::now(),
                 event: SystemEvent::Prune,
                 actor: actor.to_owned(),
                 cutoff,
@@ -263,7 +264,10 @@ impl Writer {
             };
             NewEntry::new(&AuditRecord::System(rec), None)
         };
-        match self.store.prune(cutoff_ms, timefmt::now_ms(), &mut make) {
+        match self
+            .store
+            .prune(cutoff_ms, Timestamp::now().unix_ms(), &mut make)
+        {
             Ok((facts, record)) => {
                 self.shared.write_ok.store(true, Ordering::Release);
                 self.shared.commits.fetch_add(1, Ordering::Relaxed);

@@ -6,13 +6,15 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use aifn_service::{AuditQuery, AuditStream};
-use aifn_types::{OutcomeKind, TenantId};
+use aifn_audit::AuditRecord;
+use aifn_service::{AuditEntry, AuditPage, AuditQuery, AuditStream, LocalAdmin, SecurityQuery};
+use aifn_types::{OutcomeKind, TenantId, Timestamp};
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-use crate::client::{Conn, failed};
-use crate::{Exit, keys, output};
+use crate::client::Conn;
+use crate::output::{self, err, out};
+use crate::{Exit, keys};
 
 #[derive(clap::Args, Clone)]
 pub(crate) struct Filters {
@@ -71,6 +73,9 @@ pub(crate) enum AuditCommand {
         /// The tenant, with --data-dir.
         #[arg(long)]
         tenant: Option<TenantId>,
+        /// The host-level security and system streams (with --data-dir).
+        #[arg(long)]
+        security: bool,
         /// Only `jsonl`.
         #[arg(long, default_value = "jsonl")]
         format: String,
@@ -115,13 +120,11 @@ pub(crate) enum AuditCommand {
     },
 }
 
-fn parse_time(s: &str) -> anyhow::Result<SystemTime> {
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .with_context(|| format!("{s} is not an RFC 3339 time"))?;
-    Ok(SystemTime::from(t))
+fn parse_time(s: &str) -> anyhow::Result<Timestamp> {
+    Timestamp::parse(s).with_context(|| format!("{s} is not an RFC 3339 time"))
 }
 
-fn query(tenant: &TenantId, f: &Filters) -> anyhow::Result<AuditQuery> {
+fn query(f: &Filters) -> anyhow::Result<AuditQuery> {
     let stream = match f.stream.as_deref() {
         None => None,
         Some("execution") => Some(AuditStream::Execution),
@@ -129,7 +132,6 @@ fn query(tenant: &TenantId, f: &Filters) -> anyhow::Result<AuditQuery> {
         Some(s) => bail!("unknown stream {s}: use execution or registry"),
     };
     Ok(AuditQuery {
-        tenant_id: tenant.to_string(),
         stream,
         function: f.function.clone(),
         agent_id: f.agent.clone(),
@@ -174,39 +176,118 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-fn summary_row(e: &Value) -> Vec<String> {
-    let s = |k: &str| e[k].as_str().unwrap_or("").to_owned();
-    let what = match e["stream"].as_str() {
-        Some("execution") => format!(
-            "{}{} {} by {} for {}",
-            s("function"),
-            e["version"]
-                .as_u64()
-                .map(|v| format!("@{v}"))
-                .unwrap_or_default(),
-            s("outcome"),
-            s("agent_id"),
-            s("user_id")
-        ),
-        Some("registry") => format!("{} {} by {}", s("action"), s("target"), s("actor")),
-        Some("security") => format!("{} on {}", s("reason"), s("route")),
-        _ => s("event"),
-    };
-    vec![e["seq"].to_string(), s("time"), s("stream"), what]
+/// The serde name of a product word (`missing_key`, `prune`).
+fn word(v: impl serde::Serialize) -> String {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => s,
+        _ => String::new(),
+    }
 }
 
-fn print_page(entries: &[Value], next: Option<u64>, json: bool, page: &Value) {
+fn summary_row(e: &AuditEntry) -> Vec<String> {
+    let (time, what) = match &e.record {
+        AuditRecord::Execution(r) => {
+            let version = r.version.map(|v| format!("@{v}")).unwrap_or_default();
+            let mut what = format!("{}{version} {} by {}", r.function, r.outcome, r.agent_id);
+            // Calls without an end user say nothing about one.
+            if !r.user_id.is_empty() {
+                what.push_str(&format!(" for {}", r.user_id));
+            }
+            (r.time, what)
+        }
+        AuditRecord::Registry(r) => (
+            r.time,
+            format!(
+                "{} {} by {}",
+                r.action.action.as_str(),
+                r.action.target,
+                r.action.actor
+            ),
+        ),
+        AuditRecord::Security(r) => (r.time, format!("{} on {}", word(r.reason), r.route)),
+        AuditRecord::System(r) => (
+            r.time,
+            format!("{} of {} records by {}", word(r.event), r.pruned, r.actor),
+        ),
+    };
+    vec![
+        e.seq.to_string(),
+        time.to_string(),
+        e.record.stream().as_str().to_owned(),
+        what,
+    ]
+}
+
+fn print_page(page: &AuditPage, json: bool, raw: &Value) {
     if json {
-        output::json(page);
+        output::json(raw);
         return;
     }
     output::table(
         &["SEQ", "TIME", "STREAM", "WHAT"],
-        entries.iter().map(summary_row).collect(),
+        page.entries.iter().map(summary_row).collect(),
     );
-    if let Some(n) = next {
-        println!("more: --before-seq {n}");
+    if let Some(n) = page.next_before_seq {
+        out!("more: --before-seq {n}");
     }
+}
+
+/// Pages newest first through `page(before_seq)` until the last page or a
+/// closed stdout; `None` once a refusal was printed. Returns the records'
+/// JSON, oldest first.
+fn every_page(
+    mut page: impl FnMut(Option<u64>) -> anyhow::Result<Option<(AuditPage, Value)>>,
+) -> anyhow::Result<Option<Vec<Value>>> {
+    let mut all = Vec::new();
+    let mut before = None;
+    loop {
+        let Some((typed, mut raw)) = page(before)? else {
+            return Ok(None);
+        };
+        if let Value::Array(entries) = raw["entries"].take() {
+            all.extend(entries);
+        }
+        match typed.next_before_seq {
+            Some(n) if !output::stdout_closed() => before = Some(n),
+            _ => break,
+        }
+    }
+    all.reverse();
+    Ok(Some(all))
+}
+
+fn print_lines(entries: &[Value]) {
+    for e in entries {
+        out!("{e}");
+    }
+    err!("exported {} records", entries.len());
+}
+
+/// A local page of the security streams.
+fn security_page(
+    admin: &LocalAdmin,
+    before_seq: Option<u64>,
+    limit: usize,
+) -> anyhow::Result<(AuditPage, Value)> {
+    let q = SecurityQuery {
+        before_seq,
+        limit: Some(limit),
+        ..Default::default()
+    };
+    let page = admin.security_query(&q)?;
+    let raw = serde_json::to_value(&page)?;
+    Ok((page, raw))
+}
+
+/// A page of the caller's tenant through the server.
+fn http_page(
+    conn: &Conn,
+    filters: &Filters,
+    limit: usize,
+    before_seq: Option<u64>,
+) -> anyhow::Result<Option<(AuditPage, Value)>> {
+    let path = format!("/v1/audit?{}", http_params(filters, limit, before_seq));
+    Ok(conn.get_as::<AuditPage>(&path)?.map(|r| (r.value, r.raw)))
 }
 
 pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
@@ -221,26 +302,28 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
             conn,
         } => {
             let admin = keys::open(dir)?;
-            let page = if security {
-                let q = aifn_service::SecurityQuery {
-                    before_seq,
-                    limit: Some(limit),
-                    ..Default::default()
-                };
-                admin.security_query(&q)
+            let (page, raw) = if security {
+                security_page(&admin, before_seq, limit)?
             } else {
                 let tenant = tenant.context("--tenant is required with --data-dir")?;
-                let mut q = query(&tenant, &filters)?;
+                let mut q = query(&filters)?;
                 q.before_seq = before_seq;
                 q.limit = Some(limit);
-                admin.audit_query(&q)
-            }
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-            admin.close().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let v = serde_json::to_value(&page)?;
-            let entries: Vec<Value> = v["entries"].as_array().cloned().unwrap_or_default();
-            print_page(&entries, page.next_before_seq, conn.json_output(), &v);
+                let page = admin.audit_query(&tenant, &q)?;
+                let raw = serde_json::to_value(&page)?;
+                (page, raw)
+            };
+            admin.close()?;
+            print_page(&page, conn.json_output(), &raw);
             Ok(Exit::Ok)
+        }
+        AuditCommand::List { security: true, .. }
+        | AuditCommand::Export {
+            security: true,
+            data_dir: None,
+            ..
+        } => {
+            bail!("--security needs --data-dir: the host-level streams are the operator's")
         }
         AuditCommand::List {
             data_dir: None,
@@ -250,27 +333,25 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
             conn,
             ..
         } => {
-            let reply = conn.get(&format!(
-                "/v1/audit?{}",
-                http_params(&filters, limit, before_seq)
-            ))?;
-            if !(200..300).contains(&reply.status) {
-                return Ok(failed(&reply, conn.json_output()));
-            }
-            let entries = reply.body["entries"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            print_page(
-                &entries,
-                reply.body["next_before_seq"].as_u64(),
-                conn.json_output(),
-                &reply.body,
-            );
+            let Some((page, raw)) = http_page(&conn, &filters, limit, before_seq)? else {
+                return Ok(Exit::Failed);
+            };
+            print_page(&page, conn.json_output(), &raw);
             Ok(Exit::Ok)
         }
         AuditCommand::Export { format, .. } if format != "jsonl" => {
             bail!("unknown format {format}: only jsonl")
+        }
+        AuditCommand::Export {
+            data_dir: Some(dir),
+            security: true,
+            ..
+        } => {
+            let admin = keys::open(dir)?;
+            let all = every_page(|before| security_page(&admin, before, 1000).map(Some));
+            admin.close()?;
+            print_lines(&all?.unwrap_or_default());
+            Ok(Exit::Ok)
         }
         AuditCommand::Export {
             data_dir: Some(dir),
@@ -280,12 +361,9 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
         } => {
             let tenant = tenant.context("--tenant is required with --data-dir")?;
             let admin = keys::open(dir)?;
-            let mut out = std::io::stdout().lock();
-            let n = admin
-                .export(&query(&tenant, &filters)?, &mut out)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            admin.close().map_err(|e| anyhow::anyhow!("{e}"))?;
-            eprintln!("exported {n} records");
+            let n = admin.export(&tenant, &query(&filters)?, &mut output::Stdout);
+            admin.close()?;
+            err!("exported {} records", n?);
             Ok(Exit::Ok)
         }
         AuditCommand::Export {
@@ -293,35 +371,13 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
             filters,
             conn,
             ..
-        } => {
-            // Page through the API newest first, then print oldest first.
-            let mut all: Vec<Value> = Vec::new();
-            let mut before = None;
-            loop {
-                let reply = conn.get(&format!(
-                    "/v1/audit?{}",
-                    http_params(&filters, 1000, before)
-                ))?;
-                if !(200..300).contains(&reply.status) {
-                    return Ok(failed(&reply, conn.json_output()));
-                }
-                all.extend(
-                    reply.body["entries"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default(),
-                );
-                match reply.body["next_before_seq"].as_u64() {
-                    Some(n) => before = Some(n),
-                    None => break,
-                }
+        } => match every_page(|before| http_page(&conn, &filters, 1000, before))? {
+            Some(all) => {
+                print_lines(&all);
+                Ok(Exit::Ok)
             }
-            for e in all.iter().rev() {
-                println!("{e}");
-            }
-            eprintln!("exported {} records", all.len());
-            Ok(Exit::Ok)
-        }
+            None => Ok(Exit::Failed),
+        },
         AuditCommand::Verify {
             data_dir,
             signing_key,
@@ -342,13 +398,12 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
                 }
                 None => None,
             };
-            let report = aifn_service::verify_audit(&dir, key.as_ref())
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let report = aifn_service::verify_audit(&dir, key.as_ref())?;
             if json {
                 output::json(&serde_json::to_value(&report)?);
             } else {
-                println!(
-                    "{} records (seq {}..{}), {} checkpoints (signed through seq {}), key: {:?}",
+                out!(
+                    "{} records (seq {}..{}), {} checkpoints (signed through seq {}), key: {}",
                     report.records,
                     report.first_seq.map_or("-".into(), |s| s.to_string()),
                     report.last_seq.map_or("-".into(), |s| s.to_string()),
@@ -356,11 +411,11 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
                     report
                         .checkpointed_seq
                         .map_or("-".into(), |s| s.to_string()),
-                    report.key_source
+                    word(report.key_source)
                 );
                 match &report.finding {
-                    None => println!("ok: the audit log verifies"),
-                    Some(f) => println!("FAILED: {f}"),
+                    None => out!("ok: the audit log verifies"),
+                    Some(f) => out!("FAILED: {f}"),
                 }
             }
             Ok(if report.is_ok() {
@@ -371,11 +426,13 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
         }
         AuditCommand::Checkpoint { data_dir } => {
             let admin = keys::open(data_dir)?;
-            let c = admin.checkpoint().map_err(|e| anyhow::anyhow!("{e}"))?;
-            admin.close().map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!(
+            let c = admin.checkpoint()?;
+            admin.close()?;
+            out!(
                 "checkpoint seq {} hash {} signed by {}",
-                c.seq, c.hash, c.public_key
+                c.seq,
+                c.hash,
+                c.public_key
             );
             Ok(Exit::Ok)
         }
@@ -386,13 +443,13 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
             let admin = keys::open(data_dir)?;
             let cutoff =
                 SystemTime::now() - Duration::from_secs(u64::from(older_than_days) * 86_400);
-            let r = admin
-                .prune(cutoff, keys::local_actor().as_str())
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            admin.close().map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!(
+            let r = admin.prune(cutoff, keys::local_actor().as_str())?;
+            admin.close()?;
+            out!(
                 "pruned {} records (anchor seq {}), {} captured payloads expired",
-                r.pruned, r.anchor_seq, r.captures_expired
+                r.pruned,
+                r.anchor_seq,
+                r.captures_expired
             );
             Ok(Exit::Ok)
         }

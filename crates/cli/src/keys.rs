@@ -7,7 +7,8 @@ use aifn_service::{DataDir, LocalAdmin};
 use aifn_types::{Role, Subject, TenantId};
 use serde_json::json;
 
-use crate::{Exit, output};
+use crate::Exit;
+use crate::output::{self, err, out};
 
 #[derive(clap::Subcommand)]
 pub(crate) enum KeysCommand {
@@ -65,7 +66,7 @@ pub(crate) fn local_actor() -> Subject {
 
 /// The environment variable naming the checkpoint signing key for the local
 /// commands, when `aifn serve` keeps it outside the data dir
-/// (`audit_signing_key`). Local commands append records and sign a
+/// (`[service.audit] signing_key`). Local commands append records and sign a
 /// checkpoint on close: with another key they would plant checkpoints
 /// that `aifn audit verify --public-key` rightly refuses.
 pub(crate) const SIGNING_KEY_ENV: &str = "AIFN_AUDIT_SIGNING_KEY";
@@ -80,8 +81,11 @@ pub(crate) fn data_dir(root: PathBuf) -> DataDir {
     dir
 }
 
+/// Opens the data dir's registry and audit log. These commands work while
+/// `aifn serve` runs on the same data dir: both databases take SQLite's
+/// write lock per transaction, and the audit chain's head is read inside it.
 pub(crate) fn open(root: PathBuf) -> anyhow::Result<LocalAdmin> {
-    LocalAdmin::open(data_dir(root)).map_err(|e| anyhow::anyhow!("{e}"))
+    Ok(LocalAdmin::open(data_dir(root))?)
 }
 
 pub(crate) fn run(cmd: KeysCommand) -> anyhow::Result<Exit> {
@@ -93,20 +97,30 @@ pub(crate) fn run(cmd: KeysCommand) -> anyhow::Result<Exit> {
             subject,
             json,
         } => {
+            // A data dir made by mistake (the wrong folder) holds keys the
+            // server never sees: say where they went, and that it is new.
+            let created = !data_dir.exists();
             let admin = open(data_dir)?;
-            let key = admin
-                .create_key(&tenant, role, &subject, &local_actor())
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            admin.close().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let dir = admin.dir().absolute();
+            let key = admin.create_key(&tenant, role, &subject, &local_actor())?;
+            admin.close()?;
             if json {
-                output::json(
-                    &json!({"key_id": key.key_id, "secret": key.secret, "tenant": tenant, "role": role, "subject": subject}),
-                );
+                output::json(&json!({
+                    "key_id": key.key_id, "secret": key.secret, "tenant": tenant, "role": role,
+                    "subject": subject, "data_dir": dir, "data_dir_created": created,
+                }));
             } else {
-                println!("key_id:  {}", key.key_id);
-                println!("tenant:  {tenant}\nrole:    {role}\nsubject: {subject}");
-                println!("secret:  {}", key.secret);
-                eprintln!("Store the secret now: it is not kept and cannot be shown again.");
+                out!("key_id:   {}", key.key_id);
+                out!("tenant:   {tenant}\nrole:     {role}\nsubject:  {subject}");
+                out!("secret:   {}", key.secret);
+                out!("data dir: {}", dir.display());
+                err!("Store the secret now: it is not kept and cannot be shown again.");
+            }
+            if created {
+                err!(
+                    "Created the data dir {} just now: `aifn serve --data-dir` must name it for this key to work.",
+                    dir.display()
+                );
             }
             Ok(Exit::Ok)
         }
@@ -116,10 +130,8 @@ pub(crate) fn run(cmd: KeysCommand) -> anyhow::Result<Exit> {
             json,
         } => {
             let admin = open(data_dir)?;
-            let keys = admin
-                .list_keys(tenant.as_ref())
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            admin.close().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let keys = admin.list_keys(tenant.as_ref())?;
+            admin.close()?;
             if json {
                 output::json(&serde_json::to_value(&keys)?);
             } else {
@@ -131,8 +143,8 @@ pub(crate) fn run(cmd: KeysCommand) -> anyhow::Result<Exit> {
                             k.tenant.to_string(),
                             k.role.to_string(),
                             k.subject.to_string(),
-                            k.created_at.clone(),
-                            k.revoked_at.clone().unwrap_or_else(|| "-".into()),
+                            k.created_at.to_string(),
+                            k.revoked_at.map_or_else(|| "-".into(), |t| t.to_string()),
                         ]
                     })
                     .collect();
@@ -146,17 +158,20 @@ pub(crate) fn run(cmd: KeysCommand) -> anyhow::Result<Exit> {
         KeysCommand::Revoke { data_dir, key_id } => {
             let admin = open(data_dir)?;
             let result = admin.revoke_key(&key_id, &local_actor());
-            admin.close().map_err(|e| anyhow::anyhow!("{e}"))?;
+            admin.close()?;
             match result {
                 Ok(k) => {
-                    println!(
+                    out!(
                         "revoked {} ({} {} of {})",
-                        k.key_id, k.role, k.subject, k.tenant
+                        k.key_id,
+                        k.role,
+                        k.subject,
+                        k.tenant
                     );
                     Ok(Exit::Ok)
                 }
                 Err(e) => {
-                    eprintln!("aifn: {e}");
+                    err!("aifn: {e}");
                     Ok(Exit::Failed)
                 }
             }

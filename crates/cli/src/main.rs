@@ -8,8 +8,12 @@
 
 mod audit;
 mod client;
+mod functions;
+mod invoke;
 mod keys;
+mod manifest;
 mod output;
+mod report;
 mod run;
 mod serve;
 
@@ -79,9 +83,8 @@ enum Command {
     Invoke {
         /// The function name.
         name: String,
-        /// The input JSON.
-        #[arg(long)]
-        input: String,
+        #[command(flatten)]
+        input: run::InputArgs,
         /// The end user you act for.
         #[arg(long, default_value = "")]
         user: String,
@@ -144,27 +147,35 @@ fn main() -> ExitCode {
             module,
             manifest,
             conn,
-        } => client::upload(&conn, &name, &module, manifest),
-        Command::List { conn } => client::list(&conn),
-        Command::Pending { conn } => client::pending(&conn),
-        Command::Inspect { target, conn } => client::inspect(&conn, &target),
-        Command::Approve(d) => client::decide(&d.conn, "approve", &d.target, &d.notes, d.sha256),
-        Command::Reject(d) => client::decide(&d.conn, "reject", &d.target, &d.notes, d.sha256),
-        Command::Revoke(d) => client::decide(&d.conn, "revoke", &d.target, &d.notes, d.sha256),
+        } => functions::upload(&conn, &name, &module, manifest),
+        Command::List { conn } => functions::list(&conn),
+        Command::Pending { conn } => functions::pending(&conn),
+        Command::Inspect { target, conn } => functions::inspect(&conn, &target),
+        Command::Approve(d) => functions::decide(&d.conn, "approve", &d.target, &d.notes, d.sha256),
+        Command::Reject(d) => functions::decide(&d.conn, "reject", &d.target, &d.notes, d.sha256),
+        Command::Revoke(d) => functions::decide(&d.conn, "revoke", &d.target, &d.notes, d.sha256),
         Command::Invoke {
             name,
             input,
             user,
             conn,
-        } => client::invoke(&conn, &name, &input, &user),
-        Command::Tools { format, conn } => client::tools(&conn, &format),
+        } => invoke::invoke(
+            &conn,
+            &name,
+            input.input.as_deref(),
+            input.input_file.as_deref(),
+            &user,
+        ),
+        Command::Tools { format, conn } => invoke::tools(&conn, &format),
     };
     match result {
         Ok(exit) => exit.into(),
         Err(e) => {
-            eprintln!("aifn: {e:#}");
+            output::err!("aifn: {e:#}");
             // Network and server failures are failed calls; the rest are usage.
-            if e.chain().any(|c| c.is::<ureq::Error>()) {
+            if e.chain()
+                .any(|c| c.is::<ureq::Error>() || c.is::<client::UnexpectedReply>())
+            {
                 ExitCode::from(1)
             } else {
                 ExitCode::from(2)

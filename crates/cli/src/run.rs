@@ -1,31 +1,32 @@
-//! `aifn run MODULE`: one local call, one JSON object on stdout.
+//! `aifn run MODULE`: one local call, one JSON object on stdout, also for
+//! every refusal (a file that is not a module, an input that is not JSON).
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use aifn_runtime::{Context, Invocation, Limits, ModuleError, OutcomeKind, Runtime, RuntimeConfig};
 use anyhow::Context as _;
 use serde_json::Value;
 
 use crate::Exit;
+use crate::output::out;
+
+/// The largest `--memory-mib`: a 32-bit wasm memory's 4 GiB.
+pub(crate) const MAX_MEMORY_MIB: u64 = 4 << 10;
 
 #[derive(clap::Args)]
 pub(crate) struct RunArgs {
     /// The module: a `.wasm` binary or a `.wat` text file.
-    module: PathBuf,
-    /// The input JSON (default `{}`).
-    #[arg(long, conflicts_with = "input_file")]
-    input: Option<String>,
-    /// Read the input JSON from a file (`-` for stdin).
-    #[arg(long)]
-    input_file: Option<PathBuf>,
+    module: std::path::PathBuf,
+    #[command(flatten)]
+    input: InputArgs,
     /// Fuel (instruction budget).
     #[arg(long)]
     fuel: Option<u64>,
-    /// Wall-clock deadline in milliseconds.
-    #[arg(long)]
+    /// Wall-clock deadline in milliseconds (at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     timeout_ms: Option<u64>,
-    /// Linear memory limit in MiB.
-    #[arg(long)]
+    /// Linear memory limit in MiB (1 to 4096, a 32-bit memory's 4 GiB).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_MEMORY_MIB))]
     memory_mib: Option<u64>,
     /// Context: tenant id.
     #[arg(long, default_value = "local")]
@@ -38,20 +39,55 @@ pub(crate) struct RunArgs {
     user: String,
 }
 
-pub(crate) fn read_module(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let is_wat = path.extension().is_some_and(|e| e == "wat") || !bytes.starts_with(b"\0asm");
-    if is_wat {
-        let text = std::str::from_utf8(&bytes)
-            .with_context(|| format!("{} is neither wasm nor UTF-8 WAT", path.display()))?;
-        return wat::parse_str(text)
-            .with_context(|| format!("{} is not valid WAT", path.display()));
-    }
-    Ok(bytes)
+/// `--input JSON` or `--input-file F` (`-` for stdin), for `run` and `invoke`.
+#[derive(clap::Args)]
+pub(crate) struct InputArgs {
+    /// The input JSON (default `{}`).
+    #[arg(long, conflicts_with = "input_file")]
+    pub(crate) input: Option<String>,
+    /// Read the input JSON from a file (`-` for stdin); for inputs too
+    /// large for the command line.
+    #[arg(long)]
+    pub(crate) input_file: Option<std::path::PathBuf>,
 }
 
-fn read_input(args: &RunArgs) -> anyhow::Result<Vec<u8>> {
-    match (&args.input, &args.input_file) {
+/// A module file that cannot be loaded, said in the author's terms.
+#[derive(Debug)]
+pub(crate) struct ModuleFileError(String);
+
+impl std::fmt::Display for ModuleFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ModuleFileError {}
+
+/// Reads a module: wasm by its `.wasm` name or its `\0asm` header, else WAT.
+pub(crate) fn read_module(path: &Path) -> Result<Vec<u8>, ModuleFileError> {
+    let shown = path.display();
+    let bytes =
+        std::fs::read(path).map_err(|e| ModuleFileError(format!("cannot read {shown}: {e}")))?;
+    let has_magic = bytes.starts_with(b"\0asm");
+    if has_magic || path.extension().is_some_and(|e| e == "wasm") {
+        if !has_magic {
+            return Err(ModuleFileError(format!(
+                "{shown} is not a wasm module: it does not start with the \\0asm header"
+            )));
+        }
+        return Ok(bytes);
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        ModuleFileError(format!(
+            "{shown} is neither a wasm module (no \\0asm header) nor WAT text (not UTF-8)"
+        ))
+    })?;
+    wat::parse_str(text).map_err(|e| ModuleFileError(format!("{shown} is not valid WAT: {e}")))
+}
+
+/// The input bytes: `--input`, `--input-file` (`-` is stdin) or `{}`.
+pub(crate) fn read_input(input: Option<&str>, file: Option<&Path>) -> anyhow::Result<Vec<u8>> {
+    match (input, file) {
         (Some(s), _) => Ok(s.as_bytes().to_vec()),
         (None, Some(p)) if p.as_os_str() == "-" => {
             let mut buf = Vec::new();
@@ -86,9 +122,10 @@ struct ErrorBody {
 
 fn print(o: &Outcome) {
     // Serializing plain data cannot fail.
-    println!("{}", serde_json::to_string(o).unwrap_or_default());
+    out!("{}", serde_json::to_string(o).unwrap_or_default());
 }
 
+/// A refusal before the module ran: the one object, exit 2.
 fn refused(kind: OutcomeKind, message: String) -> Exit {
     print(&Outcome {
         ok: false,
@@ -113,8 +150,17 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Exit> {
             .map_or(defaults.memory_bytes, |m| m.saturating_mul(1 << 20)),
         ..defaults
     };
-    let bytes = read_module(&args.module)?;
-    let input = read_input(&args)?;
+    let bytes = match read_module(&args.module) {
+        Ok(b) => b,
+        Err(e) => return Ok(refused(OutcomeKind::InvalidModule, e.to_string())),
+    };
+    let input = match read_input(
+        args.input.input.as_deref(),
+        args.input.input_file.as_deref(),
+    ) {
+        Ok(i) => i,
+        Err(e) => return Ok(refused(OutcomeKind::InvalidInput, format!("{e:#}"))),
+    };
     let runtime = Runtime::new(RuntimeConfig {
         limits,
         max_instances: 4,

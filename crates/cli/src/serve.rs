@@ -1,32 +1,39 @@
 //! `aifn serve`: the HTTP service, configured by an optional TOML file and
 //! flags (flags win).
 
-use std::net::SocketAddr;
+use std::io::IsTerminal as _;
+use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::path::PathBuf;
 
 use aifn_server::{AppState, ServerConfig};
-use aifn_service::{Service, ServiceConfig};
+use aifn_service::{DataDir, Service, ServiceConfig};
 use anyhow::Context as _;
 use serde::Deserialize;
 
 use crate::Exit;
+use crate::output::err;
+
+/// Where `aifn serve` listens unless told otherwise (localhost only).
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 #[derive(clap::Args)]
 pub(crate) struct ServeArgs {
     /// Data directory (registry, audit log, module cache). Default ./aifn-data.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Address to listen on. Default 127.0.0.1:8080 (localhost only: put
-    /// a TLS proxy in front to serve other hosts).
+    /// Address to listen on, `HOST:PORT` (a name such as `localhost`
+    /// is resolved). Default 127.0.0.1:8080 (localhost only: put a TLS
+    /// proxy in front to serve other hosts).
     #[arg(long)]
-    listen: Option<SocketAddr>,
+    listen: Option<String>,
     /// A TOML configuration file (see docs/operations.md).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
-    /// This host's name in audit records.
+    /// This host's name in audit records (default: generated once per
+    /// data dir and kept in it).
     #[arg(long)]
     node: Option<String>,
 }
@@ -45,27 +52,21 @@ pub(crate) enum LogFormat {
 #[derive(Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 struct FileConfig {
-    listen: Option<SocketAddr>,
+    listen: Option<String>,
     log_format: Option<LogFormat>,
-    server: ServerSection,
-    service: Option<ServiceConfig>,
+    server: ServerConfig,
+    service: ServiceConfig,
 }
 
-#[derive(Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct ServerSection {
-    max_requests: usize,
-    cors_origins: Vec<String>,
-}
-
-impl Default for ServerSection {
-    fn default() -> Self {
-        let d = ServerConfig::default();
-        ServerSection {
-            max_requests: d.max_requests,
-            cors_origins: d.cors_origins,
-        }
-    }
+/// `HOST:PORT` to one address; names are resolved (the first address).
+fn resolve(listen: &str) -> anyhow::Result<SocketAddr> {
+    listen
+        .to_socket_addrs()
+        .with_context(|| {
+            format!("cannot listen on {listen}: write HOST:PORT, e.g. 127.0.0.1:8080")
+        })?
+        .next()
+        .with_context(|| format!("{listen} resolves to no address"))
 }
 
 fn init_logs(format: LogFormat) {
@@ -73,6 +74,8 @@ fn init_logs(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only for a person at a terminal, never into log files.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
@@ -102,32 +105,37 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: no new connections; finishing calls in flight");
 }
 
-pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
-    let file: FileConfig = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            toml::from_str(&text)
-                .with_context(|| format!("invalid configuration in {}", path.display()))?
-        }
-        None => FileConfig::default(),
+fn read_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
     };
-    let mut service_config = file.service.unwrap_or_default();
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display()))
+}
+
+pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
+    let file = read_config(args.config.as_ref())?;
+    let mut service_config = file.service;
     if let Some(d) = args.data_dir {
         service_config.data_dir = d;
     }
     if let Some(n) = args.node {
-        service_config.node = n;
+        service_config.node = Some(n);
     }
-    let listen = args
-        .listen
-        .or(file.listen)
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let listen = resolve(
+        args.listen
+            .as_deref()
+            .or(file.listen.as_deref())
+            .unwrap_or(DEFAULT_LISTEN),
+    )?;
     init_logs(args.log_format.or(file.log_format).unwrap_or_default());
-    let server_config = ServerConfig {
-        max_requests: file.server.max_requests,
-        cors_origins: file.server.cors_origins,
-    };
+    let server_config = file.server;
+
+    // One server per data dir, held until this process exits.
+    let dir = DataDir::new(&service_config.data_dir, "");
+    dir.create()?;
+    let _lock = dir.lock()?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -138,17 +146,15 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
     runtime.block_on(async move {
         let service = {
             let cfg = service_config.clone();
-            tokio::task::spawn_blocking(move || Service::open(cfg))
-                .await?
-                .map_err(|e| anyhow::anyhow!("{e}"))?
+            tokio::task::spawn_blocking(move || Service::open(cfg)).await??
         };
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, data_dir = %service_config.data_dir.display(), "aifn serving");
+        tracing::info!(%addr, data_dir = %dir.absolute().display(), "aifn serving");
         // Scripts and tests read the address from this line.
-        eprintln!("aifn listening on http://{addr}");
+        err!("aifn listening on http://{addr}");
         aifn_server::serve(
             listener,
             AppState::new(service, server_config),
@@ -173,20 +179,29 @@ mod tests {
         let end = start + doc[start..].find("```").expect("end of block");
         let cfg: FileConfig =
             toml::from_str(&doc[start..end]).expect("the documented config parses");
-        let service = cfg.service.expect("service section");
-        assert_eq!(cfg.listen, Some(SocketAddr::from(([127, 0, 0, 1], 8080))));
+        let service = cfg.service;
+        assert_eq!(cfg.listen.as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(
+            resolve(cfg.listen.as_deref().expect("listen")).expect("resolves"),
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        );
         assert_eq!(cfg.log_format, Some(LogFormat::Json));
         assert_eq!(service.limits, aifn_types::Limits::default());
         assert_eq!(service.tenant, aifn_service::TenantLimits::default());
-        assert_eq!(service.audit_retention_days, Some(365));
+        assert_eq!(service.audit.retention_days, Some(365));
+        assert_eq!(
+            service.audit.signing_key.as_deref(),
+            Some(std::path::Path::new("/etc/aifn/audit-signing.key"))
+        );
+        assert_eq!(service.audit.checkpoint_every, 1000);
+        assert_eq!(service.audit.checkpoint_secs, 60);
+        assert_eq!(service.audit.max_db_bytes, Some(10_737_418_240));
+        assert_eq!(service.node.as_deref(), Some("aifn-1"));
         assert_eq!(
             service.memory_keep_resident,
             aifn_service::ServiceConfig::default().memory_keep_resident
         );
-        assert_eq!(
-            cfg.server.max_requests,
-            ServerConfig::default().max_requests
-        );
+        assert_eq!(cfg.server, ServerConfig::default());
     }
 
     #[test]
@@ -195,5 +210,26 @@ mod tests {
             toml::from_str::<FileConfig>("listen = \"127.0.0.1:1\"\nlisten_port = 3\n").is_err()
         );
         assert!(toml::from_str::<FileConfig>("[service.limits]\nfuell = 3\n").is_err());
+        assert!(toml::from_str::<FileConfig>("[server]\nmax_request = 3\n").is_err());
+        assert!(toml::from_str::<FileConfig>("[service.audit]\nretention = 3\n").is_err());
+        // The old flat names are gone: they must not be silently ignored.
+        assert!(toml::from_str::<FileConfig>("[service]\naudit_retention_days = 3\n").is_err());
+    }
+
+    #[test]
+    fn an_absent_section_takes_the_one_default() {
+        let cfg: FileConfig = toml::from_str("[server]\nmax_requests = 7\n").expect("parses");
+        assert_eq!(cfg.server.max_requests, 7);
+        assert_eq!(
+            cfg.server.cors_origins,
+            ServerConfig::default().cors_origins
+        );
+        assert_eq!(cfg.service, ServiceConfig::default());
+    }
+
+    #[test]
+    fn a_listen_name_is_resolved() {
+        assert!(resolve("localhost:0").expect("resolves").ip().is_loopback());
+        assert!(resolve("no port").is_err());
     }
 }

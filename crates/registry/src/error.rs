@@ -1,5 +1,6 @@
-use aifn_types::{FunctionName, LimitError, OutcomeKind, TenantId, VersionState};
+use aifn_types::{FunctionName, LimitError, OutcomeKind, RefusalKind, TenantId, VersionState};
 
+use crate::SinkError;
 use crate::transition::VersionAction;
 
 /// Why a registry call was refused or failed.
@@ -93,8 +94,8 @@ pub enum RegistryError {
     #[error("invalid manifest: {0}")]
     InvalidManifest(String),
     /// The audit sink refused the record, so the action was rolled back.
-    #[error("audit record could not be written, action rolled back: {0}")]
-    Audit(String),
+    #[error("audit record could not be written, action rolled back")]
+    Audit(#[source] SinkError),
     /// The registry database (or its disk, or its size cap) is full; nothing
     /// was written.
     #[error("registry storage is full")]
@@ -138,6 +139,25 @@ impl RegistryError {
             | RegistryError::KeyNotFound { .. } => Some(OutcomeKind::NotFound),
             RegistryError::NotActive { .. } => Some(OutcomeKind::NotActive),
             RegistryError::Forbidden { .. } => Some(OutcomeKind::Forbidden),
+            _ => None,
+        }
+    }
+
+    /// The kind of refusal, when the registry refused the action itself
+    /// (rather than failing to carry it out); such refusals are recorded.
+    pub fn refusal(&self) -> Option<RefusalKind> {
+        match self {
+            RegistryError::Forbidden { .. } => Some(RefusalKind::Forbidden),
+            RegistryError::NotFound { .. } | RegistryError::KeyNotFound { .. } => {
+                Some(RefusalKind::NotFound)
+            }
+            RegistryError::IllegalTransition { .. }
+            | RegistryError::HashMismatch { .. }
+            | RegistryError::KeyAlreadyRevoked { .. } => Some(RefusalKind::Conflict),
+            RegistryError::NotesRequired { .. }
+            | RegistryError::ReportMismatch { .. }
+            | RegistryError::Limit(_)
+            | RegistryError::InvalidManifest(_) => Some(RefusalKind::InvalidRequest),
             _ => None,
         }
     }

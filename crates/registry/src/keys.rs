@@ -1,52 +1,127 @@
-//! API key secrets: `aifn_<key id>_<secret>`, where the key id is 16 hex
-//! digits and the secret 64 (32 random bytes). Lookup is by id; the stored
-//! sha256 of the whole string is compared in constant time.
+//! API keys: creation, authentication, listing, revocation.
 
-use sha2::{Digest, Sha256};
+use aifn_types::{
+    AuditTarget, RegistryAction, RegistryActionKind, Role, Subject, TenantId, Timestamp,
+};
 
-use crate::RegistryError;
+use crate::registry::Result;
+use crate::secret;
+use crate::store::StoredKey;
+use crate::{AuthError, KeyInfo, NewKey, Principal, Registry, RegistryError};
 
-const PREFIX: &str = "aifn_";
-const ID_HEX: usize = 16;
-const SECRET_HEX: usize = 64;
-
-pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], RegistryError> {
-    let mut buf = [0u8; N];
-    getrandom::fill(&mut buf).map_err(|e| RegistryError::Storage {
-        op: "generate random key",
-        source: Box::new(e),
-    })?;
-    Ok(buf)
-}
-
-/// A new key id and its full secret string.
-pub(crate) fn generate() -> Result<(String, String), RegistryError> {
-    let id = hex::encode(random_bytes::<{ ID_HEX / 2 }>()?);
-    let secret = hex::encode(random_bytes::<{ SECRET_HEX / 2 }>()?);
-    let token = format!("{PREFIX}{id}_{secret}");
-    Ok((id, token))
-}
-
-/// The key id inside a well-formed secret, or `None`.
-pub(crate) fn parse(token: &str) -> Option<&str> {
-    let rest = token.strip_prefix(PREFIX)?;
-    let (id, secret) = rest.split_once('_')?;
-    let lower_hex = |s: &str, n: usize| {
-        s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    };
-    (lower_hex(id, ID_HEX) && lower_hex(secret, SECRET_HEX)).then_some(id)
-}
-
-pub(crate) fn hash(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
-/// Compares without an early exit, so timing says nothing about where two
-/// hashes differ.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+impl Registry {
+    /// Creates an API key for `subject` with `role` in `tenant`. The secret
+    /// in the answer is shown once: only its sha256 is stored.
+    pub fn create_key(
+        &self,
+        tenant: &TenantId,
+        role: Role,
+        subject: &Subject,
+        actor: &Subject,
+    ) -> Result<NewKey> {
+        let (key_id, token) = secret::generate()?;
+        let stored = StoredKey {
+            info: KeyInfo {
+                key_id: key_id.clone(),
+                tenant: tenant.clone(),
+                role,
+                subject: subject.clone(),
+                created_at: Timestamp::now(),
+                created_by: actor.clone(),
+                revoked_at: None,
+                revoked_by: None,
+            },
+            secret_sha256: secret::hash(&token).to_vec(),
+        };
+        self.write(|tx| {
+            tx.insert_key(&stored)?;
+            self.record(&RegistryAction {
+                tenant_id: tenant.clone(),
+                actor: actor.clone(),
+                action: RegistryActionKind::KeyCreated,
+                target: AuditTarget::Key {
+                    key_id: key_id.clone(),
+                },
+                sha256: None,
+                notes: Some(format!("role {role} for {subject}")),
+                refused: None,
+            })
+        })?;
+        Ok(NewKey {
+            key_id,
+            secret: token,
+        })
     }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
+
+    /// Who a secret speaks for. A wrong secret for an existing key id is
+    /// `Unknown`, like a missing id; `Revoked` only for the right secret.
+    pub fn authenticate(&self, token: &str) -> std::result::Result<Principal, AuthError> {
+        let key_id = secret::parse(token).ok_or(AuthError::Malformed)?;
+        let stored = self.store().key(key_id)?.ok_or(AuthError::Unknown)?;
+        if !secret::constant_time_eq(&secret::hash(token), &stored.secret_sha256) {
+            return Err(AuthError::Unknown);
+        }
+        if stored.info.revoked_at.is_some() {
+            return Err(AuthError::Revoked);
+        }
+        let KeyInfo {
+            key_id,
+            tenant,
+            role,
+            subject,
+            ..
+        } = stored.info;
+        Ok(Principal {
+            key_id,
+            tenant,
+            role,
+            subject,
+        })
+    }
+
+    /// The keys of one tenant, or of all tenants; never secrets or hashes.
+    pub fn list_keys(&self, tenant: Option<&TenantId>) -> Result<Vec<KeyInfo>> {
+        self.store().keys(tenant)
+    }
+
+    /// Revokes a key for good; it authenticates as `Revoked` from now on.
+    /// Revoking a revoked key is refused and recorded in the key's tenant;
+    /// an unknown key id has no tenant to record it in.
+    pub fn revoke_key(&self, key_id: &str, actor: &Subject) -> Result<KeyInfo> {
+        let at = Timestamp::now();
+        let mut tenant = None;
+        let action = |tenant_id: TenantId| RegistryAction {
+            tenant_id,
+            actor: actor.clone(),
+            action: RegistryActionKind::KeyRevoked,
+            target: AuditTarget::Key {
+                key_id: key_id.to_owned(),
+            },
+            sha256: None,
+            notes: None,
+            refused: None,
+        };
+        let result = self.write(|tx| {
+            let key = tx.key(key_id)?.ok_or_else(|| RegistryError::KeyNotFound {
+                key_id: key_id.to_owned(),
+            })?;
+            tenant = Some(key.tenant.clone());
+            if key.revoked_at.is_some() {
+                return Err(RegistryError::KeyAlreadyRevoked {
+                    key_id: key_id.to_owned(),
+                });
+            }
+            tx.revoke_key(key_id, at, actor)?;
+            self.record(&action(key.tenant.clone()))?;
+            Ok(KeyInfo {
+                revoked_at: Some(at),
+                revoked_by: Some(actor.clone()),
+                ..key
+            })
+        });
+        result.map_err(|e| match tenant {
+            Some(t) => self.refused(action(t), e),
+            None => e,
+        })
+    }
 }

@@ -12,23 +12,28 @@
 //! - Mutating calls take the acting [`Principal`] and check its role and
 //!   tenant themselves, run in one serialized write transaction that
 //!   re-reads what it decides on, and hand an [`aifn_types::RegistryAction`]
-//!   to an [`AuditSink`] before commit: no action without its record.
+//!   to the [`AuditSink`] given at open, before commit: no action without
+//!   its record. An action the registry refuses is recorded too, as
+//!   refused, after its transaction rolled back.
 //! - API keys are stored as the sha256 of their secret only.
 //!
 //! Storage is one SQLite file (WAL, `synchronous=FULL`) behind an internal
-//! backend trait, so another backend can serve several nodes later.
+//! backend trait whose signatures carry only the shared types, so another
+//! backend (PostgreSQL) can serve several nodes later.
 
 mod audit;
+mod decide;
 mod error;
 mod keys;
 mod model;
 mod registry;
-mod schema;
+mod secret;
 mod sqlite;
 mod store;
 mod transition;
+mod upload;
 
-pub use audit::AuditSink;
+pub use audit::{AuditSink, SinkError};
 pub use error::{AuthError, RegistryError};
 pub use model::{
     Decision, FunctionDetail, FunctionSummary, KeyInfo, NewKey, Principal, StateCounts, Upload,

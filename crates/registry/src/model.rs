@@ -1,7 +1,8 @@
 use std::fmt;
 
 use aifn_types::{
-    FunctionName, InspectionReport, Manifest, ModuleReport, Role, Subject, TenantId, VersionState,
+    FunctionName, InspectionReport, Manifest, ModuleReport, Role, Subject, TenantId, Timestamp,
+    VersionState,
 };
 use serde::{Deserialize, Serialize};
 
@@ -49,12 +50,12 @@ pub struct KeyInfo {
     pub role: Role,
     /// The subject it speaks for.
     pub subject: Subject,
-    /// When it was created (RFC 3339 UTC, milliseconds).
-    pub created_at: String,
+    /// When it was created.
+    pub created_at: Timestamp,
     /// Who created it.
     pub created_by: Subject,
     /// When it was revoked, if it was.
-    pub revoked_at: Option<String>,
+    pub revoked_at: Option<Timestamp>,
     /// Who revoked it, if anyone did.
     pub revoked_by: Option<Subject>,
 }
@@ -67,8 +68,8 @@ pub struct Decision {
     pub action: VersionAction,
     /// Who did it (for `supersede`, the approver of the newer version).
     pub actor: Subject,
-    /// When (RFC 3339 UTC, milliseconds).
-    pub at: String,
+    /// When.
+    pub at: Timestamp,
     /// The notes given (for `supersede`, the version that replaced it).
     pub notes: String,
     /// The module sha256 the decision was bound to.
@@ -88,8 +89,8 @@ pub struct VersionInfo {
     pub sha256: String,
     /// Who uploaded it.
     pub author: Subject,
-    /// When (RFC 3339 UTC, milliseconds).
-    pub uploaded_at: String,
+    /// When.
+    pub uploaded_at: Timestamp,
     /// Where it is in its life.
     pub state: VersionState,
     /// The manifest uploaded with it.
@@ -133,12 +134,15 @@ impl StateCounts {
 pub struct FunctionSummary {
     /// The function name.
     pub name: FunctionName,
-    /// The description in the latest version's manifest.
-    pub description: String,
+    /// The description in the active version's manifest: what agents see.
+    /// `None` when no version is active.
+    pub description: Option<String>,
     /// The version that runs, if any.
     pub active_version: Option<u32>,
     /// The newest version number.
     pub latest_version: u32,
+    /// The newest version's state.
+    pub latest_state: VersionState,
     /// Versions per state.
     pub counts: StateCounts,
 }

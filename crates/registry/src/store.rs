@@ -1,11 +1,12 @@
-//! The storage boundary. The registry's rules (roles, separation of duties,
+//! The storage boundary: plain Rust types only, so no backend's types
+//! leak into the registry's rules. The registry's rules (roles, separation of duties,
 //! the state machine, hashes, audit) live in `Registry`; a backend only
 //! stores rows and runs write transactions serialized against each other.
 //! SQLite is the one backend today; a PostgreSQL backend serving several
 //! nodes implements the same two traits (`SERIALIZABLE` or row locks in
 //! place of `BEGIN IMMEDIATE`).
 
-use aifn_types::{FunctionName, ModuleReport, Subject, TenantId, VersionState};
+use aifn_types::{FunctionName, ModuleReport, Subject, TenantId, Timestamp, VersionState};
 
 use crate::{
     Decision, FunctionDetail, FunctionSummary, KeyInfo, RegistryError, VersionInfo, VersionRef,
@@ -21,7 +22,7 @@ pub(crate) struct VersionHead {
     pub(crate) version: u32,
     pub(crate) state: VersionState,
     pub(crate) sha256: String,
-    pub(crate) author: String,
+    pub(crate) author: Subject,
 }
 
 /// A version row to insert; always `pending`.
@@ -30,7 +31,7 @@ pub(crate) struct NewVersionRow<'a> {
     pub(crate) version: u32,
     pub(crate) sha256: &'a str,
     pub(crate) author: &'a Subject,
-    pub(crate) uploaded_at: &'a str,
+    pub(crate) uploaded_at: Timestamp,
     pub(crate) description: &'a str,
     pub(crate) manifest_json: &'a str,
     pub(crate) report_json: &'a str,
@@ -57,7 +58,7 @@ pub(crate) trait WriteTx {
         &mut self,
         tenant: &TenantId,
         name: &FunctionName,
-        created_at: &str,
+        created_at: Timestamp,
     ) -> Result<i64>;
     /// The newest version number of a function and its module report.
     fn latest_report(&mut self, function_id: i64) -> Result<Option<(u32, ModuleReport)>>;
@@ -72,7 +73,7 @@ pub(crate) trait WriteTx {
     fn version(&mut self, target: &VersionRef) -> Result<Option<VersionInfo>>;
     fn insert_key(&mut self, key: &StoredKey) -> Result<()>;
     fn key(&mut self, key_id: &str) -> Result<Option<KeyInfo>>;
-    fn revoke_key(&mut self, key_id: &str, at: &str, by: &Subject) -> Result<()>;
+    fn revoke_key(&mut self, key_id: &str, at: Timestamp, by: &Subject) -> Result<()>;
 }
 
 /// A registry backend.

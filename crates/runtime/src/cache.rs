@@ -144,17 +144,15 @@ impl DiskCache {
     pub(crate) fn load(&self, engine: &Engine, sha256: &str) -> Option<(Module, Meta)> {
         let bytes = fs::read(self.path(sha256)).ok()?;
         let rest = bytes.strip_prefix(MAGIC.as_slice())?;
-        if rest.len() < TAG_LEN + 4 {
-            return None;
-        }
-        let (tag, body) = rest.split_at(TAG_LEN);
+        // Every length comes from the file: split only where it is there.
+        let (tag, body) = rest.split_at_checked(TAG_LEN)?;
         let mut mac = self.mac();
         mac.update(sha256.as_bytes());
         mac.update(body);
         mac.verify_slice(tag).ok()?;
-        let meta_len = u32::from_le_bytes(body[..4].try_into().ok()?) as usize;
-        let meta_bytes = body.get(4..4 + meta_len)?;
-        let artifact = body.get(4 + meta_len..)?;
+        let (meta_len, body) = body.split_first_chunk::<4>()?;
+        let meta_len = usize::try_from(u32::from_le_bytes(*meta_len)).ok()?;
+        let (meta_bytes, artifact) = body.split_at_checked(meta_len)?;
         let meta: Meta = serde_json::from_slice(meta_bytes).ok()?;
         if meta.report.sha256 != sha256 {
             return None;
@@ -201,38 +199,85 @@ fn deserialize(engine: &Engine, artifact: &[u8]) -> Option<Module> {
     unsafe { Module::deserialize(engine, artifact) }.ok()
 }
 
+/// Reads the cache's key, creating it first if it does not exist. Create
+/// first, read on `AlreadyExists`: one path for a new key, an existing one
+/// and another process's racing one, and a dangling symlink is an error,
+/// not a retry forever.
 fn read_or_create_key(path: &Path) -> std::io::Result<[u8; 32]> {
-    match fs::read(path) {
-        Ok(bytes) if bytes.len() == 32 => {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(mut f) => {
             let mut k = [0u8; 32];
-            k.copy_from_slice(&bytes);
+            getrandom::fill(&mut k).map_err(std::io::Error::other)?;
+            f.write_all(&k)?;
+            f.sync_all()?;
             Ok(k)
         }
-        Ok(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "cache key must be 32 bytes",
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut k = [0u8; 32];
-            getrandom::fill(&mut k).map_err(|e| std::io::Error::other(e.to_string()))?;
-            let mut opts = fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            match opts.open(path) {
-                Ok(mut f) => {
-                    f.write_all(&k)?;
-                    f.sync_all()?;
-                    Ok(k)
-                }
-                // Another process created it first: use theirs.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_or_create_key(path),
-                Err(e) => Err(e),
-            }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            <[u8; 32]>::try_from(fs::read(path)?).map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "cache key must be 32 bytes",
+                )
+            })
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MemoryCache;
+
+    enum Op {
+        Insert(u8),
+        Get(u8),
+    }
+    use Op::{Get, Insert};
+
+    /// Runs `ops` on fresh caches of capacity 2 (each with its own hash
+    /// order, so a tie in the recency clock would show) and returns which
+    /// of keys 1..=3 are still cached.
+    fn kept_after(ops: &[Op]) -> Vec<u8> {
+        let mut first = None;
+        for _ in 0..20 {
+            let c = MemoryCache::new(2);
+            for op in ops {
+                match op {
+                    Insert(k) => c.insert([*k; 32], *k),
+                    Get(k) => assert_eq!(c.get(&[*k; 32]), Some(*k)),
+                }
+            }
+            assert!(c.len() <= 2);
+            let kept: Vec<u8> = (1..=3).filter(|k| c.get(&[*k; 32]).is_some()).collect();
+            assert_eq!(*first.get_or_insert(kept.clone()), kept, "deterministic");
+        }
+        first.unwrap_or_default()
+    }
+
+    #[test]
+    fn the_least_recently_used_entry_is_evicted_at_capacity() {
+        // The oldest insert goes first; a hit makes an entry the newest.
+        assert_eq!(kept_after(&[Insert(1), Insert(2), Insert(3)]), [2, 3]);
+        assert_eq!(
+            kept_after(&[Insert(1), Insert(2), Get(1), Insert(3)]),
+            [1, 3]
+        );
+        // Below capacity, and inserting a key again, evicts nothing.
+        assert_eq!(kept_after(&[Insert(1), Insert(2), Insert(2)]), [1, 2]);
+        assert_eq!(kept_after(&[Insert(1)]), [1]);
+    }
+
+    #[test]
+    fn a_cache_of_capacity_zero_keeps_nothing() {
+        let none = MemoryCache::new(0);
+        none.insert([1; 32], 1u8);
+        assert_eq!((none.len(), none.get(&[1; 32])), (0, None));
     }
 }

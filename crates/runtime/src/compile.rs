@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Engine, Module};
 
-use crate::ModuleError;
+use crate::{Cause, ModuleError};
 
 /// Counts live compile threads.
 pub(crate) struct CompileGate {
@@ -73,18 +73,16 @@ pub(crate) fn compile(
         .stack_size(16 << 20)
         .spawn(move || {
             let result =
-                Module::new(&engine, &bytes).map_err(|e| ModuleError::Compile(e.to_string()));
+                Module::new(&engine, &bytes).map_err(|e| ModuleError::Compile(Cause::new(e)));
             drop(slot);
             let _ = tx.send(result);
         })
-        .map_err(|e| ModuleError::Compile(format!("cannot start a compile thread: {e}")))?;
+        .map_err(|e| ModuleError::CompileThread(Cause::new(e)))?;
     let left = deadline.saturating_duration_since(Instant::now());
     match rx.recv_timeout(left) {
         Ok(result) => result,
         // The thread finishes in the background and frees its slot then.
         Err(mpsc::RecvTimeoutError::Timeout) => Err(ModuleError::CompileTimeout { limit_ms }),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            Err(ModuleError::Compile("the compile thread died".into()))
-        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(ModuleError::CompileThreadDied),
     }
 }

@@ -51,7 +51,7 @@ pub(crate) fn build(cfg: &RuntimeConfig) -> Result<Engine, RuntimeError> {
         .wasm_backtrace_max_frames(None)
         .wasm_features(wasmparser::WasmFeatures::all(), false)
         .wasm_features(allowed_features(), true);
-    Engine::new(&c).map_err(|e| RuntimeError::Engine(e.to_string()))
+    Engine::new(&c).map_err(RuntimeError::Engine)
 }
 
 /// Advances the engine's epoch while calls are in flight, so deadlines are
@@ -98,7 +98,7 @@ impl Ticker {
                     }
                 }
             })
-            .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker: {e}")))?;
+            .map_err(RuntimeError::Ticker)?;
         Ok(Ticker {
             inner,
             thread: Some(thread),

@@ -1,6 +1,94 @@
-//! The runtime's typed errors.
+//! The runtime's typed errors. Each keeps the error it came from as its
+//! `source`, so callers can tell failures apart by type.
+
+use std::sync::Arc;
 
 use aifn_types::OutcomeKind;
+
+/// A wasmtime (or operating-system) error kept as the source of a
+/// [`ModuleError`]. Shared, so that a refusal stays `Clone`; it is equal
+/// only to its own clones, never to another error with the same text.
+#[derive(Clone)]
+pub struct Cause(Arc<wasmtime::Error>);
+
+impl Cause {
+    pub(crate) fn new(error: impl Into<wasmtime::Error>) -> Cause {
+        Cause(Arc::new(error.into()))
+    }
+
+    /// The underlying error, e.g. to `downcast_ref` it.
+    pub fn error(&self) -> &wasmtime::Error {
+        &self.0
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Cause) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Cause {}
+
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+/// The wasm parser's or validator's error, kept as the source of
+/// [`ModuleError::Invalid`]. Equal when it says the same at the same
+/// offset, so that two validations of one module compare equal.
+#[derive(Debug, Clone)]
+pub struct WasmError(pub(crate) wasmparser::BinaryReaderError);
+
+impl WasmError {
+    /// Byte offset of the problem.
+    pub fn offset(&self) -> usize {
+        self.0.offset()
+    }
+
+    /// What the parser or validator said.
+    pub fn message(&self) -> &str {
+        self.0.message()
+    }
+
+    /// The underlying error.
+    pub fn error(&self) -> &wasmparser::BinaryReaderError {
+        &self.0
+    }
+}
+
+impl PartialEq for WasmError {
+    fn eq(&self, other: &WasmError) -> bool {
+        (self.offset(), self.message()) == (other.offset(), other.message())
+    }
+}
+
+impl Eq for WasmError {}
+
+impl std::fmt::Display for WasmError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+// The parser's errors have no source of their own.
+impl std::error::Error for WasmError {}
+
+// The cause stands for the wasmtime error itself: its sources are the
+// wasmtime error's sources.
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
 
 /// Why a module was refused before it could run. Each variant maps to one
 /// outcome kind: `invalid_module`, `forbidden_import` or `compile_timeout`.
@@ -20,13 +108,14 @@ pub enum ModuleError {
         /// What was found instead.
         reason: String,
     },
-    /// Malformed or invalid wasm.
-    #[error("invalid wasm at offset {offset}: {message}")]
-    Invalid {
-        /// Byte offset of the problem.
-        offset: usize,
-        /// What the validator said.
-        message: String,
+    /// Malformed or invalid wasm, as the parser or validator said.
+    #[error("invalid wasm at offset {}: {}", .0.offset(), .0.message())]
+    Invalid(#[source] WasmError),
+    /// An import names a function type the module does not define.
+    #[error("invalid wasm at offset 0: unknown type {index}")]
+    UnknownType {
+        /// The type index.
+        index: u32,
     },
     /// Valid wasm, but it needs a proposal aifn does not allow.
     #[error("module uses the {feature} feature, which aifn does not allow")]
@@ -76,9 +165,16 @@ pub enum ModuleError {
         /// The deadline.
         limit_ms: u64,
     },
-    /// The compiler refused a module that passed validation.
+    /// The compiler (or the linker) refused a module that passed
+    /// validation.
     #[error("compilation failed: {0}")]
-    Compile(String),
+    Compile(#[source] Cause),
+    /// No thread could be started to compile on.
+    #[error("compilation failed: cannot start a compile thread: {0}")]
+    CompileThread(#[source] Cause),
+    /// The compile thread ended without an answer.
+    #[error("compilation failed: the compile thread died")]
+    CompileThreadDied,
 }
 
 impl ModuleError {
@@ -96,9 +192,12 @@ impl ModuleError {
 /// instance pool, an unusable cache directory).
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    /// The engine refused the configuration.
+    /// The engine refused the configuration, or the linker a host function.
     #[error("cannot create the wasm engine: {0}")]
-    Engine(String),
+    Engine(#[source] wasmtime::Error),
+    /// The epoch ticker's thread could not be started.
+    #[error("cannot create the wasm engine: cannot start the epoch ticker: {0}")]
+    Ticker(#[source] std::io::Error),
     /// The configuration is inconsistent.
     #[error("invalid runtime configuration: {0}")]
     Config(String),
@@ -110,4 +209,50 @@ pub enum RuntimeError {
         /// The I/O error.
         source: std::io::Error,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::{Cause, ModuleError};
+
+    fn thread_error(text: &str) -> ModuleError {
+        ModuleError::CompileThread(Cause::new(std::io::Error::other(text.to_owned())))
+    }
+
+    #[test]
+    fn a_refusal_keeps_its_typed_source_and_its_message() {
+        let e = thread_error("no threads left");
+        assert_eq!(
+            e.to_string(),
+            "compilation failed: cannot start a compile thread: no threads left"
+        );
+        let cause = e
+            .source()
+            .and_then(|s| s.downcast_ref::<Cause>())
+            .expect("the cause is the source");
+        assert!(format!("{cause:?}").contains("no threads left"));
+        let io = cause.error().downcast_ref::<std::io::Error>();
+        assert_eq!(
+            io.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::Other)
+        );
+    }
+
+    #[test]
+    fn a_cause_reads_as_its_error_and_keeps_that_errors_sources() {
+        let disk = std::io::Error::other("disk full");
+        let cause = Cause::new(wasmtime::Error::new(disk).context("writing the artifact"));
+        assert_eq!(cause.to_string(), "writing the artifact");
+        let source = cause.source().expect("the context's source");
+        assert_eq!(source.to_string(), "disk full");
+    }
+
+    #[test]
+    fn causes_are_equal_only_to_their_own_clones() {
+        let e = thread_error("same text");
+        assert_eq!(e.clone(), e);
+        assert_ne!(thread_error("same text"), e);
+    }
 }

@@ -399,8 +399,35 @@ fn limit_message(l: &Limiter, limits: &Limits, trap: Option<Trap>) -> String {
 }
 
 #[cfg(test)]
-mod json_check_tests {
-    use super::one_json_document;
+mod tests {
+    use super::{Trap, one_json_document, trap_code};
+
+    /// Some of these never reach a report (fuel, deadline and stack are
+    /// outcomes of their own; the others need refused proposals), but the
+    /// names are the contract should one ever surface.
+    #[test]
+    fn every_trap_has_its_own_code() {
+        let codes = [
+            (Trap::StackOverflow, "stack_overflow"),
+            (Trap::MemoryOutOfBounds, "memory_out_of_bounds"),
+            (Trap::HeapMisaligned, "heap_misaligned"),
+            (Trap::TableOutOfBounds, "table_out_of_bounds"),
+            (Trap::IndirectCallToNull, "indirect_call_to_null"),
+            (Trap::BadSignature, "indirect_call_type_mismatch"),
+            (Trap::IntegerOverflow, "integer_overflow"),
+            (Trap::IntegerDivisionByZero, "integer_divide_by_zero"),
+            (Trap::BadConversionToInteger, "bad_conversion_to_integer"),
+            (Trap::UnreachableCodeReached, "unreachable"),
+            (Trap::Interrupt, "interrupt"),
+            (Trap::OutOfFuel, "out_of_fuel"),
+            (Trap::NullReference, "null_reference"),
+            (Trap::AllocationTooLarge, "allocation_too_large"),
+            (Trap::ArrayOutOfBounds, "other"),
+        ];
+        for (trap, code) in codes {
+            assert_eq!(trap_code(trap), code, "{trap:?}");
+        }
+    }
 
     #[test]
     fn one_document_with_checked_strings_and_keys() {

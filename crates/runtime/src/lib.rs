@@ -32,7 +32,7 @@ use std::time::Duration;
 
 pub use aifn_types::{Context, Limits, ModuleReport, OutcomeKind};
 pub use config::RuntimeConfig;
-pub use error::{ModuleError, RuntimeError};
+pub use error::{Cause, ModuleError, RuntimeError, WasmError};
 pub use invoke::{Execution, Invocation};
 
 use sha2::{Digest, Sha256};
@@ -124,8 +124,8 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
         let engine = engine::build(&config)?;
         let mut linker = Linker::new(&engine);
-        abi::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
-        wasi::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        abi::add_to_linker(&mut linker).map_err(RuntimeError::Engine)?;
+        wasi::add_to_linker(&mut linker).map_err(RuntimeError::Engine)?;
         let disk_cache = match &config.cache_dir {
             Some(dir) => Some(DiskCache::open(dir, &engine, &config.limits)?),
             None => None,
@@ -223,7 +223,7 @@ impl Runtime {
         let pre = self
             .linker
             .instantiate_pre(module)
-            .map_err(|e| ModuleError::Compile(e.to_string()))?;
+            .map_err(|e| ModuleError::Compile(Cause::new(e)))?;
         Ok(LoadedModule(Arc::new(Loaded {
             pre,
             report,

@@ -8,6 +8,7 @@ use wasmparser::{
 };
 
 use crate::ModuleError;
+use crate::error::WasmError;
 use crate::imports::{self, Refusal};
 
 const WASM_PAGE: u64 = 65536;
@@ -67,11 +68,8 @@ pub(crate) struct Validated {
     pub(crate) has_initialize: bool,
 }
 
-fn invalid(e: &wasmparser::BinaryReaderError) -> ModuleError {
-    ModuleError::Invalid {
-        offset: e.offset(),
-        message: e.message().to_owned(),
-    }
+fn invalid(e: wasmparser::BinaryReaderError) -> ModuleError {
+    ModuleError::Invalid(WasmError(e))
 }
 
 fn cap(what: &'static str, actual: u64, limit: u64) -> Result<(), ModuleError> {
@@ -112,13 +110,7 @@ pub(crate) fn validate(bytes: &[u8], limits: &Limits) -> Result<Validated, Modul
     validate_features(bytes)?;
     let has_initialize = check_exports(&facts)?;
 
-    if facts.memories.len() > 1 {
-        return Err(ModuleError::OverCap {
-            what: "memories",
-            actual: facts.memories.len() as u64,
-            limit: 1,
-        });
-    }
+    // More than one memory needs multi_memory, refused with the features.
     if facts.tables.len() > 1 {
         return Err(ModuleError::OverCap {
             what: "tables",
@@ -233,7 +225,7 @@ impl Facts {
 fn scan(bytes: &[u8], limits: &Limits) -> Result<Facts, ModuleError> {
     let mut f = Facts::default();
     for payload in Parser::new(0).parse_all(bytes) {
-        match payload.map_err(|e| invalid(&e))? {
+        match payload.map_err(invalid)? {
             Payload::Version {
                 encoding: Encoding::Component,
                 ..
@@ -244,12 +236,12 @@ fn scan(bytes: &[u8], limits: &Limits) -> Result<Facts, ModuleError> {
             }
             Payload::TypeSection(r) => {
                 for t in r.into_iter_err_on_gc_types() {
-                    f.types.push(t.map_err(|e| invalid(&e))?);
+                    f.types.push(t.map_err(invalid)?);
                 }
             }
             Payload::ImportSection(r) => {
                 for imp in r.into_imports() {
-                    let imp = imp.map_err(|e| invalid(&e))?;
+                    let imp = imp.map_err(invalid)?;
                     // wasmparser 0.254 reads and validates exact function
                     // imports without their proposal, but wasmtime 48 cannot
                     // compile them: refuse here, so that inspection and
@@ -274,22 +266,22 @@ fn scan(bytes: &[u8], limits: &Limits) -> Result<Facts, ModuleError> {
                     limits.functions,
                 )?;
                 for ty in r {
-                    f.defined_funcs.push(ty.map_err(|e| invalid(&e))?);
+                    f.defined_funcs.push(ty.map_err(invalid)?);
                 }
             }
             Payload::TableSection(r) => {
                 for t in r {
-                    f.tables.push(t.map_err(|e| invalid(&e))?.ty);
+                    f.tables.push(t.map_err(invalid)?.ty);
                 }
             }
             Payload::MemorySection(r) => {
                 for m in r {
-                    f.memories.push(m.map_err(|e| invalid(&e))?);
+                    f.memories.push(m.map_err(invalid)?);
                 }
             }
             Payload::ExportSection(r) => {
                 for e in r {
-                    let e = e.map_err(|e| invalid(&e))?;
+                    let e = e.map_err(invalid)?;
                     f.exports.push((e.name.to_owned(), e.kind, e.index));
                 }
             }
@@ -302,8 +294,8 @@ fn scan(bytes: &[u8], limits: &Limits) -> Result<Facts, ModuleError> {
                     limits.function_body_bytes,
                 )?;
                 let mut locals: u64 = 0;
-                for entry in body.get_locals_reader().map_err(|e| invalid(&e))? {
-                    let (count, _) = entry.map_err(|e| invalid(&e))?;
+                for entry in body.get_locals_reader().map_err(invalid)? {
+                    let (count, _) = entry.map_err(invalid)?;
                     locals += u64::from(count);
                     cap("locals in one function", locals, limits.locals)?;
                 }
@@ -326,7 +318,7 @@ fn validate_features(bytes: &[u8]) -> Result<(), ModuleError> {
         .is_ok()
     {
         for (name, flag) in REFUSED {
-            if Validator::new_with_features(allowed_features() | *flag)
+            if Validator::new_with_features(allowed_features().union(*flag))
                 .validate_all(bytes)
                 .is_ok()
             {
@@ -339,7 +331,7 @@ fn validate_features(bytes: &[u8]) -> Result<(), ModuleError> {
             feature: "a combination of proposals".to_owned(),
         });
     }
-    Err(invalid(&err))
+    Err(invalid(err))
 }
 
 fn check_imports(f: &Facts) -> Result<Vec<ImportInfo>, ModuleError> {
@@ -355,10 +347,7 @@ fn check_imports(f: &Facts) -> Result<Vec<ImportInfo>, ModuleError> {
                 let fty = f
                     .types
                     .get(*i as usize)
-                    .ok_or_else(|| ModuleError::Invalid {
-                        offset: 0,
-                        message: format!("unknown type {i}"),
-                    })?;
+                    .ok_or(ModuleError::UnknownType { index: *i })?;
                 match imports::check_func(module, name, fty) {
                     Ok(_) => {}
                     Err(Refusal::UnknownModule) => {

@@ -1,32 +1,61 @@
-//! The one place where service errors become HTTP responses.
+//! The one place where errors become HTTP responses: a status, the one
+//! error body `{"error": {"kind", "message"}}` (the wire types of
+//! `aifn_service`), and the headers that go with some of them.
 
-use aifn_service::{ServiceError, Violation};
+use aifn_service::{ErrorBody, ErrorDetail, InvocationFailure, ServiceError};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+
+/// What a call that ran and failed reports beside its error.
+#[derive(Debug, Clone)]
+pub(crate) struct RunStats {
+    pub(crate) execution_id: String,
+    pub(crate) version: u32,
+    pub(crate) fuel_used: u64,
+    pub(crate) duration_ms: f64,
+}
+
+#[derive(Debug)]
+enum Problem {
+    /// A refusal or failure of the service.
+    Service(ServiceError),
+    /// A route that exists, asked with a method it does not answer.
+    MethodNotAllowed { allow: Option<HeaderValue> },
+}
 
 /// An error answered with the one error body.
 #[derive(Debug)]
-pub struct ApiError {
-    error: ServiceError,
+pub(crate) struct ApiError {
+    problem: Problem,
     execution_id: Option<String>,
-    extra: Option<serde_json::Value>,
+    ran: Option<RunStats>,
 }
 
 impl ApiError {
-    /// Attaches the execution id of the attempt's audit record.
-    pub fn with_execution(error: ServiceError, execution_id: Option<String>) -> ApiError {
+    /// A refusal whose attempt was recorded under `execution_id`.
+    pub(crate) fn with_execution(error: ServiceError, execution_id: Option<String>) -> ApiError {
         ApiError {
-            error,
+            problem: Problem::Service(error),
             execution_id,
-            extra: None,
+            ran: None,
         }
     }
 
-    /// Adds fields beside `error` (fuel, duration of a failed call).
-    pub(crate) fn with_extra(mut self, extra: serde_json::Value) -> ApiError {
-        self.extra = Some(extra);
-        self
+    /// A call that ran and failed (422 with what it used).
+    pub(crate) fn failed(error: ServiceError, ran: RunStats) -> ApiError {
+        ApiError {
+            problem: Problem::Service(error),
+            execution_id: None,
+            ran: Some(ran),
+        }
+    }
+
+    pub(crate) fn method_not_allowed(allow: Option<HeaderValue>) -> ApiError {
+        ApiError {
+            problem: Problem::MethodNotAllowed { allow },
+            execution_id: None,
+            ran: None,
+        }
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
@@ -35,68 +64,89 @@ impl ApiError {
         }
         .into()
     }
+}
 
-    /// The status for a service error.
-    pub fn status(error: &ServiceError) -> StatusCode {
-        match error {
-            ServiceError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-            ServiceError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            ServiceError::NotFound { .. } => StatusCode::NOT_FOUND,
-            ServiceError::NotActive { .. } | ServiceError::Conflict { .. } => StatusCode::CONFLICT,
-            ServiceError::InvalidInput { .. } | ServiceError::InvalidRequest { .. } => {
-                StatusCode::BAD_REQUEST
-            }
-            ServiceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ServiceError::InvalidModule { .. } | ServiceError::Failed { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            ServiceError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ServiceError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ServiceError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+/// The status for a service error.
+fn status(error: &ServiceError) -> StatusCode {
+    match error {
+        ServiceError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+        ServiceError::Forbidden { .. } => StatusCode::FORBIDDEN,
+        ServiceError::NotFound { .. } => StatusCode::NOT_FOUND,
+        ServiceError::NotActive { .. } | ServiceError::Conflict { .. } => StatusCode::CONFLICT,
+        ServiceError::InvalidInput { .. } | ServiceError::InvalidRequest { .. } => {
+            StatusCode::BAD_REQUEST
         }
+        ServiceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        ServiceError::InvalidModule { .. } | ServiceError::Failed { .. } => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        ServiceError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        ServiceError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        ServiceError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> ApiError {
-        ApiError {
-            error,
-            execution_id: None,
-            extra: None,
-        }
+        ApiError::with_execution(error, None)
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    kind: &'a str,
-    message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    violations: Option<&'a [Violation]>,
+fn detail(error: &ServiceError) -> ErrorDetail {
+    let violations = match error {
+        ServiceError::InvalidInput { violations, .. } if !violations.is_empty() => {
+            Some(violations.clone())
+        }
+        _ => None,
+    };
+    ErrorDetail {
+        kind: error.kind().as_str().to_owned(),
+        message: error.to_string(),
+        violations,
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = ApiError::status(&self.error);
-        let violations = match &self.error {
-            ServiceError::InvalidInput { violations, .. } if !violations.is_empty() => {
-                Some(violations.as_slice())
+        let error = match self.problem {
+            Problem::Service(error) => error,
+            Problem::MethodNotAllowed { allow } => {
+                let body = ErrorBody {
+                    error: ErrorDetail {
+                        kind: "invalid_request".to_owned(),
+                        message: "method not allowed on this route".to_owned(),
+                        violations: None,
+                    },
+                    execution_id: None,
+                };
+                let mut r = (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response();
+                if let Some(a) = allow {
+                    r.headers_mut().insert(header::ALLOW, a);
+                }
+                return r;
             }
-            _ => None,
         };
-        let mut body = serde_json::json!({
-            "error": Body { kind: self.error.kind().as_str(), message: self.error.to_string(), violations }
-        });
-        if let Some(id) = &self.execution_id {
-            body["execution_id"] = serde_json::Value::String(id.clone());
-        }
-        if let Some(serde_json::Value::Object(extra)) = self.extra {
-            for (k, v) in extra {
-                body[k] = v;
+        let code = status(&error);
+        let mut response = match self.ran {
+            Some(ran) => {
+                let body = InvocationFailure {
+                    error: detail(&error),
+                    execution_id: ran.execution_id,
+                    version: ran.version,
+                    fuel_used: ran.fuel_used,
+                    duration_ms: ran.duration_ms,
+                };
+                (code, axum::Json(body)).into_response()
             }
-        }
-        let mut response = (status, axum::Json(body)).into_response();
-        match &self.error {
+            None => {
+                let body = ErrorBody {
+                    error: detail(&error),
+                    execution_id: self.execution_id,
+                };
+                (code, axum::Json(body)).into_response()
+            }
+        };
+        match &error {
             ServiceError::RateLimited { retry_after, .. } => {
                 let secs = retry_after.as_secs().max(1).to_string();
                 if let Ok(v) = HeaderValue::from_str(&secs) {

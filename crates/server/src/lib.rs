@@ -9,9 +9,12 @@
 //! place ([`error`]). The tenant comes only from the key: no route or body
 //! names it.
 
-mod api;
+mod caller;
 mod error;
+mod extract;
+mod handlers;
 mod openapi;
+mod routes;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,12 +25,15 @@ use aifn_service::{Service, ServiceError};
 use axum::Router;
 use tokio::net::TcpListener;
 
-pub use api::ROUTES;
-pub use error::ApiError;
 pub use openapi::openapi;
+pub use routes::ROUTES;
 
-/// HTTP-level settings.
-#[derive(Debug, Clone, PartialEq)]
+use crate::error::ApiError;
+use crate::extract::BodyLimits;
+
+/// HTTP-level settings (the `[server]` section of the configuration file).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Requests handled at once; past it requests are shed with 503
     /// (no queue). Default 256.
@@ -51,12 +57,14 @@ impl Default for ServerConfig {
 pub struct AppState {
     service: Service,
     config: Arc<ServerConfig>,
+    body_limits: BodyLimits,
 }
 
 impl AppState {
     /// State for a router over `service`.
     pub fn new(service: Service, config: ServerConfig) -> AppState {
         AppState {
+            body_limits: BodyLimits::new(&service.config().limits),
             service,
             config: Arc::new(config),
         }
@@ -70,7 +78,7 @@ impl AppState {
 
 /// The whole API as an axum router.
 pub fn router(state: AppState) -> Router {
-    api::router(state)
+    routes::router(state)
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves, then
@@ -118,8 +126,6 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
-        Err(e) => Err(ApiError::from(ServiceError::Internal {
-            log_id: format!("join error: {e}"),
-        })),
+        Err(e) => Err(ApiError::from(ServiceError::internal("blocking task", &e))),
     }
 }

@@ -1,29 +1,116 @@
-//! The OpenAPI 3.1 description of every route in [`crate::ROUTES`].
+//! The OpenAPI 3.1 description of every route in [`crate::ROUTES`]: every
+//! status each route can answer, each with the schema of its body
+//! (`tests/server/conformance.rs` holds a real server to it).
 
-use serde_json::{Value, json};
+mod schemas;
+
+use serde_json::{Map, Value, json};
+
+use schemas::{outcome_kinds, schema_ref};
+
+/// Who may call an operation.
+#[derive(Clone, Copy)]
+enum Access {
+    /// No key needed.
+    Open,
+    /// Any valid key of the tenant.
+    AnyRole,
+    /// A valid key with one of these roles (else 403).
+    Roles(&'static str),
+}
 
 fn error_response(description: &str) -> Value {
-    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+    json!({"description": description, "content": {"application/json": {"schema": schema_ref("Error")}}})
 }
 
 fn ok(description: &str, schema: Value) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": schema}}})
 }
 
-fn secured(mut op: Value, roles: &str) -> Value {
-    op["security"] = json!([{"bearer": []}]);
-    op["description"] = Value::String(format!("Roles: {roles}. The tenant is the key's."));
-    let responses = op["responses"].as_object_mut().map(|r| {
-        r.insert(
-            "401".into(),
-            error_response("unauthenticated: missing, malformed, unknown or revoked key"),
+fn header(description: &str, schema: Value) -> Value {
+    json!({"description": description, "required": true, "schema": schema})
+}
+
+/// An object with one array field.
+fn list_of(field: &str, items: Value) -> Value {
+    json!({"type": "object", "required": [field], "properties": {field: {"type": "array", "items": items}}})
+}
+
+/// One operation: its own statuses, plus the ones every route of its kind
+/// can answer (authentication, roles, path decoding, body limits, wrong
+/// method, shedding at capacity).
+fn operation(
+    summary: &str,
+    access: Access,
+    parameters: Vec<Value>,
+    body: Option<Value>,
+    responses: Value,
+) -> Value {
+    let mut responses = match responses {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    let mut add = |status: &str, response: Value| {
+        responses.entry(status).or_insert(response);
+    };
+    let has_path = parameters.iter().any(|p| p["in"] == "path");
+    if has_path || body.is_some() {
+        add(
+            "400",
+            error_response(
+                "invalid_request: a path segment that is not UTF-8, or a malformed body",
+            ),
         );
-        r.insert(
-            "403".into(),
-            error_response("forbidden: the key's role does not allow this"),
+    }
+    if body.is_some() {
+        add(
+            "413",
+            error_response("payload_too_large: the body is over the route's size limit"),
         );
-    });
-    debug_assert!(responses.is_some());
+    }
+    add(
+        "405",
+        json!({"description": "invalid_request: method not allowed (this path answers the methods in Allow)",
+            "headers": {"Allow": header("the methods this path answers", json!({"type": "string"}))},
+            "content": {"application/json": {"schema": schema_ref("Error")}}}),
+    );
+    add(
+        "503",
+        error_response("unavailable: the server is at capacity (requests are shed, not queued)"),
+    );
+    let mut op = json!({"summary": summary, "parameters": parameters});
+    if let Some(b) = body {
+        op["requestBody"] =
+            json!({"required": true, "content": {"application/json": {"schema": b}}});
+    }
+    let roles = match access {
+        Access::Open => None,
+        Access::AnyRole => Some("any"),
+        Access::Roles(roles) => {
+            add(
+                "403",
+                error_response(
+                    "forbidden: the key's role does not allow this; checked before the request's parameters and body",
+                ),
+            );
+            Some(roles)
+        }
+    };
+    if let Some(roles) = roles {
+        add(
+            "401",
+            json!({"description": "unauthenticated: missing, malformed, unknown or revoked key",
+                "headers": {"WWW-Authenticate": header("the scheme to use", json!({"const": "Bearer"}))},
+                "content": {"application/json": {"schema": schema_ref("Error")}}}),
+        );
+        add(
+            "500",
+            error_response("internal: a fault on the host; the message has a log id"),
+        );
+        op["security"] = json!([{"bearer": []}]);
+        op["description"] = Value::String(format!("Roles: {roles}. The tenant is the key's."));
+    }
+    op["responses"] = Value::Object(responses);
     op
 }
 
@@ -35,135 +122,174 @@ fn version_param() -> Value {
     json!({"name": "version", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}})
 }
 
+fn query(name: &str, schema: Value) -> Value {
+    json!({"name": name, "in": "query", "required": false, "schema": schema})
+}
+
+const NOT_FOUND: &str = "not_found: no such function or version in the key's tenant (a version that is not a positive integer is none); agents see only active versions, the rest is not found to them";
+
 fn decision(action: &str, needs_hash: bool, to: &str) -> Value {
     let mut required = vec!["notes"];
     if needs_hash {
         required.push("sha256");
     }
-    secured(
+    operation(
+        &format!("{action} a version (it becomes {to})"),
+        Access::Roles("approver (never the version's author)"),
+        vec![name_param(), version_param()],
+        Some(json!({
+            "type": "object", "additionalProperties": false, "required": required,
+            "properties": {"sha256": {"type": "string", "description": "the module hash the approver inspected"}, "notes": {"type": "string", "minLength": 1}}
+        })),
         json!({
-            "summary": format!("{action} a version (it becomes {to})"),
-            "parameters": [name_param(), version_param()],
-            "requestBody": {"required": true, "content": {"application/json": {"schema": {
-                "type": "object", "additionalProperties": false, "required": required,
-                "properties": {"sha256": {"type": "string", "description": "the module hash the approver inspected"}, "notes": {"type": "string", "minLength": 1}}
-            }}}},
-            "responses": {
-                "200": ok("the version after the decision", json!({"$ref": "#/components/schemas/Version"})),
-                "400": error_response("invalid_request: notes or sha256 missing"),
-                "404": error_response("not_found"),
-                "409": error_response("conflict: illegal transition or a hash that is not the version's"),
-            }
+            "200": ok("the version after the decision", schema_ref("Version")),
+            "400": error_response("invalid_request: notes or sha256 missing, or a malformed body"),
+            "403": error_response("forbidden: not an approver, or the approver is the version's author"),
+            "404": error_response(NOT_FOUND),
+            "409": error_response("conflict: illegal transition or a hash that is not the version's"),
         }),
-        "approver (never the version's author)",
+    )
+}
+
+fn invoke() -> Value {
+    operation(
+        "invoke the active version",
+        Access::Roles("agent"),
+        vec![name_param()],
+        Some(json!({
+            "type": "object", "additionalProperties": false, "required": ["input"],
+            "properties": {"input": {}, "user_id": {"type": "string", "maxLength": 256}}
+        })),
+        json!({
+            "200": ok("the output", schema_ref("InvokeResult")),
+            "400": error_response("invalid_input: the input breaks the function's schema (each violation listed) or its input limit; invalid_request: a malformed body"),
+            "404": error_response("not_found: no such function in the key's tenant"),
+            "409": error_response("not_active: the function has no active version"),
+            "413": error_response("payload_too_large: the body is over the input limit (plus 64 KiB)"),
+            "422": ok("the function failed or hit a limit", schema_ref("InvocationFailure")),
+            "429": {"description": "rate_limited: the tenant's rate or concurrency limit",
+                "headers": {"Retry-After": header("seconds to wait", json!({"type": "integer", "minimum": 1}))},
+                "content": {"application/json": {"schema": schema_ref("Error")}}},
+            "503": error_response("unavailable: the audit log cannot write (calls fail closed), or the server is at capacity")
+        }),
+    )
+}
+
+fn upload() -> Value {
+    operation(
+        "upload a module (the new version is pending)",
+        Access::Roles("author"),
+        vec![name_param()],
+        Some(json!({
+            "type": "object", "additionalProperties": false, "required": ["manifest", "module"],
+            "properties": {"manifest": schema_ref("Manifest"), "module": {"type": "string", "contentEncoding": "base64"}}
+        })),
+        json!({
+            "201": ok("the pending version with its inspection report", schema_ref("Version")),
+            "400": error_response("invalid_request: bad name, manifest, limits, base64 or body"),
+            "413": error_response("payload_too_large: over the module size cap"),
+            "422": error_response("invalid_module, forbidden_import or compile_timeout")
+        }),
+    )
+}
+
+fn tools() -> Value {
+    operation(
+        "active functions as LLM tool definitions",
+        Access::Roles("agent"),
+        vec![query(
+            "format",
+            json!({"type": "string", "enum": ["openai", "anthropic"], "default": "openai"}),
+        )],
+        None,
+        json!({
+            "200": ok("tools", list_of("tools", schema_ref("Tool"))),
+            "400": error_response("invalid_request: an unknown or repeated format, or an unknown parameter")
+        }),
+    )
+}
+
+fn audit() -> Value {
+    let text = || json!({"type": "string"});
+    let time = || json!({"type": "string", "format": "date-time"});
+    let params = vec![
+        query("function", text()),
+        query("agent_id", text()),
+        query("user_id", text()),
+        query(
+            "outcome",
+            json!({"type": "string", "enum": outcome_kinds()}),
+        ),
+        query(
+            "stream",
+            json!({"type": "string", "enum": ["execution", "registry"]}),
+        ),
+        query("since", time()),
+        query("until", time()),
+        query(
+            "before_seq",
+            json!({"type": "integer", "minimum": 0, "description": "records with a smaller seq: the next_before_seq of the previous page"}),
+        ),
+        query(
+            "limit",
+            json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 50,
+                "description": "page size; 0 is served as 1 and more than 1000 as 1000"}),
+        ),
+    ];
+    operation(
+        "the tenant's audit records, newest first",
+        Access::Roles("admin, approver"),
+        params,
+        None,
+        json!({
+            "200": ok("a page", json!({"type": "object", "required": ["entries", "next_before_seq"], "properties": {
+                "entries": {"type": "array", "items": schema_ref("AuditEntry")},
+                "next_before_seq": {"type": ["integer", "null"], "minimum": 0}}})),
+            "400": error_response("invalid_request: an unknown parameter, or a value not of the parameter's type or enum")
+        }),
     )
 }
 
 /// The OpenAPI document.
 pub fn openapi() -> Value {
-    let error_kinds: Vec<&str> = aifn_types::OutcomeKind::ALL
-        .iter()
-        .map(|k| k.as_str())
-        .chain([
-            "invalid_request",
-            "conflict",
-            "payload_too_large",
-            "unavailable",
-            "internal",
-        ])
-        .collect();
-    let audit_params: Vec<Value> = [
-        "function",
-        "agent_id",
-        "user_id",
-        "outcome",
-        "stream",
-        "since",
-        "until",
-        "before_seq",
-        "limit",
-    ]
-    .iter()
-    .map(|p| json!({"name": p, "in": "query", "schema": {"type": "string"}}))
-    .collect();
+    let status = |s: &str| json!({"type": "object", "required": ["status"], "properties": {"status": {"const": s}}});
+    let read = |summary: &str, params: Vec<Value>, responses: Value| {
+        operation(summary, Access::AnyRole, params, None, responses)
+    };
     json!({
         "openapi": "3.1.0",
         "info": {"title": "aifn", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "WebAssembly sandbox for user-authored AI functions."},
+                 "description": "WebAssembly sandbox for user-authored AI functions. Any other path answers 404 not_found."},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": {"type": "object", "required": ["error"], "properties": {
-                    "error": {"type": "object", "required": ["kind", "message"], "properties": {
-                        "kind": {"type": "string", "enum": error_kinds},
-                        "message": {"type": "string"},
-                        "violations": {"type": "array", "items": {"type": "object", "properties": {"path": {"type": "string"}, "message": {"type": "string"}}}}
-                    }},
-                    "execution_id": {"type": "string"}
-                }},
-                "Version": {"type": "object", "description": "A function version: name, version, sha256, author, uploaded_at, state (pending, active, rejected, revoked, superseded), manifest, report (the inspection report), decisions."},
-                "Manifest": {"type": "object", "required": ["description", "input_schema"], "properties": {
-                    "description": {"type": "string"}, "input_schema": {"type": "object"}, "output_schema": {"type": "object"},
-                    "limits": {"type": "object"}, "capture": {"type": "object", "properties": {"retention_days": {"type": "integer"}}}
-                }}
-            }
+            "schemas": schemas::schemas()
         },
         "paths": {
-            "/healthz": {"get": {"summary": "liveness", "responses": {"200": ok("alive", json!({"type": "object"}))}}},
-            "/readyz": {"get": {"summary": "readiness (the audit log can write)", "responses": {
-                "200": ok("ready", json!({"type": "object"})), "503": error_response("unavailable")}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition", "content": {"text/plain": {}}}}}},
-            "/v1/openapi.json": {"get": {"summary": "this document", "responses": {"200": ok("OpenAPI", json!({"type": "object"}))}}},
-            "/v1/functions": {"get": secured(json!({"summary": "the tenant's functions", "responses": {
-                "200": ok("functions", json!({"type": "object", "properties": {"functions": {"type": "array"}}}))}}), "any")},
-            "/v1/functions/{name}": {"get": secured(json!({"summary": "one function and its versions", "parameters": [name_param()], "responses": {
-                "200": ok("function", json!({"type": "object"})), "404": error_response("not_found")}}), "any")},
-            "/v1/functions/{name}/versions": {"post": secured(json!({
-                "summary": "upload a module (the new version is pending)",
-                "parameters": [name_param()],
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {
-                    "type": "object", "additionalProperties": false, "required": ["manifest", "module"],
-                    "properties": {"manifest": {"$ref": "#/components/schemas/Manifest"}, "module": {"type": "string", "contentEncoding": "base64"}}
-                }}}},
-                "responses": {
-                    "201": ok("the pending version with its inspection report", json!({"$ref": "#/components/schemas/Version"})),
-                    "400": error_response("invalid_request: bad name, manifest or limits"),
-                    "413": error_response("payload_too_large: over the module size cap"),
-                    "422": error_response("invalid_module, forbidden_import or compile_timeout")
-                }}), "author")},
-            "/v1/functions/{name}/versions/{version}": {"get": secured(json!({"summary": "one version: manifest, inspection report, decisions",
-                "parameters": [name_param(), version_param()], "responses": {
-                "200": ok("version", json!({"$ref": "#/components/schemas/Version"})), "404": error_response("not_found")}}), "any")},
+            "/healthz": {"get": operation("liveness", Access::Open, vec![], None, json!({"200": ok("alive", status("ok"))}))},
+            "/readyz": {"get": operation("readiness (the audit log can write)", Access::Open, vec![], None, json!({
+                "200": ok("ready", status("ready")),
+                "503": error_response("unavailable: the audit log cannot write, or the server is at capacity")}))},
+            "/metrics": {"get": operation("Prometheus metrics", Access::Open, vec![], None, json!({
+                "200": {"description": "text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}}))},
+            "/v1/openapi.json": {"get": operation("this document", Access::Open, vec![], None, json!({
+                "200": ok("OpenAPI", json!({"type": "object", "required": ["openapi", "info", "paths", "components"]}))}))},
+            "/v1/functions": {"get": read("the tenant's functions", vec![], json!({
+                "200": ok("functions", list_of("functions", schema_ref("FunctionSummary")))}))},
+            "/v1/functions/{name}": {"get": read("one function and its versions", vec![name_param()], json!({
+                "200": ok("function", schema_ref("FunctionDetail")), "404": error_response(NOT_FOUND)}))},
+            "/v1/functions/{name}/versions": {"post": upload()},
+            "/v1/functions/{name}/versions/{version}": {"get": read("one version: manifest, inspection report, decisions",
+                vec![name_param(), version_param()], json!({
+                "200": ok("version", schema_ref("Version")), "404": error_response(NOT_FOUND)}))},
             "/v1/functions/{name}/versions/{version}/approve": {"post": decision("approve", true, "active")},
             "/v1/functions/{name}/versions/{version}/reject": {"post": decision("reject", true, "rejected")},
             "/v1/functions/{name}/versions/{version}/revoke": {"post": decision("revoke", false, "revoked")},
-            "/v1/functions/{name}/invoke": {"post": secured(json!({
-                "summary": "invoke the active version",
-                "parameters": [name_param()],
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {
-                    "type": "object", "additionalProperties": false, "required": ["input"],
-                    "properties": {"input": {}, "user_id": {"type": "string", "maxLength": 256}}
-                }}}},
-                "responses": {
-                    "200": ok("the output", json!({"type": "object", "required": ["output", "execution_id", "fuel_used", "duration_ms"],
-                        "properties": {"output": {}, "execution_id": {"type": "string"}, "version": {"type": "integer"},
-                                       "fuel_used": {"type": "integer"}, "duration_ms": {"type": "number"}}})),
-                    "400": error_response("invalid_input: not matching the function's schema, with each violation"),
-                    "404": error_response("not_found"),
-                    "409": error_response("not_active: no active version"),
-                    "422": error_response("the function failed or hit a limit (fuel_exhausted, timeout, memory_limit, stack_overflow, trap, output_too_large, invalid_output, function_error)"),
-                    "429": error_response("rate_limited (with Retry-After)"),
-                    "503": error_response("unavailable: the audit log cannot write, calls fail closed")
-                }}), "agent")},
-            "/v1/pending": {"get": secured(json!({"summary": "versions awaiting approval", "responses": {
-                "200": ok("pending versions", json!({"type": "object", "properties": {"versions": {"type": "array"}}}))}}), "any")},
-            "/v1/tools": {"get": secured(json!({"summary": "active functions as LLM tool definitions",
-                "parameters": [{"name": "format", "in": "query", "schema": {"type": "string", "enum": ["openai", "anthropic"]}}],
-                "responses": {"200": ok("tools", json!({"type": "object", "properties": {"tools": {"type": "array"}}}))}}), "agent")},
-            "/v1/audit": {"get": secured(json!({"summary": "the tenant's audit records, newest first",
-                "parameters": audit_params,
-                "responses": {"200": ok("a page", json!({"type": "object", "properties": {"entries": {"type": "array"}, "next_before_seq": {"type": ["integer", "null"]}}})),
-                              "400": error_response("invalid_request")}}), "admin, approver")}
+            "/v1/functions/{name}/invoke": {"post": invoke()},
+            "/v1/pending": {"get": read("versions awaiting approval", vec![], json!({
+                "200": ok("pending versions", list_of("versions", schema_ref("Version"))),
+                "404": error_response("not_found: agents see only active versions, so the pending queue is not found to them")}))},
+            "/v1/tools": {"get": tools()},
+            "/v1/audit": {"get": audit()}
         }
     })
 }

@@ -45,11 +45,90 @@ impl DataDir {
         self.root.join("module-cache")
     }
 
-    /// Creates the directory with owner-only permissions if it is missing.
-    pub fn create(&self) -> Result<(), ServiceError> {
-        create_private_dir(&self.root).map_err(|e| ServiceError::Unavailable {
-            message: format!("cannot create the data dir {}: {e}", self.root.display()),
-        })
+    /// Creates the directory with owner-only permissions if it is missing;
+    /// says whether it was created just now.
+    pub fn create(&self) -> Result<bool, DataDirError> {
+        let existed = self.root.is_dir();
+        create_private_dir(&self.root).map_err(|source| DataDirError::Io {
+            what: "create the data dir",
+            path: self.root.clone(),
+            source,
+        })?;
+        Ok(!existed)
+    }
+
+    /// The data dir as an absolute path (for messages).
+    pub fn absolute(&self) -> PathBuf {
+        std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone())
+    }
+
+    /// This data dir's node name: read from `<root>/node`, or generated
+    /// once (`<hostname>-<8 hex digits>`) and stored there, so every node
+    /// that has its own data dir writes its own name.
+    pub fn node_name(&self) -> Result<String, DataDirError> {
+        let path = self.root.join(NODE_FILE);
+        let io = |what, source| DataDirError::Io {
+            what,
+            path: path.clone(),
+            source,
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_owned()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("read the node name", e)),
+        }
+        let mut random = [0u8; 4];
+        getrandom::fill(&mut random).map_err(|e| {
+            io(
+                "generate the node name",
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+        let name = format!("{}-{}", hostname(), hex::encode(random));
+        std::fs::write(&path, format!("{name}\n")).map_err(|e| io("store the node name", e))?;
+        Ok(name)
+    }
+
+    /// Takes the data dir for this process alone, until the guard drops:
+    /// two servers on one data dir would write one node name and race on
+    /// retention. Refused while another process holds it.
+    pub fn lock(&self) -> Result<DataDirLock, DataDirError> {
+        let path = self.root.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|source| DataDirError::Io {
+                what: "open the lock file",
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                return Err(DataDirError::Locked {
+                    dir: self.absolute(),
+                    holder: holder.trim().to_owned(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(DataDirError::Io {
+                    what: "lock",
+                    path,
+                    source,
+                });
+            }
+        }
+        // Who holds it, for the message of the one refused.
+        let mut f = &file;
+        let _ = f.set_len(0);
+        let _ =
+            std::io::Write::write_all(&mut f, format!("pid {}\n", std::process::id()).as_bytes());
+        Ok(DataDirLock { _file: file })
     }
 }
 
@@ -62,6 +141,60 @@ fn create_private_dir(path: &Path) -> std::io::Result<()> {
         b.mode(0o700);
     }
     b.create(path)
+}
+
+/// The data dir's own node name.
+const NODE_FILE: &str = "node";
+/// Held by the one `aifn serve` of a data dir.
+const LOCK_FILE: &str = "aifn.lock";
+
+/// Holds a data dir for one process (see [`DataDir::lock`]); released on
+/// drop or exit.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+/// A data dir that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirError {
+    /// Another process holds the data dir's lock.
+    #[error(
+        "the data dir {} is in use by another aifn ({holder}): stop it, or give this one its own --data-dir",
+        dir.display()
+    )]
+    Locked {
+        /// The data dir, absolute.
+        dir: PathBuf,
+        /// What the lock file says about its holder (`pid N`).
+        holder: String,
+    },
+    /// A file operation failed.
+    #[error("cannot {what} {}: {source}", path.display())]
+    Io {
+        /// What was attempted.
+        what: &'static str,
+        /// On which file.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+impl From<DataDirError> for ServiceError {
+    fn from(e: DataDirError) -> ServiceError {
+        ServiceError::Unavailable {
+            message: e.to_string(),
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic()))
+        .unwrap_or_else(|| "aifn".to_owned())
 }
 
 /// Key and audit administration on a data dir (the caller has file access
@@ -82,8 +215,9 @@ impl LocalAdmin {
     /// Opens (creating if needed) the registry and the audit log.
     pub fn open(dir: DataDir) -> Result<LocalAdmin, ServiceError> {
         dir.create()?;
-        let registry = Registry::open(&dir.root).map_err(|e| open_err("registry", &e))?;
         let audit = AuditLog::open(dir.audit_config()).map_err(|e| open_err("audit log", &e))?;
+        let registry = Registry::open(&dir.root, std::sync::Arc::new(RegistryAudit(audit.clone())))
+            .map_err(|e| open_err("registry", &e))?;
         Ok(LocalAdmin {
             registry,
             audit,
@@ -99,9 +233,7 @@ impl LocalAdmin {
         subject: &Subject,
         actor: &Subject,
     ) -> Result<NewKey, ServiceError> {
-        Ok(self
-            .registry
-            .create_key(tenant, role, subject, actor, &RegistryAudit(&self.audit))?)
+        Ok(self.registry.create_key(tenant, role, subject, actor)?)
     }
 
     /// Lists keys (never their secrets).
@@ -111,14 +243,16 @@ impl LocalAdmin {
 
     /// Revokes a key.
     pub fn revoke_key(&self, key_id: &str, actor: &Subject) -> Result<KeyInfo, ServiceError> {
-        Ok(self
-            .registry
-            .revoke_key(key_id, actor, &RegistryAudit(&self.audit))?)
+        Ok(self.registry.revoke_key(key_id, actor)?)
     }
 
     /// A page of a tenant's audit records.
-    pub fn audit_query(&self, q: &AuditQuery) -> Result<AuditPage, ServiceError> {
-        self.audit.query(q).map_err(query_error)
+    pub fn audit_query(
+        &self,
+        tenant: &TenantId,
+        q: &AuditQuery,
+    ) -> Result<AuditPage, ServiceError> {
+        self.audit.query(tenant, q).map_err(query_error)
     }
 
     /// A page of the host-level security and system streams.
@@ -129,11 +263,12 @@ impl LocalAdmin {
     /// Writes a tenant's records as JSON lines; returns how many.
     pub fn export(
         &self,
+        tenant: &TenantId,
         q: &AuditQuery,
         out: &mut dyn std::io::Write,
     ) -> Result<u64, ServiceError> {
         self.audit
-            .export_jsonl(q, out)
+            .export_jsonl(tenant, q, out)
             .map_err(|e| ServiceError::internal("audit export", &e))
     }
 
@@ -184,4 +319,37 @@ pub fn verify(dir: &DataDir, public_key: Option<&[u8; 32]>) -> Result<VerifyRepo
     aifn_audit::verify(&dir.audit_config(), public_key).map_err(|e| ServiceError::Unavailable {
         message: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_node_name_is_generated_once_and_kept() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let a = DataDir::new(tmp.path().join("a"), "");
+        assert!(a.create().expect("created"), "new");
+        assert!(!a.create().expect("exists"), "not new the second time");
+        let name = a.node_name().expect("generated");
+        assert_eq!(a.node_name().expect("read back"), name);
+        let b = DataDir::new(tmp.path().join("b"), "");
+        b.create().expect("created");
+        assert_ne!(b.node_name().expect("generated"), name);
+    }
+
+    #[test]
+    fn a_locked_data_dir_refuses_a_second_holder_until_released() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = DataDir::new(tmp.path(), "");
+        let held = dir.lock().expect("first holder");
+        let e = dir.lock().expect_err("second holder refused");
+        let DataDirError::Locked { holder, .. } = &e else {
+            panic!("{e}")
+        };
+        assert_eq!(holder, &format!("pid {}", std::process::id()));
+        assert!(e.to_string().contains("in use by another aifn"), "{e}");
+        drop(held);
+        dir.lock().expect("free again");
+    }
 }

@@ -4,6 +4,8 @@ use std::time::Duration;
 use aifn_types::Limits;
 use serde::{Deserialize, Serialize};
 
+use crate::admin::{DataDir, DataDirError};
+
 /// Per-tenant admission limits. Every tenant gets the same limits; one
 /// tenant can never take the whole host.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -27,6 +29,38 @@ impl Default for TenantLimits {
     }
 }
 
+/// The audit log's settings (`[service.audit]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// The checkpoint signing key. Default `<data_dir>/audit-signing.key`;
+    /// in production keep it outside the data dir.
+    pub signing_key: Option<PathBuf>,
+    /// Sign a checkpoint after this many records. Default 1,000.
+    pub checkpoint_every: u64,
+    /// Sign a checkpoint at least this often (seconds). Default 60.
+    pub checkpoint_secs: u64,
+    /// Delete records older than this many days (the pruning is itself
+    /// recorded). Default: keep everything.
+    pub retention_days: Option<u32>,
+    /// Cap on the audit database's size in bytes. Past it, records cannot
+    /// be written and calls are refused (fail closed) until records are
+    /// pruned. Default: no cap beyond the disk.
+    pub max_db_bytes: Option<u64>,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            signing_key: None,
+            checkpoint_every: 1_000,
+            checkpoint_secs: 60,
+            retention_days: None,
+            max_db_bytes: None,
+        }
+    }
+}
+
 /// Everything the service needs to start. The CLI fills it from flags and
 /// an optional TOML file; every field has a default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,8 +69,10 @@ pub struct ServiceConfig {
     /// Where the registry, the audit log and the module cache live.
     /// Default `./aifn-data`.
     pub data_dir: PathBuf,
-    /// Name of this host in audit records. Default: the hostname, or `aifn`.
-    pub node: String,
+    /// Name of this host in audit records. Default: generated once per
+    /// data dir (`<hostname>-<random>`) and kept in `<data_dir>/node`, so
+    /// the records of different nodes can be told apart.
+    pub node: Option<String>,
     /// Host maxima for every call; manifests may only lower them.
     pub limits: Limits,
     /// Per-tenant admission limits.
@@ -44,20 +80,8 @@ pub struct ServiceConfig {
     /// Invocations running at once on this host, all tenants together.
     /// Past it calls are refused with `rate_limited`. Default 16.
     pub max_concurrent: u32,
-    /// The audit checkpoint signing key. Default `<data_dir>/audit-signing.key`;
-    /// in production keep it outside the data dir.
-    pub audit_signing_key: Option<PathBuf>,
-    /// Sign a checkpoint after this many audit records. Default 1,000.
-    pub audit_checkpoint_every: u64,
-    /// Sign a checkpoint at least this often (seconds). Default 60.
-    pub audit_checkpoint_secs: u64,
-    /// Delete audit records older than this many days (the pruning is
-    /// itself recorded). Default: keep everything.
-    pub audit_retention_days: Option<u32>,
-    /// Cap on the audit database's size in bytes. Past it, records cannot
-    /// be written and calls are refused (fail closed) until records are
-    /// pruned. Default: no cap beyond the disk.
-    pub audit_max_db_bytes: Option<u64>,
+    /// The audit log: signing key, checkpoints, retention, quota.
+    pub audit: AuditSettings,
     /// How long a cached active-version lookup is trusted before it is
     /// checked against the registry again; changes made through this
     /// service apply at once. Default 1,000 ms.
@@ -75,15 +99,11 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         ServiceConfig {
             data_dir: PathBuf::from("aifn-data"),
-            node: default_node(),
+            node: None,
             limits: Limits::default(),
             tenant: TenantLimits::default(),
             max_concurrent: 16,
-            audit_signing_key: None,
-            audit_checkpoint_every: 1_000,
-            audit_checkpoint_secs: 60,
-            audit_retention_days: None,
-            audit_max_db_bytes: None,
+            audit: AuditSettings::default(),
             active_cache_ms: 1_000,
             memory_keep_resident: 128 * 1024,
         }
@@ -95,12 +115,20 @@ impl ServiceConfig {
     pub fn active_cache_ttl(&self) -> Duration {
         Duration::from_millis(self.active_cache_ms)
     }
-}
 
-fn default_node() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "aifn".to_owned())
+    /// The data dir's files as this configuration lays them out: created
+    /// if missing, the node named (`node`, or the data dir's own name for
+    /// itself), the signing key where `audit.signing_key` puts it.
+    pub fn layout(&self) -> Result<DataDir, DataDirError> {
+        let mut dir = DataDir::new(&self.data_dir, "");
+        dir.create()?;
+        dir.node = match &self.node {
+            Some(n) => n.clone(),
+            None => dir.node_name()?,
+        };
+        if let Some(k) = &self.audit.signing_key {
+            dir.signing_key = k.clone();
+        }
+        Ok(dir)
+    }
 }

@@ -1,16 +1,28 @@
 use std::time::Duration;
 
 use aifn_types::OutcomeKind;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One way an input breaks the function's JSON Schema, so a model can
 /// correct its call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
     /// JSON Pointer into the input (`""` is the whole input).
     pub path: String,
     /// What is wrong, without echoing the value.
     pub message: String,
+}
+
+impl Violation {
+    /// Where, for a message: the JSON Pointer, or `(root)` for the whole
+    /// document (whose pointer is empty).
+    pub fn location(&self) -> &str {
+        if self.path.is_empty() {
+            "(root)"
+        } else {
+            &self.path
+        }
+    }
 }
 
 /// The kind names of API errors: the product's outcome kinds, plus five
@@ -32,6 +44,35 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind an error body can carry, in a stable order: the outcome
+    /// kinds except `ok` (an error is never ok), then the five request
+    /// kinds. The OpenAPI document's `Error.kind` enum is built from it.
+    pub const ALL: [ErrorKind; OutcomeKind::ALL.len() + 4] = {
+        let mut all = [ErrorKind::Internal; OutcomeKind::ALL.len() + 4];
+        let mut i = 0;
+        let mut n = 0;
+        while i < OutcomeKind::ALL.len() {
+            if !matches!(OutcomeKind::ALL[i], OutcomeKind::Ok) {
+                all[n] = ErrorKind::Outcome(OutcomeKind::ALL[i]);
+                n += 1;
+            }
+            i += 1;
+        }
+        let request = [
+            ErrorKind::InvalidRequest,
+            ErrorKind::Conflict,
+            ErrorKind::PayloadTooLarge,
+            ErrorKind::Unavailable,
+            ErrorKind::Internal,
+        ];
+        let mut j = 0;
+        while j < request.len() {
+            all[n + j] = request[j];
+            j += 1;
+        }
+        all
+    };
+
     /// The name used in error bodies.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -164,7 +205,7 @@ impl ServiceError {
     }
 
     /// Logs an internal fault with an id and returns the error to show.
-    pub(crate) fn internal(context: &str, err: &dyn std::fmt::Display) -> ServiceError {
+    pub fn internal(context: &str, err: &dyn std::fmt::Display) -> ServiceError {
         let log_id = crate::ids::execution_id(std::time::SystemTime::now());
         tracing::error!(log_id, context, error = %err, "internal error");
         ServiceError::Internal { log_id }

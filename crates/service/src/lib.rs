@@ -13,23 +13,39 @@
 //! Every method is synchronous and may block (SQLite, fsync, the guest):
 //! async callers run them on a blocking thread.
 
+mod active_cache;
 mod admin;
+mod auth;
+mod catalog;
 mod config;
 mod error;
+mod functions;
 mod ids;
+mod invoke;
 mod limiter;
 mod metrics;
+mod schema;
 mod service;
 mod sink;
+mod ticket;
+mod wire;
 
 pub use admin::{DataDir, LocalAdmin, verify as verify_audit};
+pub use admin::{DataDirError, DataDirLock};
 pub use aifn_audit::{
     AuditEntry, AuditPage, AuditQuery, SecurityQuery, Stream as AuditStream, VerifyReport,
 };
 pub use aifn_registry::{FunctionDetail, FunctionSummary, KeyInfo, NewKey, Principal, VersionInfo};
-pub use config::{ServiceConfig, TenantLimits};
+pub use auth::{Credential, Origin};
+pub use catalog::{AnthropicTool, OpenAiFunction, OpenAiTool, ToolDefinition, ToolFormat};
+pub use config::{AuditSettings, ServiceConfig, TenantLimits};
 pub use error::{ErrorKind, ServiceError, Violation};
+pub use functions::{Decision, UploadRequest};
+pub use invoke::{InvokeOutcome, InvokeRequest, Refused};
 pub use metrics::Metrics;
-pub use service::{
-    InvokeOutcome, InvokeRequest, InvokeTicket, Refused, Service, ToolFormat, UploadRequest,
+pub use service::Service;
+pub use ticket::InvokeTicket;
+pub use wire::{
+    ErrorBody, ErrorDetail, FunctionList, InvocationFailure, InvokeReply, Status, ToolList,
+    VersionList,
 };

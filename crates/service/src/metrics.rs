@@ -10,6 +10,13 @@ const BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
+/// One named value in the exposition.
+pub(crate) struct Series<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) help: &'a str,
+    pub(crate) value: u64,
+}
+
 /// Counters of invocations by outcome, a latency histogram and fuel.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -21,10 +28,16 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn record(&self, kind: OutcomeKind, duration: Duration, fuel: u64) {
+    /// An attempt that was refused before it was timed (no key, say).
+    pub(crate) fn record_refusal(&self, kind: OutcomeKind) {
         if let Some(i) = OutcomeKind::ALL.iter().position(|k| *k == kind) {
             self.by_outcome[i].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// An attempt that was admitted, timed and answered.
+    pub(crate) fn record(&self, kind: OutcomeKind, duration: Duration, fuel: u64) {
+        self.record_refusal(kind);
         let secs = duration.as_secs_f64();
         for (i, le) in BUCKETS.iter().enumerate() {
             if secs <= *le {
@@ -47,8 +60,14 @@ impl Metrics {
             .map_or(0, |i| self.by_outcome[i].load(Ordering::Relaxed))
     }
 
-    /// The Prometheus text exposition, with `in_flight` and extra gauges.
-    pub fn render(&self, in_flight: u32, gauges: &[(&str, &str, u64)]) -> String {
+    /// The Prometheus text exposition, with `in_flight` and the other
+    /// series of the service: `counters` only grow, `gauges` go up and down.
+    pub(crate) fn render(
+        &self,
+        in_flight: u32,
+        counters: &[Series<'_>],
+        gauges: &[Series<'_>],
+    ) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -93,10 +112,12 @@ impl Metrics {
         let _ = writeln!(out, "# HELP aifn_in_flight Invocations running now.");
         let _ = writeln!(out, "# TYPE aifn_in_flight gauge");
         let _ = writeln!(out, "aifn_in_flight {in_flight}");
-        for (name, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} gauge");
-            let _ = writeln!(out, "{name} {value}");
+        for (kind, series) in [("counter", counters), ("gauge", gauges)] {
+            for Series { name, help, value } in series {
+                let _ = writeln!(out, "# HELP {name} {help}");
+                let _ = writeln!(out, "# TYPE {name} {kind}");
+                let _ = writeln!(out, "{name} {value}");
+            }
         }
         out
     }

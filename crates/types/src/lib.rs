@@ -2,10 +2,12 @@
 //! states, outcome kinds, the injected [`Context`], the one [`Limits`] type and
 //! the module inspection report.
 //!
-//! Every other crate depends on this one and it depends on nothing but serde,
-//! so the words used in the registry, the runtime, the audit log, the HTTP
-//! API and the CLI are the same words.
+//! Every other crate depends on this one and it depends on nothing but serde
+//! and `time` (and, with the `rusqlite` feature, rusqlite for typed
+//! columns), so the words used in the registry, the runtime, the audit log,
+//! the HTTP API and the CLI are the same words.
 
+mod action;
 mod context;
 mod limits;
 mod manifest;
@@ -13,11 +15,15 @@ mod names;
 mod outcome;
 mod report;
 mod role;
+#[cfg(feature = "rusqlite")]
+mod sql;
 mod state;
+mod timestamp;
 
+pub use action::{AuditTarget, Refusal, RefusalKind, RegistryAction, RegistryActionKind};
 pub use context::{Context, LogLevel, LogLine, LogStream};
 pub use limits::{LimitError, Limits, LimitsRequest};
-pub use manifest::{CapturePolicy, Manifest, RegistryAction, RegistryActionKind};
+pub use manifest::{CapturePolicy, Manifest};
 pub use names::{ExecutionId, FunctionName, NameError, Subject, TenantId};
 pub use outcome::{OutcomeKind, UnknownKind};
 pub use report::{
@@ -25,3 +31,4 @@ pub use report::{
 };
 pub use role::{Role, UnknownRole};
 pub use state::{UnknownState, VersionState};
+pub use timestamp::{Timestamp, TimestampError};

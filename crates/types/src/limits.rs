@@ -12,7 +12,7 @@ const MIB: u64 = 1024 * KIB;
 /// for more. Fields marked *engine-wide* hold for every function on a host
 /// and cannot be changed per function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, deny_unknown_fields, expecting = "a JSON object")]
 pub struct Limits {
     /// Instruction budget per call (wasmtime fuel; host calls also pay in
     /// proportion to the bytes they copy). Default 100,000,000.
@@ -69,7 +69,7 @@ impl Default for Limits {
 /// The per-call limits a function may lower in its manifest. Absent fields
 /// take the host's value.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct LimitsRequest {
     /// See [`Limits::fuel`].
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,7 +16,7 @@ fn a_clean_log_verifies_with_every_key_source() {
     ))
     .expect("registry");
     log.record_security(SecurityEvent {
-        time: t0(),
+        time: t0().into(),
         route: "/v1/invoke".into(),
         reason: SecurityReason::MissingKey,
         remote_addr: None,

@@ -2,7 +2,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aifn_audit::{AuditConfig, AuditLog, ExecutionRecord};
-use aifn_types::{OutcomeKind, RegistryAction, RegistryActionKind};
+use aifn_types::{AuditTarget, OutcomeKind, RegistryAction, RegistryActionKind, Subject, TenantId};
 use sha2::{Digest, Sha256};
 
 /// 2026-11-22T10:00:00.000Z
@@ -27,7 +27,7 @@ pub(crate) fn open(cfg: &AuditConfig) -> AuditLog {
 pub(crate) fn exec(tenant: &str, function: &str, i: u64) -> ExecutionRecord {
     let mut rec = ExecutionRecord {
         execution_id: format!("{tenant}-{function}-{i:04}"),
-        time: t0() + Duration::from_secs(i),
+        time: (t0() + Duration::from_secs(i)).into(),
         tenant_id: tenant.into(),
         agent_id: format!("agent-{}", i % 2),
         user_id: "user-1".into(),
@@ -55,14 +55,24 @@ pub(crate) fn exec(tenant: &str, function: &str, i: u64) -> ExecutionRecord {
     rec
 }
 
-pub(crate) fn registry(tenant: &str, action: RegistryActionKind, target: &str) -> RegistryAction {
+pub(crate) fn tenant(s: &str) -> TenantId {
+    TenantId::new(s).expect("tenant id")
+}
+
+/// A registry action; `target` as records write it (`name@version`, ...).
+pub(crate) fn registry(
+    tenant_id: &str,
+    action: RegistryActionKind,
+    target: &str,
+) -> RegistryAction {
     RegistryAction {
-        tenant_id: tenant.into(),
-        actor: "alice".into(),
+        tenant_id: tenant(tenant_id),
+        actor: Subject::new("alice").expect("actor"),
         action,
-        target: target.into(),
+        target: AuditTarget::parse(action, target).expect("target"),
         sha256: Some("cd".repeat(32)),
         notes: Some("looks fine".into()),
+        refused: None,
     }
 }
 

@@ -49,7 +49,7 @@ fn concurrent_writers_are_batched_and_nothing_is_lost() {
     for t in 0..THREADS {
         let mut out = Vec::new();
         assert_eq!(
-            log.export_jsonl(&AuditQuery::for_tenant(format!("t{t}")), &mut out)
+            log.export_jsonl(&tenant(&format!("t{t}")), &AuditQuery::default(), &mut out)
                 .expect("export"),
             EACH
         );
@@ -179,7 +179,7 @@ fn after_close_nothing_is_recorded() {
     // Reads still work on a closed log.
     assert_eq!(
         clone
-            .query(&AuditQuery::for_tenant("acme"))
+            .query(&tenant("acme"), &AuditQuery::default())
             .expect("query")
             .entries
             .len(),

@@ -5,7 +5,7 @@ use aifn_audit::{
     AuditError, AuditQuery, AuditRecord, Captured, SecurityEvent, SecurityQuery, SecurityReason,
     Stream,
 };
-use aifn_types::{OutcomeKind, RegistryActionKind};
+use aifn_types::{OutcomeKind, RegistryActionKind, TenantId};
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -38,7 +38,7 @@ fn a_query_never_returns_another_tenants_records() {
         .expect("reg");
 
     let page = log
-        .query(&AuditQuery::for_tenant("tenant-a"))
+        .query(&tenant("tenant-a"), &AuditQuery::default())
         .expect("query");
     a_seqs.reverse();
     assert_eq!(seqs(&page), a_seqs);
@@ -50,7 +50,7 @@ fn a_query_never_returns_another_tenants_records() {
     assert_eq!(page.next_before_seq, None);
 
     let b = log
-        .query(&AuditQuery::for_tenant("tenant-b"))
+        .query(&tenant("tenant-b"), &AuditQuery::default())
         .expect("query");
     assert_eq!(b.entries.len(), 7);
     assert!(
@@ -59,7 +59,7 @@ fn a_query_never_returns_another_tenants_records() {
             .all(|e| e.record.tenant_id() == Some("tenant-b"))
     );
     assert!(
-        log.query(&AuditQuery::for_tenant("tenant-c"))
+        log.query(&tenant("tenant-c"), &AuditQuery::default())
             .expect("query")
             .entries
             .is_empty()
@@ -67,7 +67,7 @@ fn a_query_never_returns_another_tenants_records() {
 
     // Security records are host-level: never in a tenant's view.
     log.record_security(SecurityEvent {
-        time: t0(),
+        time: t0().into(),
         route: "/v1/functions".into(),
         reason: SecurityReason::RevokedKey,
         remote_addr: Some("192.0.2.1".into()),
@@ -75,21 +75,22 @@ fn a_query_never_returns_another_tenants_records() {
     })
     .expect("security");
     assert_eq!(
-        log.query(&AuditQuery::for_tenant("tenant-a"))
+        log.query(&tenant("tenant-a"), &AuditQuery::default())
             .expect("query")
             .entries
             .len(),
         7
     );
 
+    // A query without a tenant cannot be written: the tenant is a
+    // validated id, passed beside the filter.
+    assert!(TenantId::new("").is_err());
+    let q = AuditQuery {
+        stream: Some(Stream::Security),
+        ..AuditQuery::default()
+    };
     assert!(matches!(
-        log.query(&AuditQuery::default()),
-        Err(AuditError::InvalidQuery { .. })
-    ));
-    let mut q = AuditQuery::for_tenant("tenant-a");
-    q.stream = Some(Stream::Security);
-    assert!(matches!(
-        log.query(&q),
+        log.query(&tenant("tenant-a"), &q),
         Err(AuditError::InvalidQuery { .. })
     ));
 }
@@ -110,7 +111,7 @@ fn an_edited_tenant_column_is_an_error_not_a_leak() {
             [b.seq as i64],
         )
         .expect("edit");
-    match log.query(&AuditQuery::for_tenant("tenant-a")) {
+    match log.query(&tenant("tenant-a"), &AuditQuery::default()) {
         Err(AuditError::Corrupt { seq, .. }) => assert_eq!(seq, b.seq),
         other => panic!("expected Corrupt, got {other:?}"),
     }
@@ -133,9 +134,9 @@ fn filters_select_exactly_the_matching_records() {
         .expect("reg");
 
     let q = |f: &dyn Fn(&mut AuditQuery)| {
-        let mut q = AuditQuery::for_tenant("acme");
+        let mut q = AuditQuery::default();
         f(&mut q);
-        seqs(&log.query(&q).expect("query"))
+        seqs(&log.query(&tenant("acme"), &q).expect("query"))
     };
     // Execution i has seq i + 1.
     assert_eq!(
@@ -159,8 +160,8 @@ fn filters_select_exactly_the_matching_records() {
     assert_eq!(
         q(&|q| {
             q.stream = Some(Stream::Execution);
-            q.since = Some(t0() + Duration::from_secs(5));
-            q.until = Some(t0() + Duration::from_secs(8));
+            q.since = Some((t0() + Duration::from_secs(5)).into());
+            q.until = Some((t0() + Duration::from_secs(8)).into());
         }),
         [8, 7, 6]
     );
@@ -174,24 +175,35 @@ fn pages_are_newest_first_and_complete() {
     fill(&log, "acme", 120);
     fill(&log, "other", 5);
 
-    let mut q = AuditQuery::for_tenant("acme");
-    let first = log.query(&q).expect("page 1");
+    let mut q = AuditQuery::default();
+    let first = log.query(&tenant("acme"), &q).expect("page 1");
     assert_eq!(seqs(&first), (71..=120).rev().collect::<Vec<_>>());
     assert_eq!(first.next_before_seq, Some(71));
     q.before_seq = first.next_before_seq;
-    let second = log.query(&q).expect("page 2");
+    let second = log.query(&tenant("acme"), &q).expect("page 2");
     assert_eq!(seqs(&second), (21..=70).rev().collect::<Vec<_>>());
     assert_eq!(second.next_before_seq, Some(21));
     q.before_seq = second.next_before_seq;
-    let third = log.query(&q).expect("page 3");
+    let third = log.query(&tenant("acme"), &q).expect("page 3");
     assert_eq!(seqs(&third), (1..=20).rev().collect::<Vec<_>>());
     assert_eq!(third.next_before_seq, None);
 
-    let mut q = AuditQuery::for_tenant("acme");
-    q.limit = Some(0);
-    assert_eq!(seqs(&log.query(&q).expect("clamped")), [120]);
+    let mut q = AuditQuery {
+        limit: Some(0),
+        ..AuditQuery::default()
+    };
+    assert_eq!(
+        seqs(&log.query(&tenant("acme"), &q).expect("clamped")),
+        [120]
+    );
     q.limit = Some(5000);
-    assert_eq!(log.query(&q).expect("clamped").entries.len(), 120);
+    assert_eq!(
+        log.query(&tenant("acme"), &q)
+            .expect("clamped")
+            .entries
+            .len(),
+        120
+    );
 }
 
 #[test]
@@ -200,7 +212,7 @@ fn jsonl_export_uses_the_api_field_names() {
     let cfg = config(dir.path(), 0);
     let log = open(&cfg);
     let mut rec = exec("acme", "leave_days", 0);
-    rec.time = t0() + Duration::from_millis(123);
+    rec.time = (t0() + Duration::from_millis(123)).into();
     rec.outcome = OutcomeKind::FunctionError;
     rec.error_message = Some("no such employee".into());
     let a = log.record_execution(rec, None).expect("record");
@@ -215,7 +227,7 @@ fn jsonl_export_uses_the_api_field_names() {
 
     let mut out = Vec::new();
     let n = log
-        .export_jsonl(&AuditQuery::for_tenant("acme"), &mut out)
+        .export_jsonl(&tenant("acme"), &AuditQuery::default(), &mut out)
         .expect("export");
     assert_eq!(n, 2);
     let text = String::from_utf8(out).expect("utf8");
@@ -324,7 +336,7 @@ fn the_security_stream_is_queried_separately_and_never_holds_a_key() {
         .expect("record");
     let s = log
         .record_security(SecurityEvent {
-            time: t0(),
+            time: t0().into(),
             route: "/v1/functions/f/invoke?api_key=sk_live_abcdef".into(),
             reason: SecurityReason::UnknownKey,
             remote_addr: Some("198.51.100.7:4242".into()),
@@ -368,7 +380,7 @@ fn captured_payloads_are_kept_apart_and_per_tenant() {
     let log = open(&cfg);
     let input = br#"{"days":3,"name":"secret-3"}"#.to_vec();
     let mut rec = exec("acme", "f", 3);
-    rec.time = std::time::SystemTime::now();
+    rec.time = (std::time::SystemTime::now()).into();
     rec.set_input(&input);
     let id = rec.execution_id.clone();
     let sha = rec.input_sha256.clone();
@@ -399,4 +411,73 @@ fn captured_payloads_are_kept_apart_and_per_tenant() {
         })
         .expect("body");
     assert!(!body.contains("secret-3") && body.contains(&sha));
+}
+
+#[test]
+fn refused_registry_actions_are_listed_exported_and_verified_like_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), 0);
+    let log = open(&cfg);
+    let taken = registry("acme", RegistryActionKind::Approve, "calc@1");
+    let mut refused = registry("acme", RegistryActionKind::Approve, "calc@2");
+    refused.refused = Some(aifn_types::Refusal {
+        kind: aifn_types::RefusalKind::Forbidden,
+        reason: "separation of duties".into(),
+    });
+    log.record_registry(&taken).expect("taken");
+    log.record_registry(&refused).expect("refused");
+    let page = log
+        .query(&tenant("acme"), &AuditQuery::default())
+        .expect("query");
+    let v = serde_json::to_value(&page).expect("json");
+    assert_eq!(
+        v["entries"][0]["refused"],
+        json!({"kind": "forbidden", "reason": "separation of duties"})
+    );
+    assert!(v["entries"][1].get("refused").is_none(), "absent, not null");
+    let q = AuditQuery {
+        function: Some("calc".into()),
+        ..AuditQuery::default()
+    };
+    assert_eq!(
+        log.query(&tenant("acme"), &q)
+            .expect("by function")
+            .entries
+            .len(),
+        2
+    );
+    let mut out = Vec::new();
+    log.export_jsonl(&tenant("acme"), &AuditQuery::default(), &mut out)
+        .expect("export");
+    let text = String::from_utf8(out).expect("utf8");
+    assert_eq!(text.lines().count(), 2);
+    assert!(
+        text.lines()
+            .nth(1)
+            .is_some_and(|l| l.contains(r#""refused":{"kind":"forbidden""#))
+    );
+    assert!(!text.lines().next().is_some_and(|l| l.contains("refused")));
+    log.close().expect("close");
+    assert!(aifn_audit::verify(&cfg, None).expect("verify").is_ok());
+}
+
+#[test]
+fn queries_deserialize_from_parameters_with_product_names() {
+    let q: AuditQuery = serde_json::from_value(json!({
+        "stream": "registry",
+        "outcome": "fuel_exhausted",
+        "since": "2026-11-22T11:00:00+01:00",
+        "limit": 5
+    }))
+    .expect("query");
+    assert_eq!(q.stream, Some(Stream::Registry));
+    assert_eq!(q.outcome, Some(OutcomeKind::FuelExhausted));
+    assert_eq!(
+        q.since.map(|t| t.to_string()).as_deref(),
+        Some("2026-11-22T10:00:00.000Z")
+    );
+    assert_eq!(q.limit, Some(5));
+    assert!(serde_json::from_value::<AuditQuery>(json!({"tenant_id": "other"})).is_err());
+    assert!(serde_json::from_value::<AuditQuery>(json!({"stream": "Registry"})).is_err());
+    assert!(serde_json::from_value::<SecurityQuery>(json!({"stream": "system"})).is_ok());
 }

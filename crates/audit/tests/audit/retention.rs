@@ -15,12 +15,12 @@ fn prune_keeps_a_verifiable_chain_and_still_detects_deletions() {
     let mut old = Vec::new();
     for i in 0..5 {
         let mut rec = exec("acme", "f", i);
-        rec.time = now - 10 * DAY;
+        rec.time = (now - 10 * DAY).into();
         old.push(log.record_execution(rec, None).expect("old"));
     }
     for i in 5..8 {
         let mut rec = exec("acme", "f", i);
-        rec.time = now;
+        rec.time = (now).into();
         log.record_execution(rec, None).expect("new");
     }
     let report = log.prune(now - DAY, "retention-job").expect("prune");
@@ -79,7 +79,7 @@ fn a_middle_deletion_after_prune_is_found() {
     let log = open(&cfg);
     for i in 0..3 {
         let mut rec = exec("acme", "f", i);
-        rec.time = t0() - 10 * DAY;
+        rec.time = (t0() - 10 * DAY).into();
         log.record_execution(rec, None).expect("old");
     }
     fill(&log, "acme", 4); // seqs 4..=7, at t0 + i seconds
@@ -107,7 +107,7 @@ fn only_a_prefix_is_pruned_and_prunes_repeat() {
     let times = [now - 10 * DAY, now, now - 10 * DAY];
     for (i, t) in times.into_iter().enumerate() {
         let mut rec = exec("acme", "f", i as u64);
-        rec.time = t;
+        rec.time = (t).into();
         log.record_execution(rec, None).expect("record");
     }
     // The old record at seq 3 stays: deleting it would leave a gap.
@@ -166,11 +166,11 @@ fn captured_payloads_expire() {
         })
     };
     let mut stale = exec("acme", "f", 1);
-    stale.time = now - 2 * DAY;
+    stale.time = (now - 2 * DAY).into();
     log.record_execution(stale.clone(), capture(1))
         .expect("stale");
     let mut fresh = exec("acme", "f", 2);
-    fresh.time = now;
+    fresh.time = (now).into();
     log.record_execution(fresh.clone(), capture(30))
         .expect("fresh");
 

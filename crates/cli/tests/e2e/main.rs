@@ -2,6 +2,7 @@
 //! a real socket, real SQLite files, the real example functions built from
 //! source by `cargo xtask build-functions`.
 
+mod client;
 mod run;
 mod service;
 

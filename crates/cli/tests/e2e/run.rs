@@ -130,3 +130,93 @@ fn an_example_function_built_from_source_runs() {
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["output"]["working_days"], 7);
 }
+
+/// Runs `aifn run` and asserts the one refusal object: `invalid_module`,
+/// exit 2, nothing else on stdout. Returns the message.
+fn refused_module(path: &str) -> String {
+    let (code, v, err) = run(&[path]);
+    assert_eq!(code, 2, "{v} {err}");
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["error"]["kind"], "invalid_module", "{v}");
+    v["error"]["message"].as_str().expect("message").to_owned()
+}
+
+#[test]
+fn a_file_that_is_no_module_is_refused_with_the_one_object() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let binary = dir.path().join("blob.bin");
+    std::fs::write(&binary, [0xff, 0xfe, 0x00, 0x01]).expect("write");
+    let m = refused_module(binary.to_str().expect("utf-8"));
+    assert!(m.contains("neither a wasm module"), "{m}");
+    let text = write(dir.path(), "notes.txt", "hello, not a module");
+    let m = refused_module(&text);
+    assert!(m.contains("not valid WAT"), "{m}");
+    // A .wasm file that is not wasm says so, whatever its bytes are.
+    let fake = write(dir.path(), "fake.wasm", "(module)");
+    let m = refused_module(&fake);
+    assert!(m.contains("is not a wasm module"), "{m}");
+    assert!(!m.contains("WAT"), "{m}");
+    // A truncated binary is found by validation, also as invalid_module.
+    let truncated = dir.path().join("cut.wasm");
+    std::fs::write(&truncated, b"\0asm\x01\0\0\0\x01").expect("write");
+    refused_module(truncated.to_str().expect("utf-8"));
+    let m = refused_module("/nonexistent.wasm");
+    assert!(m.contains("cannot read /nonexistent.wasm"), "{m}");
+    // A module that loads still runs: the refusal is about the file only.
+    let real = dir.path().join("real.wasm");
+    std::fs::write(&real, wat::parse_str(ECHO).expect("wat")).expect("write");
+    let (code, _, _) = run(&[real.to_str().expect("utf-8")]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn limits_out_of_range_are_usage_errors_naming_the_range() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let echo = write(dir.path(), "echo.wat", ECHO);
+    let (code, out, err) = cli(&["run", &echo, "--timeout-ms", "0"], &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains("--timeout-ms"), "{err}");
+    let (code, out, err) = cli(&["run", &echo, "--memory-mib", "4097"], &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains("4096"), "the maximum is named: {err}");
+    assert!(!err.to_lowercase().contains("engine"), "{err}");
+    // The boundaries themselves are accepted.
+    let (code, v, _) = run(&[&echo, "--timeout-ms", "1", "--memory-mib", "4096"]);
+    assert_eq!(code, 0, "{v}");
+}
+
+/// A stdout whose reader is gone before the first byte: every write fails
+/// with a broken pipe.
+fn closed_pipe() -> std::process::Stdio {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    writer.into()
+}
+
+/// Runs `aifn` with its stdout closed; returns (exit code, stderr).
+pub(crate) fn with_closed_stdout(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = aifn();
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .stdout(closed_pipe())
+        .stderr(Stdio::piped());
+    let out = cmd.output().expect("aifn runs");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !err.contains("panicked"),
+        "no panic on a closed stdout: {err}"
+    );
+    assert!(!err.contains("Broken pipe"), "{err}");
+    (out.status.code().unwrap_or(-1), err)
+}
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let echo = write(dir.path(), "echo.wat", ECHO);
+    let (code, _) = with_closed_stdout(&["run", &echo, "--input", "[1]"], &[]);
+    assert_eq!(code, 0, "the usual exit status");
+    // The same outcome with stdout open: the pair of the test above.
+    let (code, v, _) = run(&[&echo, "--input", "[1]"]);
+    assert_eq!((code, &v["output"]), (0, &serde_json::json!([1])));
+}

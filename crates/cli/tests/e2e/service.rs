@@ -6,24 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread;
 
+use aifn_test_support::ECHO_WAT;
 use serde_json::{Value, json};
 
 use crate::*;
 
 const SPIN: &str = r#"(module (memory (export "memory") 1)
   (func (export "aifn_call") (result i32) (loop $l (br $l)) (i32.const 0)))"#;
-
-const ECHO: &str = r#"(module
-  (import "aifn" "input_len" (func $input_len (result i32)))
-  (import "aifn" "input_read" (func $input_read (param i32)))
-  (import "aifn" "output_write" (func $output_write (param i32 i32)))
-  (memory (export "memory") 1)
-  (func (export "aifn_call") (result i32)
-    (local $n i32)
-    (local.set $n (call $input_len))
-    (call $input_read (i32.const 0))
-    (call $output_write (i32.const 0) (local.get $n))
-    (i32.const 0)))"#;
 
 struct Env {
     server: Server,
@@ -285,7 +274,7 @@ fn the_whole_lifecycle_over_a_real_socket() {
         &[
             "upload",
             "echo",
-            &module(dir, "echo", ECHO),
+            &module(dir, "echo", ECHO_WAT),
             "--manifest",
             &echo_manifest,
         ],
@@ -381,10 +370,10 @@ fn the_whole_lifecycle_over_a_real_socket() {
         entries.iter().all(|e| e["tenant_id"] == "acme"),
         "only acme's records"
     );
-    let actions: Vec<&str> = entries
-        .iter()
-        .rev()
-        .filter(|e| e["stream"] == "registry")
+    let registry = || entries.iter().rev().filter(|e| e["stream"] == "registry");
+    // The actions that took effect...
+    let actions: Vec<&str> = registry()
+        .filter(|e| e["refused"].is_null())
         .filter_map(|e| e["action"].as_str())
         .collect();
     assert_eq!(
@@ -400,6 +389,20 @@ fn the_whole_lifecycle_over_a_real_socket() {
             "upload",
             "approve",
             "revoke"
+        ]
+    );
+    // ...and the refused ones: the author's own approval (as an approver
+    // key, then as an author key) and an approval bound to another hash.
+    let refused: Vec<(&str, &str)> = registry()
+        .filter(|e| !e["refused"].is_null())
+        .filter_map(|e| Some((e["action"].as_str()?, e["refused"]["kind"].as_str()?)))
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            ("approve", "forbidden"),
+            ("approve", "forbidden"),
+            ("approve", "conflict")
         ]
     );
     let ok = entries

@@ -5,13 +5,13 @@ use std::sync::{Arc, Barrier};
 
 use aifn_registry::{Registry, RegistryError, Upload, VersionAction};
 use aifn_types::{
-    CapturePolicy, Limits, LimitsRequest, OutcomeKind, RegistryAction, RegistryActionKind, Role,
-    VersionState,
+    AuditTarget, CapturePolicy, Limits, LimitsRequest, OutcomeKind, Refusal, RefusalKind,
+    RegistryAction, RegistryActionKind, Role, VersionState,
 };
 
 use crate::{
-    FailingAudit, NoAudit, Recorder, approve, fixture, fname, manifest, module, principal,
-    report_for, target, upload,
+    NoAudit, approve, fixture, fname, manifest, module, principal, report_for, subject, target,
+    tenant, upload,
 };
 
 fn forbidden_reason(r: Result<impl std::fmt::Debug, RegistryError>) -> String {
@@ -33,7 +33,7 @@ fn another_approver_may_approve() {
     let bob = principal("acme", Role::Approver, "bob");
     let active = f
         .reg
-        .approve(&bob, &target(&v), &v.sha256, "reviewed", &NoAudit)
+        .approve(&bob, &target(&v), &v.sha256, "reviewed")
         .expect("approve");
     assert_eq!(active.state, VersionState::Active);
     let d = &active.decisions[0];
@@ -41,8 +41,8 @@ fn another_approver_may_approve() {
     assert_eq!(d.actor.as_str(), "bob");
     assert_eq!(d.notes, "reviewed");
     assert_eq!(d.sha256, v.sha256);
-    assert_eq!(d.at.len(), "2025-01-31T09:15:02.123Z".len());
-    assert!(d.at.ends_with('Z'));
+    assert_eq!(d.at.to_string().len(), "2025-01-31T09:15:02.123Z".len());
+    assert!(d.at.to_string().ends_with('Z'));
 }
 
 #[test]
@@ -56,17 +56,13 @@ fn self_approval_is_refused() {
     );
     // Same subject holding an approver key.
     let alice = principal("acme", Role::Approver, "alice");
-    let err = f
-        .reg
-        .approve(&alice, &target(&v), &v.sha256, "lgtm", &NoAudit);
+    let err = f.reg.approve(&alice, &target(&v), &v.sha256, "lgtm");
     let reason = forbidden_reason(err);
     assert_eq!(
         reason,
         "separation of duties: the author of a version may not approve it"
     );
-    let err = f
-        .reg
-        .reject(&alice, &target(&v), &v.sha256, "meh", &NoAudit);
+    let err = f.reg.reject(&alice, &target(&v), &v.sha256, "meh");
     assert_eq!(
         forbidden_reason(err),
         "separation of duties: the author of a version may not reject it"
@@ -89,7 +85,7 @@ fn an_author_holding_an_approver_key_may_revoke_its_active_version() {
     let alice = principal("acme", Role::Approver, "alice");
     let revoked = f
         .reg
-        .revoke(&alice, &target(&v), "bug found", &NoAudit)
+        .revoke(&alice, &target(&v), "bug found")
         .expect("revoke");
     assert_eq!(revoked.state, VersionState::Revoked);
 }
@@ -102,10 +98,10 @@ fn wrong_roles_are_refused() {
     let t = target(&v);
     for role in [Role::Author, Role::Admin, Role::Agent] {
         let p = principal("acme", role, "carol");
-        let reason = forbidden_reason(f.reg.approve(&p, &t, &v.sha256, "ok", &NoAudit));
+        let reason = forbidden_reason(f.reg.approve(&p, &t, &v.sha256, "ok"));
         assert_eq!(reason, format!("a key with role {role} may not approve"));
-        forbidden_reason(f.reg.reject(&p, &t, &v.sha256, "no", &NoAudit));
-        forbidden_reason(f.reg.revoke(&p, &t, "stop", &NoAudit));
+        forbidden_reason(f.reg.reject(&p, &t, &v.sha256, "no"));
+        forbidden_reason(f.reg.revoke(&p, &t, "stop"));
     }
     for role in [Role::Approver, Role::Admin, Role::Agent] {
         let p = principal("acme", role, "carol");
@@ -116,18 +112,12 @@ fn wrong_roles_are_refused() {
             module: &bytes,
             report: report_for(&bytes),
         };
-        let reason = forbidden_reason(f.reg.upload(&p, up, &Limits::default(), &NoAudit));
+        let reason = forbidden_reason(f.reg.upload(&p, up, &Limits::default()));
         assert_eq!(reason, format!("a key with role {role} may not upload"));
     }
     let err = f
         .reg
-        .approve(
-            &principal("acme", Role::Agent, "c"),
-            &t,
-            &v.sha256,
-            "ok",
-            &NoAudit,
-        )
+        .approve(&principal("acme", Role::Agent, "c"), &t, &v.sha256, "ok")
         .expect_err("agent");
     assert_eq!(err.kind(), Some(OutcomeKind::Forbidden));
     assert_eq!(
@@ -158,7 +148,6 @@ fn approver_of_the_same_tenant_is_allowed() {
         &target(&v),
         &v.sha256,
         "ok",
-        &NoAudit,
     );
     assert_eq!(ok.expect("same tenant").state, VersionState::Active);
 }
@@ -173,16 +162,10 @@ fn approver_of_another_tenant_is_refused() {
         "x",
     );
     let mallory = principal("globex", Role::Approver, "mallory");
-    let reason = forbidden_reason(
-        f.reg
-            .approve(&mallory, &target(&v), &v.sha256, "ok", &NoAudit),
-    );
+    let reason = forbidden_reason(f.reg.approve(&mallory, &target(&v), &v.sha256, "ok"));
     assert_eq!(reason, "the key belongs to another tenant");
-    forbidden_reason(
-        f.reg
-            .reject(&mallory, &target(&v), &v.sha256, "no", &NoAudit),
-    );
-    forbidden_reason(f.reg.revoke(&mallory, &target(&v), "stop", &NoAudit));
+    forbidden_reason(f.reg.reject(&mallory, &target(&v), &v.sha256, "no"));
+    forbidden_reason(f.reg.revoke(&mallory, &target(&v), "stop"));
     assert_eq!(
         f.reg.get_version(&v.tenant, &v.name, 1).expect("get").state,
         VersionState::Pending
@@ -202,7 +185,7 @@ fn approving_binds_to_the_inspected_hash() {
     let other = crate::sha256_hex(b"something else");
     let err = f
         .reg
-        .approve(&bob, &target(&v), &other, "ok", &NoAudit)
+        .approve(&bob, &target(&v), &other, "ok")
         .expect_err("mismatch");
     match &err {
         RegistryError::HashMismatch {
@@ -222,7 +205,7 @@ fn approving_binds_to_the_inspected_hash() {
         )
     );
     assert!(matches!(
-        f.reg.reject(&bob, &target(&v), &other, "no", &NoAudit),
+        f.reg.reject(&bob, &target(&v), &other, "no"),
         Err(RegistryError::HashMismatch { .. })
     ));
     assert_eq!(
@@ -232,7 +215,7 @@ fn approving_binds_to_the_inspected_hash() {
     // The right hash, in any case, is accepted.
     let ok = f
         .reg
-        .approve(&bob, &target(&v), &v.sha256.to_uppercase(), "ok", &NoAudit)
+        .approve(&bob, &target(&v), &v.sha256.to_uppercase(), "ok")
         .expect("approve");
     assert_eq!(ok.state, VersionState::Active);
     assert_eq!(ok.decisions[0].sha256, v.sha256);
@@ -246,9 +229,7 @@ fn a_version_number_names_only_its_own_module() {
     let v1 = upload(&f.reg, &author, "calc", "one");
     let v2 = upload(&f.reg, &author, "calc", "two");
     let bob = principal("acme", Role::Approver, "bob");
-    let err = f
-        .reg
-        .approve(&bob, &target(&v1), &v2.sha256, "ok", &NoAudit);
+    let err = f.reg.approve(&bob, &target(&v1), &v2.sha256, "ok");
     assert!(
         matches!(err, Err(RegistryError::HashMismatch { version: 1, .. })),
         "{err:?}"
@@ -262,7 +243,7 @@ fn notes_are_required() {
     let bob = principal("acme", Role::Approver, "bob");
     let v = upload(&f.reg, &author, "calc", "x");
     for blank in ["", "   ", "\n\t "] {
-        let e = f.reg.approve(&bob, &target(&v), &v.sha256, blank, &NoAudit);
+        let e = f.reg.approve(&bob, &target(&v), &v.sha256, blank);
         assert!(
             matches!(
                 e,
@@ -272,7 +253,7 @@ fn notes_are_required() {
             ),
             "{e:?}"
         );
-        let e = f.reg.reject(&bob, &target(&v), &v.sha256, blank, &NoAudit);
+        let e = f.reg.reject(&bob, &target(&v), &v.sha256, blank);
         assert!(
             matches!(
                 e,
@@ -291,7 +272,7 @@ fn notes_are_required() {
             .is_empty()
     );
     approve(&f.reg, &bob, &v);
-    let e = f.reg.revoke(&bob, &target(&v), " ", &NoAudit);
+    let e = f.reg.revoke(&bob, &target(&v), " ");
     assert!(
         matches!(
             e,
@@ -311,7 +292,7 @@ fn notes_are_required() {
     // Notes are kept trimmed.
     let r = f
         .reg
-        .revoke(&bob, &target(&v), "  leaked data \n", &NoAudit)
+        .revoke(&bob, &target(&v), "  leaked data \n")
         .expect("revoke");
     assert_eq!(r.decisions.last().expect("decision").notes, "leaked data");
 }
@@ -385,7 +366,7 @@ fn revoking_leaves_the_function_not_active() {
     let bob = principal("acme", Role::Approver, "bob");
     approve(&f.reg, &bob, &v);
     f.reg
-        .revoke(&bob, &target(&v), "incident 42", &NoAudit)
+        .revoke(&bob, &target(&v), "incident 42")
         .expect("revoke");
     let err = f
         .reg
@@ -453,7 +434,6 @@ fn try_upload(reg: &Registry, m: aifn_types::Manifest, bytes: &[u8]) -> Result<u
         &principal("acme", Role::Author, "alice"),
         up,
         &Limits::default(),
-        &NoAudit,
     )
     .map(|v| v.version)
 }
@@ -473,7 +453,6 @@ fn upload_refuses_a_report_of_other_bytes_and_stores_nothing() {
         &principal("acme", Role::Author, "alice"),
         up,
         &Limits::default(),
-        &NoAudit,
     );
     match err {
         Err(RegistryError::ReportMismatch {
@@ -500,7 +479,6 @@ fn upload_refuses_a_report_of_other_bytes_and_stores_nothing() {
         &principal("acme", Role::Author, "alice"),
         up,
         &Limits::default(),
-        &NoAudit,
     );
     assert!(
         matches!(
@@ -619,7 +597,7 @@ fn upload_manifest_checks() {
 #[test]
 fn every_action_is_audited_with_its_facts() {
     let f = fixture();
-    let rec = Recorder::default();
+    let rec = &f.audit;
     let author = principal("acme", Role::Author, "alice");
     let bob = principal("acme", Role::Approver, "bob");
     let bytes = module("x");
@@ -631,62 +609,79 @@ fn every_action_is_audited_with_its_facts() {
     };
     let v = f
         .reg
-        .upload(&author, up, &Limits::default(), &rec)
+        .upload(&author, up, &Limits::default())
         .expect("upload");
     f.reg
-        .approve(&bob, &target(&v), &v.sha256, "fine", &rec)
+        .approve(&bob, &target(&v), &v.sha256, "fine")
         .expect("approve");
-    f.reg
-        .revoke(&bob, &target(&v), "not fine", &rec)
-        .expect("revoke");
+    f.reg.revoke(&bob, &target(&v), "not fine").expect("revoke");
     let v2 = upload(&f.reg, &author, "calc", "y");
     f.reg
-        .reject(&bob, &target(&v2), &v2.sha256, "nope", &rec)
+        .reject(&bob, &target(&v2), &v2.sha256, "nope")
         .expect("reject");
-    let action = |kind, actor: &str, tgt: &str, sha: &str, notes: Option<&str>| RegistryAction {
-        tenant_id: "acme".into(),
-        actor: actor.into(),
+    let action = |kind, actor: &str, version: u32, sha: &str, notes: Option<&str>| RegistryAction {
+        tenant_id: tenant("acme"),
+        actor: subject(actor),
         action: kind,
-        target: tgt.into(),
+        target: AuditTarget::Version {
+            name: fname("calc"),
+            version,
+        },
         sha256: Some(sha.into()),
         notes: notes.map(Into::into),
+        refused: None,
     };
     assert_eq!(
         rec.take(),
         [
-            action(
-                RegistryActionKind::Upload,
-                "alice",
-                "calc@1",
-                &v.sha256,
-                None
-            ),
+            action(RegistryActionKind::Upload, "alice", 1, &v.sha256, None),
             action(
                 RegistryActionKind::Approve,
                 "bob",
-                "calc@1",
+                1,
                 &v.sha256,
                 Some("fine")
             ),
             action(
                 RegistryActionKind::Revoke,
                 "bob",
-                "calc@1",
+                1,
                 &v.sha256,
                 Some("not fine")
             ),
+            action(RegistryActionKind::Upload, "alice", 2, &v2.sha256, None),
             action(
                 RegistryActionKind::Reject,
                 "bob",
-                "calc@2",
+                2,
                 &v2.sha256,
                 Some("nope")
             ),
         ]
     );
-    // Refusals are not actions.
-    let _ = f.reg.approve(&bob, &target(&v2), &v2.sha256, "again", &rec);
-    assert!(rec.take().is_empty());
+    // A refusal is recorded as refused, after the rollback.
+    let err = f
+        .reg
+        .approve(&bob, &target(&v2), &v2.sha256, "again")
+        .expect_err("rejected is final");
+    assert!(matches!(err, RegistryError::IllegalTransition { .. }));
+    let refused = Refusal {
+        kind: RefusalKind::Conflict,
+        reason: err.to_string(),
+    };
+    assert_eq!(
+        rec.take(),
+        [RegistryAction {
+            refused: Some(refused),
+            ..action(
+                RegistryActionKind::Approve,
+                "bob",
+                2,
+                &v2.sha256,
+                Some("again")
+            )
+        }]
+    );
 }
 
 #[test]
@@ -701,13 +696,19 @@ fn a_failing_audit_sink_rolls_the_action_back() {
         module: &bytes,
         report: report_for(&bytes),
     };
+    f.audit.fail(true);
     let err = f
         .reg
-        .upload(&author, up, &Limits::default(), &FailingAudit)
+        .upload(&author, up, &Limits::default())
         .expect_err("audit fails");
+    f.audit.fail(false);
     assert!(
-        matches!(&err, RegistryError::Audit(m) if m == "audit disk unavailable"),
+        matches!(&err, RegistryError::Audit(source) if source.to_string() == "audit disk unavailable"),
         "{err:?}"
+    );
+    assert_eq!(
+        std::error::Error::source(&err).map(ToString::to_string),
+        Some("audit disk unavailable".to_owned())
     );
     assert!(
         f.reg
@@ -722,9 +723,9 @@ fn a_failing_audit_sink_rolls_the_action_back() {
 
     let v = upload(&f.reg, &author, "calc", "x");
     assert_eq!(v.version, 1, "the failed upload took no number");
-    let err = f
-        .reg
-        .approve(&bob, &target(&v), &v.sha256, "ok", &FailingAudit);
+    f.audit.fail(true);
+    let err = f.reg.approve(&bob, &target(&v), &v.sha256, "ok");
+    f.audit.fail(false);
     assert!(matches!(err, Err(RegistryError::Audit(_))), "{err:?}");
     let after = f.reg.get_version(&v.tenant, &v.name, 1).expect("get");
     assert_eq!(after.state, VersionState::Pending);
@@ -736,9 +737,9 @@ fn a_failing_audit_sink_rolls_the_action_back() {
 
     approve(&f.reg, &bob, &v);
     let v2 = upload(&f.reg, &author, "calc", "y");
-    let err = f
-        .reg
-        .approve(&bob, &target(&v2), &v2.sha256, "ok", &FailingAudit);
+    f.audit.fail(true);
+    let err = f.reg.approve(&bob, &target(&v2), &v2.sha256, "ok");
+    f.audit.fail(false);
     assert!(matches!(err, Err(RegistryError::Audit(_))), "{err:?}");
     // The supersede of v1 was rolled back with it.
     assert_eq!(
@@ -756,7 +757,9 @@ fn a_failing_audit_sink_rolls_the_action_back() {
             .len(),
         1
     );
-    let err = f.reg.revoke(&bob, &target(&v), "stop", &FailingAudit);
+    f.audit.fail(true);
+    let err = f.reg.revoke(&bob, &target(&v), "stop");
+    f.audit.fail(false);
     assert!(matches!(err, Err(RegistryError::Audit(_))), "{err:?}");
     assert_eq!(
         f.reg
@@ -776,7 +779,7 @@ fn concurrent_approvals_leave_exactly_one_active() {
         .map(|i| upload(&f.reg, &author, "calc", &format!("m{i}")))
         .collect();
     // Two registries on one file: the database, not just a mutex, serializes.
-    let second = Registry::open(f.dir.path()).expect("second handle");
+    let second = Registry::open(f.dir.path(), NoAudit).expect("second handle");
     let regs = [&f.reg, &second];
     let barrier = Arc::new(Barrier::new(N));
     let results: Vec<_> = std::thread::scope(|s| {
@@ -789,7 +792,7 @@ fn concurrent_approvals_leave_exactly_one_active() {
                 s.spawn(move || {
                     let bob = principal("acme", Role::Approver, &format!("approver{i}"));
                     barrier.wait();
-                    reg.approve(&bob, &target(v), &v.sha256, "race", &NoAudit)
+                    reg.approve(&bob, &target(v), &v.sha256, "race")
                 })
             })
             .collect();
@@ -841,7 +844,7 @@ fn racing_approvals_of_one_version_succeed_once() {
                 s.spawn(move || {
                     let p = principal("acme", Role::Approver, &format!("approver{i}"));
                     barrier.wait();
-                    reg.approve(&p, &target(v), &v.sha256, "race", &NoAudit)
+                    reg.approve(&p, &target(v), &v.sha256, "race")
                 })
             })
             .collect();

@@ -24,7 +24,7 @@ fn child_writes_until_killed() {
     let Ok(path) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let reg = Registry::open(&path).expect("child open");
+    let reg = Registry::open(&path, NoAudit).expect("child open");
     let author = principal("acme", Role::Author, "alice");
     let bob = principal("acme", Role::Approver, "bob");
     let seed = getrandom::u64().expect("random");
@@ -34,12 +34,12 @@ fn child_writes_until_killed() {
         println!("ACK upload {name} {} {}", v.version, v.sha256);
         match i % 4 {
             0 | 1 => {
-                reg.approve(&bob, &target(&v), &v.sha256, "crash test", &NoAudit)
+                reg.approve(&bob, &target(&v), &v.sha256, "crash test")
                     .expect("approve");
                 println!("ACK approve {name} {}", v.version);
             }
             2 => {
-                reg.reject(&bob, &target(&v), &v.sha256, "crash test", &NoAudit)
+                reg.reject(&bob, &target(&v), &v.sha256, "crash test")
                     .expect("reject");
                 println!("ACK reject {name} {}", v.version);
             }
@@ -48,7 +48,7 @@ fn child_writes_until_killed() {
         if i % 9 == 8
             && let Ok(active) = reg.active(&author.tenant, &v.name)
         {
-            reg.revoke(&bob, &target(&active), "crash test", &NoAudit)
+            reg.revoke(&bob, &target(&active), "crash test")
                 .expect("revoke");
             println!("ACK revoke {name} {}", active.version);
         }
@@ -59,7 +59,6 @@ fn child_writes_until_killed() {
                     Role::Agent,
                     &crate::subject("bot"),
                     &crate::subject("cli"),
-                    &NoAudit,
                 )
                 .expect("key");
             println!("ACK key {}", key.secret);
@@ -179,7 +178,8 @@ fn sigkill_at_random_moments_loses_no_acknowledged_write() {
                 .map(str::to_owned),
         );
 
-        let reg = Registry::open(&path).unwrap_or_else(|e| panic!("round {round}: reopen: {e:?}"));
+        let reg = Registry::open(&path, NoAudit)
+            .unwrap_or_else(|e| panic!("round {round}: reopen: {e:?}"));
         verify(&reg, &acked);
         drop(reg);
         let conn = rusqlite::Connection::open(&path).expect("raw");

@@ -1,9 +1,9 @@
 //! API keys: created once, stored hashed, authenticated, revoked.
 
 use aifn_registry::{AuthError, RegistryError};
-use aifn_types::{RegistryAction, RegistryActionKind, Role};
+use aifn_types::{AuditTarget, RegistryAction, RegistryActionKind, Role};
 
-use crate::{FailingAudit, NoAudit, Recorder, fixture, subject, tenant};
+use crate::{fixture, subject, tenant};
 
 #[test]
 fn a_created_key_authenticates_as_its_principal() {
@@ -15,7 +15,6 @@ fn a_created_key_authenticates_as_its_principal() {
             Role::Approver,
             &subject("bob"),
             &subject("cli"),
-            &NoAudit,
         )
         .expect("create");
     assert!(
@@ -50,12 +49,11 @@ fn a_revoked_key_is_refused_as_revoked() {
             Role::Agent,
             &subject("hr-bot"),
             &subject("cli"),
-            &NoAudit,
         )
         .expect("create");
     let info = f
         .reg
-        .revoke_key(&key.key_id, &subject("admin"), &NoAudit)
+        .revoke_key(&key.key_id, &subject("admin"))
         .expect("revoke");
     assert_eq!(info.revoked_by.as_ref().map(|s| s.as_str()), Some("admin"));
     assert!(info.revoked_at.is_some());
@@ -63,14 +61,12 @@ fn a_revoked_key_is_refused_as_revoked() {
         f.reg.authenticate(&key.secret),
         Err(AuthError::Revoked)
     ));
-    let again = f.reg.revoke_key(&key.key_id, &subject("admin"), &NoAudit);
+    let again = f.reg.revoke_key(&key.key_id, &subject("admin"));
     assert!(
         matches!(again, Err(RegistryError::KeyAlreadyRevoked { .. })),
         "{again:?}"
     );
-    let missing = f
-        .reg
-        .revoke_key("0123456789abcdef", &subject("admin"), &NoAudit);
+    let missing = f.reg.revoke_key("0123456789abcdef", &subject("admin"));
     assert!(
         matches!(missing, Err(RegistryError::KeyNotFound { .. })),
         "{missing:?}"
@@ -112,7 +108,6 @@ fn well_formed_but_unknown_is_unknown() {
             Role::Author,
             &subject("alice"),
             &subject("cli"),
-            &NoAudit,
         )
         .expect("create");
     let stranger = format!("aifn_0123456789abcdef_{}", "ab".repeat(32));
@@ -139,7 +134,6 @@ fn listing_keys_never_shows_secrets_and_filters_by_tenant() {
             Role::Author,
             &subject("alice"),
             &subject("cli"),
-            &NoAudit,
         )
         .expect("a");
     let b = f
@@ -149,7 +143,6 @@ fn listing_keys_never_shows_secrets_and_filters_by_tenant() {
             Role::Admin,
             &subject("gina"),
             &subject("cli"),
-            &NoAudit,
         )
         .expect("b");
     let all = f.reg.list_keys(None).expect("all");
@@ -180,7 +173,7 @@ fn listing_keys_never_shows_secrets_and_filters_by_tenant() {
 #[test]
 fn key_actions_are_audited_and_roll_back_without_their_record() {
     let f = fixture();
-    let rec = Recorder::default();
+    let rec = &f.audit;
     let key = f
         .reg
         .create_key(
@@ -188,19 +181,21 @@ fn key_actions_are_audited_and_roll_back_without_their_record() {
             Role::Approver,
             &subject("bob"),
             &subject("root"),
-            &rec,
         )
         .expect("create");
     f.reg
-        .revoke_key(&key.key_id, &subject("root"), &rec)
+        .revoke_key(&key.key_id, &subject("root"))
         .expect("revoke");
     let expected = |action, notes: Option<&str>| RegistryAction {
-        tenant_id: "acme".into(),
-        actor: "root".into(),
+        tenant_id: tenant("acme"),
+        actor: subject("root"),
         action,
-        target: key.key_id.clone(),
+        target: AuditTarget::Key {
+            key_id: key.key_id.clone(),
+        },
         sha256: None,
         notes: notes.map(Into::into),
+        refused: None,
     };
     assert_eq!(
         rec.take(),
@@ -213,13 +208,14 @@ fn key_actions_are_audited_and_roll_back_without_their_record() {
         ]
     );
 
+    f.audit.fail(true);
     let err = f.reg.create_key(
         &tenant("acme"),
         Role::Admin,
         &subject("eve"),
         &subject("root"),
-        &FailingAudit,
     );
+    f.audit.fail(false);
     assert!(matches!(err, Err(RegistryError::Audit(_))), "{err:?}");
     assert_eq!(
         f.reg.list_keys(None).expect("list").len(),
@@ -233,12 +229,11 @@ fn key_actions_are_audited_and_roll_back_without_their_record() {
             Role::Admin,
             &subject("eve"),
             &subject("root"),
-            &NoAudit,
         )
         .expect("create");
-    let err = f
-        .reg
-        .revoke_key(&live.key_id, &subject("root"), &FailingAudit);
+    f.audit.fail(true);
+    let err = f.reg.revoke_key(&live.key_id, &subject("root"));
+    f.audit.fail(false);
     assert!(matches!(err, Err(RegistryError::Audit(_))), "{err:?}");
     assert!(
         f.reg.authenticate(&live.secret).is_ok(),

@@ -3,29 +3,34 @@
 mod approval;
 mod crash;
 mod keys;
+mod refusals;
 mod state_machine;
 mod storage;
 mod tenancy;
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-use aifn_registry::{AuditSink, Principal, Registry, Upload, VersionInfo, VersionRef};
+use aifn_registry::{AuditSink, Principal, Registry, SinkError, Upload, VersionInfo, VersionRef};
 use aifn_types::{
     FunctionName, Limits, Manifest, ModuleReport, RegistryAction, Role, Subject, TenantId,
 };
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
-/// A registry in a fresh temporary directory (kept alive with it).
+/// A registry in a fresh temporary directory (kept alive with it), whose
+/// records `audit` keeps.
 pub(crate) struct Fixture {
     pub(crate) dir: TempDir,
     pub(crate) reg: Registry,
+    pub(crate) audit: Arc<Recorder>,
 }
 
 pub(crate) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let reg = Registry::open(dir.path()).expect("open registry");
-    Fixture { dir, reg }
+    let audit = Arc::new(Recorder::default());
+    let reg = Registry::open(dir.path(), Arc::clone(&audit)).expect("open registry");
+    Fixture { dir, reg, audit }
 }
 
 pub(crate) fn tenant(s: &str) -> TenantId {
@@ -92,34 +97,40 @@ pub(crate) fn manifest(description: &str) -> Manifest {
 pub(crate) struct NoAudit;
 
 impl AuditSink for NoAudit {
-    fn record(&self, _: &RegistryAction) -> Result<(), String> {
+    fn record(&self, _: &RegistryAction) -> Result<(), SinkError> {
         Ok(())
     }
 }
 
-/// Keeps every record.
+/// Keeps every record, or refuses them all while `fail(true)`.
 #[derive(Default)]
-pub(crate) struct Recorder(pub(crate) Mutex<Vec<RegistryAction>>);
+pub(crate) struct Recorder {
+    records: Mutex<Vec<RegistryAction>>,
+    failing: AtomicBool,
+}
 
 impl Recorder {
+    /// The records kept since the last `take`.
     pub(crate) fn take(&self) -> Vec<RegistryAction> {
-        std::mem::take(&mut *self.0.lock().expect("recorder lock"))
+        std::mem::take(&mut *self.records.lock().expect("recorder lock"))
+    }
+
+    /// From now on refuses (`true`) or keeps (`false`) every record.
+    pub(crate) fn fail(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
     }
 }
 
 impl AuditSink for Recorder {
-    fn record(&self, action: &RegistryAction) -> Result<(), String> {
-        self.0.lock().expect("recorder lock").push(action.clone());
+    fn record(&self, action: &RegistryAction) -> Result<(), SinkError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err("audit disk unavailable".into());
+        }
+        self.records
+            .lock()
+            .expect("recorder lock")
+            .push(action.clone());
         Ok(())
-    }
-}
-
-/// Refuses every record.
-pub(crate) struct FailingAudit;
-
-impl AuditSink for FailingAudit {
-    fn record(&self, _: &RegistryAction) -> Result<(), String> {
-        Err("audit disk unavailable".into())
     }
 }
 
@@ -135,8 +146,7 @@ pub(crate) fn upload_bytes(
         module: bytes,
         report: report_for(bytes),
     };
-    reg.upload(author, up, &Limits::default(), &NoAudit)
-        .expect("upload")
+    reg.upload(author, up, &Limits::default()).expect("upload")
 }
 
 pub(crate) fn upload(reg: &Registry, author: &Principal, name: &str, seed: &str) -> VersionInfo {
@@ -152,12 +162,6 @@ pub(crate) fn target(v: &VersionInfo) -> VersionRef {
 }
 
 pub(crate) fn approve(reg: &Registry, approver: &Principal, v: &VersionInfo) -> VersionInfo {
-    reg.approve(
-        approver,
-        &target(v),
-        &v.sha256,
-        "looked at every import",
-        &NoAudit,
-    )
-    .expect("approve")
+    reg.approve(approver, &target(v), &v.sha256, "looked at every import")
+        .expect("approve")
 }

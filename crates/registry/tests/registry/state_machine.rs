@@ -3,7 +3,7 @@
 use aifn_registry::{Registry, RegistryError, VersionAction, VersionInfo, transition};
 use aifn_types::{Role, VersionState};
 
-use crate::{NoAudit, approve, fixture, principal, target, upload};
+use crate::{approve, fixture, principal, target, upload};
 
 use VersionAction as A;
 use VersionState as S;
@@ -75,11 +75,11 @@ fn version_in(reg: &Registry, name: &str, state: S) -> VersionInfo {
         S::Pending => v1,
         S::Active => approve(reg, &approver, &v1),
         S::Rejected => reg
-            .reject(&approver, &target(&v1), &v1.sha256, "no", &NoAudit)
+            .reject(&approver, &target(&v1), &v1.sha256, "no")
             .expect("reject"),
         S::Revoked => {
             approve(reg, &approver, &v1);
-            reg.revoke(&approver, &target(&v1), "withdrawn", &NoAudit)
+            reg.revoke(&approver, &target(&v1), "withdrawn")
                 .expect("revoke")
         }
         S::Superseded => {
@@ -106,9 +106,9 @@ fn every_state_and_requestable_action_through_the_api() {
         let decisions_before = v.decisions.len();
         let t = target(&v);
         let result = match action {
-            A::Approve => f.reg.approve(&approver, &t, &v.sha256, "ok", &NoAudit),
-            A::Reject => f.reg.reject(&approver, &t, &v.sha256, "no", &NoAudit),
-            A::Revoke => f.reg.revoke(&approver, &t, "stop", &NoAudit),
+            A::Approve => f.reg.approve(&approver, &t, &v.sha256, "ok"),
+            A::Reject => f.reg.reject(&approver, &t, &v.sha256, "no"),
+            A::Revoke => f.reg.revoke(&approver, &t, "stop"),
             A::Supersede => unreachable!(),
         };
         let after = f

@@ -122,13 +122,13 @@ fn a_path_with_an_extension_is_the_file_and_data_survives_reopening() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("custom.db");
     let v = {
-        let reg = Registry::open(&path).expect("open");
+        let reg = Registry::open(&path, NoAudit).expect("open");
         let v = upload(&reg, &principal("acme", Role::Author, "alice"), "calc", "x");
         approve(&reg, &principal("acme", Role::Approver, "bob"), &v);
         v
     };
     assert!(path.is_file());
-    let reg = Registry::open(&path).expect("reopen");
+    let reg = Registry::open(&path, NoAudit).expect("reopen");
     let active = reg
         .active(&tenant("acme"), &fname("calc"))
         .expect("active after reopen");
@@ -143,7 +143,7 @@ fn a_path_with_an_extension_is_the_file_and_data_survives_reopening() {
 fn a_missing_data_directory_is_created() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("var").join("aifn");
-    let reg = Registry::open(&data).expect("open");
+    let reg = Registry::open(&data, NoAudit).expect("open");
     assert_eq!(reg.database_path(), data.join(DATABASE_FILE));
     assert!(reg.database_path().is_file());
 }
@@ -156,7 +156,7 @@ fn a_newer_schema_is_refused() {
         .pragma_update(None, "user_version", 99)
         .expect("bump");
     drop(f.reg);
-    let err = Registry::open(&path).expect_err("too new");
+    let err = Registry::open(&path, NoAudit).expect_err("too new");
     assert!(
         matches!(
             err,
@@ -258,7 +258,7 @@ fn a_full_database_refuses_writes_cleanly() {
         max_size_bytes: Some(256 * 1024),
         ..Default::default()
     };
-    let reg = Registry::open_with(dir.path(), &options).expect("open");
+    let reg = Registry::open_with(dir.path(), &options, NoAudit).expect("open");
     let big = |i: u32| -> Vec<u8> {
         // Incompressible-ish and distinct, so each upload needs new pages.
         (0..40 * 1024u32)
@@ -274,7 +274,7 @@ fn a_full_database_refuses_writes_cleanly() {
             module: &bytes,
             report: report_for(&bytes),
         };
-        match reg.upload(&author, up, &Limits::default(), &NoAudit) {
+        match reg.upload(&author, up, &Limits::default()) {
             Ok(v) => {
                 stored += 1;
                 assert_eq!(v.version, stored);
@@ -304,7 +304,7 @@ fn a_full_database_refuses_writes_cleanly() {
     check_invariants(&raw(&reg));
     drop(reg);
     // Without the cap the next upload takes the next number.
-    let reg = Registry::open(dir.path()).expect("reopen");
+    let reg = Registry::open(dir.path(), NoAudit).expect("reopen");
     let v = upload_bytes(&reg, &author, "big", &refused_bytes);
     assert_eq!(v.version, stored + 1);
     check_invariants(&raw(&reg));

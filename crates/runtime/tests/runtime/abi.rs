@@ -1,6 +1,7 @@
 //! ABI v1 behaviour: input, context, output, logs, function errors and
 //! out-of-bounds host calls.
 
+use aifn_test_support::CONTEXT_ECHO_WAT;
 use aifn_types::{LogLevel, LogStream};
 
 use crate::*;
@@ -15,20 +16,10 @@ fn echo_returns_the_input() {
     assert_eq!(e.message, None);
 }
 
-const CONTEXT_ECHO: &str = r#"(module
-  (import "aifn" "context_len" (func $context_len (result i32)))
-  (import "aifn" "context_read" (func $context_read (param i32)))
-  (import "aifn" "output_write" (func $output_write (param i32 i32)))
-  (memory (export "memory") 1)
-  (func (export "aifn_call") (result i32)
-    (call $context_read (i32.const 0))
-    (call $output_write (i32.const 0) (call $context_len))
-    (i32.const 0)))"#;
-
 #[test]
 fn the_guest_sees_exactly_the_injected_context() {
     let rt = runtime();
-    let m = load(&rt, CONTEXT_ECHO);
+    let m = load(&rt, CONTEXT_ECHO_WAT);
     let ctx = Context {
         tenant_id: "acme".into(),
         agent_id: "hr-bot".into(),

@@ -346,3 +346,56 @@ fn every_trap_code_is_classified() {
         assert_kind(&e, OutcomeKind::Ok);
     }
 }
+
+#[test]
+fn memory_grow_to_the_declared_maximum_and_past_it() {
+    let rt = runtime();
+    let grow = |pages: u32| {
+        format!(
+            r#"(module {IMPORTS}
+          (memory (export "memory") 1 3)
+          (data (i32.const 0) "{{\"ok\":true}}")
+          (func (export "aifn_call") (result i32)
+            (if (i32.eq (memory.grow (i32.const {pages})) (i32.const -1)) (then unreachable))
+            (call $output_write (i32.const 0) (i32.const 11))
+            (i32.const 0)))"#
+        )
+    };
+    // Inside: up to the module's own maximum of 3 pages.
+    let e = run(&rt, &grow(2), "{}");
+    assert_kind(&e, OutcomeKind::Ok);
+    assert_eq!(e.memory_peak_bytes, 3 * 65536);
+    // Over it, though far below the host's limit: refused, memory_limit.
+    let e = run(&rt, &grow(3), "{}");
+    assert_kind(&e, OutcomeKind::MemoryLimit);
+    assert_eq!(e.memory_peak_bytes, 65536);
+}
+
+#[test]
+fn table_grow_to_the_declared_maximum_and_past_it() {
+    let rt = runtime();
+    let grow = |n: u32| {
+        module(
+            "(table 10 20 funcref)",
+            &format!(
+                "(if (i32.eq (table.grow (ref.null func) (i32.const {n})) (i32.const -1)) (then unreachable)) (i32.const 0)"
+            ),
+        )
+    };
+    assert_kind(&run(&rt, &grow(10), "{}"), OutcomeKind::Ok);
+    let e = run(&rt, &grow(11), "{}");
+    assert_kind(&e, OutcomeKind::MemoryLimit);
+    assert_eq!(e.trap_code, Some("unreachable"));
+}
+
+#[test]
+fn a_long_call_inside_its_deadline_is_not_interrupted() {
+    let rt = deadline_runtime();
+    // Many epoch ticks pass while this runs; none of them may end it.
+    let e = run_with(&rt, &looping("20000000"), "{}", deadline(10_000));
+    assert_kind(&e, OutcomeKind::Ok);
+    assert!(e.is_ok());
+    assert!(e.duration.as_millis() >= 2, "{:?}", e.duration);
+    let e = run_with(&rt, &module("", SPIN), "{}", deadline(20));
+    assert!(!e.is_ok());
+}

@@ -4,8 +4,10 @@
 
 mod abi;
 mod cache;
+mod host_calls;
 mod hostile;
 mod limits;
+mod logs;
 mod validation;
 mod wasi;
 
@@ -92,4 +94,23 @@ pub(crate) fn module(extra: &str, body: &str) -> String {
     (call $output_write (i32.const 0) (i32.const 11))
     {body}))"#
     )
+}
+
+#[test]
+fn an_engine_the_host_cannot_reserve_keeps_wasmtimes_error_as_its_source() {
+    let err = Runtime::new(RuntimeConfig {
+        max_instances: 1 << 24,
+        ..RuntimeConfig::default()
+    })
+    .expect_err("no room for the pool");
+    assert!(
+        matches!(err, aifn_runtime::RuntimeError::Engine(_)),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("cannot create the wasm engine: "),
+        "{err}"
+    );
+    assert!(std::error::Error::source(&err).is_some());
 }

@@ -373,3 +373,174 @@ fn the_report_describes_the_module() {
     assert!(plain.features.is_empty());
     assert!(!plain.uses_wasi);
 }
+
+#[test]
+fn the_module_size_cap_is_inclusive_for_inspect_and_load() {
+    let bytes = wat::parse_str(MINIMAL).expect("wat");
+    let size = bytes.len() as u64;
+    let at = |module_bytes: u64| {
+        runtime_with(Limits {
+            module_bytes,
+            ..Limits::default()
+        })
+    };
+    let rt = at(size);
+    assert!(rt.inspect(&bytes).is_ok());
+    assert!(rt.load(&bytes).is_ok());
+    let rt = at(size - 1);
+    let over = ModuleError::TooLarge {
+        size,
+        limit: size - 1,
+    };
+    assert_eq!(rt.inspect(&bytes).expect_err("over"), over);
+    assert_eq!(refuse(&rt, &bytes), over);
+}
+
+#[test]
+fn the_header_is_eight_bytes() {
+    let rt = runtime();
+    // Exactly the header: a wasm module, which lacks the exports.
+    assert_eq!(
+        refuse(&rt, b"\0asm\x01\0\0\0"),
+        ModuleError::MissingExport {
+            name: "aifn_call",
+            expected: "a function of type () -> i32"
+        }
+    );
+    // One byte short of it: not wasm.
+    assert!(matches!(
+        refuse(&rt, b"\0asm\x01\0\0"),
+        ModuleError::NotWasm { .. }
+    ));
+}
+
+#[test]
+fn a_function_body_exactly_at_the_cap_is_accepted() {
+    let rt = runtime_with(Limits {
+        function_body_bytes: 100,
+        ..Limits::default()
+    });
+    // A body is its locals (1 byte), the nops, `i32.const 0` (2) and `end` (1).
+    let body = |n: usize| {
+        format!(
+            r#"(module (memory (export "memory") 1) (func (export "aifn_call") (result i32) {} (i32.const 0)))"#,
+            "nop ".repeat(n)
+        )
+    };
+    assert!(rt.load(&wat::parse_str(body(96)).expect("wat")).is_ok());
+    assert_eq!(
+        refuse_wat(&rt, &body(97)),
+        ModuleError::OverCap {
+            what: "function body size (bytes)",
+            actual: 101,
+            limit: 100
+        }
+    );
+}
+
+#[test]
+fn an_imported_function_may_be_exported_as_aifn_call_when_its_type_fits() {
+    let rt = runtime();
+    // input_len is () -> i32: it is the call, and returns the input's length.
+    let wat = r#"(module (import "aifn" "input_len" (func $len (result i32)))
+      (memory (export "memory") 1) (export "aifn_call" (func $len)))"#;
+    let e = run(&rt, wat, "[1]");
+    assert_kind(&e, OutcomeKind::FunctionError);
+    assert_eq!(
+        e.message.as_deref(),
+        Some("the function returned error code 3")
+    );
+    let wat = r#"(module (import "aifn" "input_read" (func $read (param i32)))
+      (memory (export "memory") 1) (export "aifn_call" (func $read)))"#;
+    assert!(matches!(
+        refuse_wat(&rt, wat),
+        ModuleError::WrongExport {
+            name: "aifn_call",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn the_report_says_whether_there_is_a_start_function() {
+    let rt = runtime();
+    let wat = r#"(module (memory (export "memory") 1) (func $s) (start $s)
+      (func (export "aifn_call") (result i32) (i32.const 0)))"#;
+    let r = rt
+        .inspect(&wat::parse_str(wat).expect("wat"))
+        .expect("valid");
+    assert!(r.has_start);
+    let plain = rt
+        .inspect(&wat::parse_str(MINIMAL).expect("wat"))
+        .expect("valid");
+    assert!(!plain.has_start);
+}
+
+#[test]
+fn an_initial_table_exactly_at_the_host_maximum_is_accepted() {
+    let rt = runtime();
+    let table = |n: u32| {
+        format!(
+            r#"(module (memory (export "memory") 1) (table {n} funcref) (func (export "aifn_call") (result i32) (i32.const 0)))"#
+        )
+    };
+    assert!(
+        rt.load(&wat::parse_str(table(10_000)).expect("wat"))
+            .is_ok()
+    );
+    assert_eq!(
+        refuse_wat(&rt, &table(10_001)),
+        ModuleError::OverCap {
+            what: "initial table elements",
+            actual: 10_001,
+            limit: 10_000
+        }
+    );
+}
+
+#[test]
+fn an_invalid_module_keeps_the_parsers_error_as_its_source() {
+    let rt = runtime();
+    let e = refuse(&rt, b"\0asm\x01\0\0\0\x01\x05");
+    let ModuleError::Invalid(parsed) = &e else {
+        panic!("not invalid: {e:?}");
+    };
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "invalid wasm at offset {}: {}",
+            parsed.offset(),
+            parsed.message()
+        )
+    );
+    let source = std::error::Error::source(&e).expect("a source");
+    let same = source.downcast_ref::<aifn_runtime::WasmError>();
+    assert_eq!(same, Some(parsed));
+    assert_eq!(parsed.error().offset(), parsed.offset());
+    assert_eq!(parsed.error().message(), parsed.message());
+    assert!(!parsed.message().is_empty());
+    assert_eq!(parsed.to_string(), parsed.error().to_string());
+    // The same bytes refused twice compare equal: same offset, same words;
+    // other bytes refused elsewhere do not.
+    assert_eq!(refuse(&rt, b"\0asm\x01\0\0\0\x01\x05"), e);
+    let other = refuse(&rt, b"\0asm\x01\0\0\0\x01\x05\x01\x60\x00\x00\x07");
+    assert!(matches!(other, ModuleError::Invalid(_)), "{other:?}");
+    assert_ne!(other, e);
+}
+
+#[test]
+fn the_report_uses_wasi_only_with_a_wasi_import() {
+    let rt = runtime();
+    let with = |imports: &str| {
+        let wat = format!(
+            r#"(module {imports} (memory (export "memory") 1) (func (export "aifn_call") (result i32) (i32.const 0)))"#
+        );
+        rt.inspect(&wat::parse_str(wat).expect("wat"))
+            .expect("valid")
+            .uses_wasi
+    };
+    assert!(!with(IMPORTS));
+    assert!(with(
+        r#"(import "wasi_snapshot_preview1" "sched_yield" (func (result i32)))"#
+    ));
+}

@@ -235,7 +235,7 @@ async fn invalid_requests_name_the_problem() {
             "/v1/functions/echo/versions",
             &t.author,
             upload(
-                json!({"description": "x", "input_schema": {}, "limits": {"timeout_ms": 10_000_000}}),
+                json!({"description": "x", "input_schema": {"type": "object"}, "limits": {"timeout_ms": 10_000_000}}),
             ),
             "timeout_ms",
         ),
@@ -243,7 +243,9 @@ async fn invalid_requests_name_the_problem() {
             "POST",
             "/v1/functions/echo/versions",
             &t.author,
-            upload(json!({"description": "x", "input_schema": {}, "limits": {"fuel": 0}})),
+            upload(
+                json!({"description": "x", "input_schema": {"type": "object"}, "limits": {"fuel": 0}}),
+            ),
             "fuel",
         ),
         (
@@ -374,6 +376,14 @@ async fn bodies_over_the_size_cap_are_payload_too_large() {
         (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
         "{body}"
     );
+    // The message states the limit that applied.
+    assert_eq!(
+        message(&body),
+        format!(
+            "the request body is over this route's limit of {} bytes",
+            1024 + 64 * 1024
+        )
+    );
     // Under the body cap but over the input cap: the function's input limit.
     let (status, body) = h
         .invoke(&t.agent, "echo", json!({"text": "x".repeat(2048)}))
@@ -397,6 +407,10 @@ async fn bodies_over_the_size_cap_are_payload_too_large() {
         (status, kind(&body)),
         (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
         "{body}"
+    );
+    assert_eq!(
+        message(&body),
+        "the request body is over this route's limit of 65536 bytes"
     );
     // Pair: within the caps.
     let (status, body) = h

@@ -13,16 +13,7 @@ use crate::{
 
 /// Outputs its context (what the host tells the guest about the call).
 fn context() -> String {
-    r#"(module
-  (import "aifn" "context_len" (func $context_len (result i32)))
-  (import "aifn" "context_read" (func $context_read (param i32)))
-  (import "aifn" "output_write" (func $output_write (param i32 i32)))
-  (memory (export "memory") 1)
-  (func (export "aifn_call") (result i32)
-    (call $context_read (i32.const 0))
-    (call $output_write (i32.const 0) (call $context_len))
-    (i32.const 0)))"#
-        .to_owned()
+    aifn_test_support::CONTEXT_ECHO_WAT.to_owned()
 }
 
 /// Recurses without end.
@@ -480,7 +471,7 @@ async fn an_approved_version_runs_at_once_and_a_revoked_one_never() {
     let t = h.tenant("acme");
     h.deploy(&t, "hello", &says("one"), manifest("v1", any_schema()))
         .await;
-    let (_, body) = h.invoke(&t.agent, "hello", json!(null)).await;
+    let (_, body) = h.invoke(&t.agent, "hello", json!({})).await;
     assert_eq!(
         (body["output"].clone(), body["version"].clone()),
         (json!("one"), json!(1))
@@ -494,11 +485,11 @@ async fn an_approved_version_runs_at_once_and_a_revoked_one_never() {
             manifest("v2", any_schema()),
         )
         .await;
-    let (_, body) = h.invoke(&t.agent, "hello", json!(null)).await;
+    let (_, body) = h.invoke(&t.agent, "hello", json!({})).await;
     assert_eq!(body["output"], "one");
     // Approved, it runs at once, and v1 is superseded.
     h.approve(&t.approver, &v2).await;
-    let (_, body) = h.invoke(&t.agent, "hello", json!(null)).await;
+    let (_, body) = h.invoke(&t.agent, "hello", json!({})).await;
     assert_eq!(
         (body["output"].clone(), body["version"].clone()),
         (json!("two"), json!(2))
@@ -517,7 +508,7 @@ async fn an_approved_version_runs_at_once_and_a_revoked_one_never() {
         .decide(&t.approver, "revoke", &v2, Some(json!({"notes": "stop"})))
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = h.invoke(&t.agent, "hello", json!(null)).await;
+    let (status, body) = h.invoke(&t.agent, "hello", json!({})).await;
     assert_eq!(
         (status, kind(&body)),
         (StatusCode::CONFLICT, "not_active"),
@@ -572,7 +563,7 @@ async fn the_tool_catalog_lists_exactly_the_active_functions() {
         &t.author,
         "calc",
         &echo(),
-        manifest("Adds, v2.", json!({"type": "array"})),
+        manifest("Adds, v2.", json!({"type": "object", "description": "v2"})),
     )
     .await;
 
@@ -632,7 +623,7 @@ async fn the_tool_catalog_lists_exactly_the_active_functions() {
 async fn an_answer_waits_for_its_durable_record_and_is_withheld_without_one() {
     // A real quota on the audit database: once full, no record can be written.
     let h = Harness::with(
-        |c| c.audit_max_db_bytes = Some(96 * 1024),
+        |c| c.audit.max_db_bytes = Some(96 * 1024),
         aifn_server::ServerConfig::default(),
     );
     let t = h.tenant("acme");

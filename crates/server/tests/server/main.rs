@@ -7,20 +7,22 @@
 //! detail in the message.
 
 mod authz;
+mod conformance;
 mod cors;
 mod errors;
 mod invoke;
 mod limits;
+mod regressions;
 mod routes;
 mod socket;
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
 use aifn_server::{AppState, ServerConfig};
 use aifn_service::{DataDir, LocalAdmin, Service, ServiceConfig};
-use aifn_types::{OutcomeKind, Role, Subject, TenantId};
+use aifn_test_support::{TempService, plenty_of_fuel};
+use aifn_types::{Role, Subject, TenantId};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
@@ -30,130 +32,15 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tower::ServiceExt as _;
 
-/// The kind names an error body may carry: the product's outcome kinds and
-/// the five request-level kinds.
-pub(crate) fn error_kinds() -> BTreeSet<&'static str> {
-    OutcomeKind::ALL
-        .iter()
-        .map(|k| k.as_str())
-        .chain([
-            "invalid_request",
-            "conflict",
-            "payload_too_large",
-            "unavailable",
-            "internal",
-        ])
-        .collect()
-}
+pub(crate) use aifn_test_support::error_kinds;
 
-/// The kinds that may come with each error status.
-fn kinds_for(status: StatusCode) -> &'static [&'static str] {
-    match status.as_u16() {
-        400 => &["invalid_request", "invalid_input"],
-        401 => &["unauthenticated"],
-        403 => &["forbidden"],
-        404 => &["not_found"],
-        405 => &["invalid_request"],
-        409 => &["conflict", "not_active"],
-        413 => &["payload_too_large"],
-        422 => &[
-            "invalid_module",
-            "forbidden_import",
-            "compile_timeout",
-            "fuel_exhausted",
-            "timeout",
-            "memory_limit",
-            "stack_overflow",
-            "trap",
-            "output_too_large",
-            "invalid_output",
-            "function_error",
-        ],
-        429 => &["rate_limited"],
-        500 => &["internal"],
-        503 => &["unavailable"],
-        _ => &[],
-    }
-}
-
-/// Words that would mean an internal detail reached a caller.
-const LEAKS: &[&str] = &[
-    "sqlite",
-    "rusqlite",
-    "/tmp",
-    "::",
-    ".rs:",
-    "panicked",
-    "backtrace",
-    "struct ",
-    "registryerror",
-    "serviceerror",
-    "auditerror",
-];
-
-/// Asserts the one error body: `{"error": {"kind", "message"}}` (plus
-/// `violations` for invalid input, and the execution stats of a call),
-/// with a kind that fits the status and a message that leaks nothing.
+/// Asserts the one error body ([`aifn_test_support::check_error_body`]):
+/// a kind that fits the status and a message that leaks nothing, the data
+/// dir included.
 #[track_caller]
 pub(crate) fn check_error(status: StatusCode, body: &Value, data_dir: &Path) {
-    let top = body
-        .as_object()
-        .unwrap_or_else(|| panic!("{status}: error body is not an object: {body}"));
-    for k in top.keys() {
-        assert!(
-            [
-                "error",
-                "execution_id",
-                "version",
-                "fuel_used",
-                "duration_ms"
-            ]
-            .contains(&k.as_str()),
-            "{status}: unexpected top-level field {k:?} in {body}"
-        );
-    }
-    let error = top
-        .get("error")
-        .and_then(Value::as_object)
-        .unwrap_or_else(|| panic!("{status}: no error object in {body}"));
-    for k in error.keys() {
-        assert!(
-            ["kind", "message", "violations"].contains(&k.as_str()),
-            "{status}: unexpected error field {k:?} in {body}"
-        );
-    }
-    let kind = error
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("{status}: no kind in {body}"));
-    assert!(
-        error_kinds().contains(kind),
-        "{status}: {kind:?} is not a product kind"
-    );
-    assert!(
-        kinds_for(status).contains(&kind),
-        "{status} does not fit kind {kind:?}: {body}"
-    );
-    let message = error
-        .get("message")
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("{status}: no message in {body}"));
-    assert!(
-        !message.trim().is_empty(),
-        "{status}: empty message in {body}"
-    );
-    let lower = message.to_lowercase();
-    for leak in LEAKS {
-        assert!(
-            !lower.contains(leak),
-            "{status}: message leaks {leak:?}: {message}"
-        );
-    }
     let dir = data_dir.to_string_lossy();
-    assert!(
-        !message.contains(dir.as_ref()),
-        "{status}: message names the data dir: {message}"
-    );
+    aifn_test_support::check_error_body(status.as_u16(), body, &[dir.as_ref()], "");
 }
 
 /// The error kind of an error body (`""` when there is none).
@@ -211,18 +98,6 @@ pub(crate) struct Harness {
     pub(crate) dir: TempDir,
 }
 
-/// Host limits for tests: plenty of fuel, so a spinning guest ends by its
-/// deadline (`timeout`) and never by its fuel unless its manifest asks.
-pub(crate) fn test_config(dir: &Path) -> ServiceConfig {
-    let mut c = ServiceConfig {
-        data_dir: dir.to_path_buf(),
-        node: "test".into(),
-        ..ServiceConfig::default()
-    };
-    c.limits.fuel = 1_000_000_000_000;
-    c
-}
-
 impl Harness {
     pub(crate) fn new() -> Harness {
         Harness::with(|_| {}, ServerConfig::default())
@@ -230,11 +105,14 @@ impl Harness {
 
     /// A harness whose service config `tune` adjusts.
     pub(crate) fn with(tune: impl FnOnce(&mut ServiceConfig), server: ServerConfig) -> Harness {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let admin = LocalAdmin::open(DataDir::new(dir.path(), "test")).expect("local admin");
-        let mut config = test_config(dir.path());
-        tune(&mut config);
-        let service = Service::open(config).expect("service");
+        let TempService {
+            service,
+            admin,
+            dir,
+        } = TempService::open(|c| {
+            plenty_of_fuel(c);
+            tune(c);
+        });
         let app = aifn_server::router(AppState::new(service.clone(), server));
         Harness {
             app,
@@ -515,9 +393,9 @@ pub(crate) fn text_schema() -> Value {
     json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"], "additionalProperties": false})
 }
 
-/// Any JSON.
+/// Any JSON object (tool schemas are object schemas).
 pub(crate) fn any_schema() -> Value {
-    json!({})
+    json!({"type": "object"})
 }
 
 /// The ABI v1 imports the modules below use.
@@ -529,16 +407,7 @@ const IMPORTS: &str = r#"
 
 /// Returns its input as its output.
 pub(crate) fn echo() -> String {
-    format!(
-        r#"(module {IMPORTS}
-  (memory (export "memory") 1)
-  (func (export "aifn_call") (result i32)
-    (local $n i32)
-    (local.set $n (call $input_len))
-    (call $input_read (i32.const 1024))
-    (call $output_write (i32.const 1024) (local.get $n))
-    (i32.const 0)))"#
-    )
+    aifn_test_support::ECHO_WAT.to_owned()
 }
 
 /// Writes `output` (raw bytes, WAT string escapes allowed) and returns `code`.
@@ -587,16 +456,20 @@ pub(crate) fn countdown() -> String {
   (memory (export "memory") 1)
   (data (i32.const 0) "{{\"done\":true}}")
   (func (export "aifn_call") (result i32)
-    (local $n i32) (local $i i32) (local $count i64)
+    (local $n i32) (local $i i32) (local $d i32) (local $count i64)
     (local.set $n (call $input_len))
     (call $input_read (i32.const 1024))
     (block $parsed
       (loop $digit
         (br_if $parsed (i32.ge_u (local.get $i) (local.get $n)))
-        (local.set $count
-          (i64.add
-            (i64.mul (local.get $count) (i64.const 10))
-            (i64.extend_i32_u (i32.sub (i32.load8_u offset=1024 (local.get $i)) (i32.const 48)))))
+        ;; The digits of the input (`{{"n": 1000}}`), other bytes skipped.
+        (local.set $d (i32.sub (i32.load8_u offset=1024 (local.get $i)) (i32.const 48)))
+        (if (i32.lt_u (local.get $d) (i32.const 10))
+          (then
+            (local.set $count
+              (i64.add
+                (i64.mul (local.get $count) (i64.const 10))
+                (i64.extend_i32_u (local.get $d))))))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $digit)))
     (block $done

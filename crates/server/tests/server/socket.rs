@@ -238,7 +238,10 @@ async fn shutdown_finishes_the_call_in_flight_then_stops() {
         &acme,
         "countdown",
         &countdown(),
-        manifest("counts down", json!({"type": "integer", "minimum": 0})),
+        manifest(
+            "counts down",
+            json!({"type": "object", "properties": {"n": {"type": "integer", "minimum": 0}}, "required": ["n"]}),
+        ),
     )
     .await;
     let server = start(&h).await;
@@ -249,7 +252,7 @@ async fn shutdown_finishes_the_call_in_flight_then_stops() {
         "POST",
         "/v1/functions/countdown/invoke",
         Some(&acme.agent),
-        Some(json!({"input": 1000})),
+        Some(json!({"input": {"n": 1000}})),
     )
     .await
     .expect("call");
@@ -268,7 +271,7 @@ async fn shutdown_finishes_the_call_in_flight_then_stops() {
             "POST",
             "/v1/functions/countdown/invoke",
             Some(&agent),
-            Some(json!({"input": 1_000_000_000_u64})),
+            Some(json!({"input": {"n": 1_000_000_000_u64}})),
         )
         .await
     });
@@ -321,10 +324,13 @@ async fn shutdown_finishes_the_call_in_flight_then_stops() {
     // The audit log was closed cleanly, has the call, and verifies.
     let page = h
         .admin
-        .audit_query(&AuditQuery {
-            limit: Some(10),
-            ..AuditQuery::for_tenant("acme")
-        })
+        .audit_query(
+            &aifn_types::TenantId::new("acme").expect("tenant"),
+            &AuditQuery {
+                limit: Some(10),
+                ..AuditQuery::default()
+            },
+        )
         .expect("audit");
     let id = str_of(&a.body["execution_id"]);
     let entry = page

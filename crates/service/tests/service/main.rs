@@ -1,10 +1,13 @@
 //! The service's use cases in-process: invocation rules, caches, and
 //! failing closed when the audit log cannot write.
 
+mod use_cases;
+
 use aifn_service::{
-    DataDir, InvokeRequest, LocalAdmin, Principal, Service, ServiceConfig, ServiceError,
-    UploadRequest, VersionInfo,
+    Credential, Decision, InvokeRequest, LocalAdmin, Origin, Principal, Service, ServiceConfig,
+    ServiceError, UploadRequest, VersionInfo,
 };
+use aifn_test_support::TempService;
 use aifn_types::{Manifest, OutcomeKind, Role, Subject, TenantId};
 use serde_json::{Value, json};
 
@@ -27,20 +30,16 @@ fn principal(admin: &LocalAdmin, service: &Service, role: Role, subject: &str) -
         )
         .expect("key");
     service
-        .authenticate(Some(&format!("Bearer {}", key.secret)), "/test", None)
+        .authenticate(&Credential::ApiKey(key.secret.clone()), origin("/test"))
         .expect("authenticates")
 }
 
 pub(crate) fn harness(tune: impl FnOnce(&mut ServiceConfig)) -> Harness {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = ServiceConfig {
-        data_dir: dir.path().to_path_buf(),
-        node: "test".into(),
-        ..ServiceConfig::default()
-    };
-    tune(&mut config);
-    let admin = LocalAdmin::open(DataDir::new(dir.path(), "test")).expect("admin");
-    let service = Service::open(config).expect("service");
+    let TempService {
+        service,
+        admin,
+        dir,
+    } = TempService::open(tune);
     let h = Harness {
         author: principal(&admin, &service, Role::Author, "alice"),
         approver: principal(&admin, &service, Role::Approver, "bob"),
@@ -89,7 +88,12 @@ impl Harness {
             )
             .expect("upload");
         self.service
-            .approve(&self.approver, name, v.version, &v.sha256, "ok")
+            .decide(
+                &self.approver,
+                (name, v.version),
+                Decision::Approve { sha256: &v.sha256 },
+                "ok",
+            )
             .expect("approve")
     }
 
@@ -246,7 +250,7 @@ fn only_agents_invoke_and_the_refusal_is_recorded() {
 #[test]
 fn when_the_audit_log_cannot_write_calls_fail_closed() {
     // A real quota on the audit database: once full, no record can be written.
-    let h = harness(|c| c.audit_max_db_bytes = Some(96 * 1024));
+    let h = harness(|c| c.audit.max_db_bytes = Some(96 * 1024));
     h.deploy(
         "f",
         returning(r#"{"secret":"result"}"#),
@@ -269,7 +273,12 @@ fn when_the_audit_log_cannot_write_calls_fail_closed() {
         matches!(refused.error, ServiceError::Unavailable { .. }),
         "{refused:?}"
     );
-    assert_eq!(h.service.ready(), Err("the audit log cannot write".into()));
+    assert_eq!(
+        h.service.ready(),
+        Err(ServiceError::Unavailable {
+            message: "the audit log cannot write".into()
+        })
+    );
     // While it cannot write, no result leaves without its record: calls are
     // refused before running, or (when a small refusal record still fits
     // and the log reports healthy again) run and have their output withheld.
@@ -304,7 +313,7 @@ fn block_on<F: std::future::Future>(fut: F) -> F::Output {
 
 #[test]
 fn an_awaited_ticket_answers_only_with_a_durable_record_and_fails_closed_without_one() {
-    let h = harness(|c| c.audit_max_db_bytes = Some(96 * 1024));
+    let h = harness(|c| c.audit.max_db_bytes = Some(96 * 1024));
     h.deploy("f", returning(r#"{"n":1}"#), manifest(json!({})));
     let call = || {
         h.service.start_invoke(
@@ -351,55 +360,43 @@ fn an_awaited_ticket_answers_only_with_a_durable_record_and_fails_closed_without
 #[test]
 fn unauthenticated_attempts_are_refused_with_a_reason() {
     let h = harness(|_| {});
-    for (header, reason) in [
-        (None, "missing key"),
-        (Some("Basic abc"), "malformed key"),
-        (Some("Bearer nonsense"), "malformed key"),
+    for (credential, reason) in [
+        (Credential::Missing, "missing key"),
+        (Credential::Malformed, "malformed key"),
+        (Credential::ApiKey("nonsense".into()), "malformed key"),
         (
-            Some(
-                "Bearer aifn_0123456789abcdef_0000000000000000000000000000000000000000000000000000000000000000",
+            Credential::ApiKey(
+                "aifn_0123456789abcdef_0000000000000000000000000000000000000000000000000000000000000000"
+                    .into(),
             ),
             "unknown key",
         ),
     ] {
         let e = h
             .service
-            .authenticate(header, "/v1/functions", Some("127.0.0.1:1"))
+            .authenticate(
+                &credential,
+                Origin {
+                    route: "/v1/functions",
+                    remote: Some("127.0.0.1:1".parse().expect("addr")),
+                },
+            )
             .expect_err("refused");
         assert_eq!(e, ServiceError::Unauthenticated { reason });
     }
+    // Each attempt is counted as an unauthenticated invocation attempt.
+    assert_eq!(h.service.metrics().count(OutcomeKind::Unauthenticated), 4);
+    assert!(
+        h.service
+            .metrics_text()
+            .contains("aifn_invocations_total{outcome=\"unauthenticated\"} 4")
+    );
 }
 
-#[test]
-fn the_bearer_scheme_is_case_insensitive() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let admin = LocalAdmin::open(DataDir::new(dir.path(), "test")).expect("admin");
-    let key = admin
-        .create_key(
-            &TenantId::new("acme").expect("t"),
-            Role::Agent,
-            &Subject::new("bot").expect("s"),
-            &Subject::new("t").expect("s"),
-        )
-        .expect("key");
-    let service = Service::open(ServiceConfig {
-        data_dir: dir.path().to_path_buf(),
-        ..ServiceConfig::default()
-    })
-    .expect("service");
-    for scheme in ["Bearer", "bearer", "BEARER"] {
-        let p = service
-            .authenticate(Some(&format!("{scheme} {}", key.secret)), "/t", None)
-            .expect("authenticates");
-        assert_eq!(p.role, Role::Agent);
+/// The route of a test's requests, with no peer.
+fn origin(route: &str) -> Origin<'_> {
+    Origin {
+        route,
+        remote: None,
     }
-    let e = service
-        .authenticate(Some(&format!("Bearerx {}", key.secret)), "/t", None)
-        .expect_err("not the scheme");
-    assert_eq!(
-        e,
-        ServiceError::Unauthenticated {
-            reason: "malformed key"
-        }
-    );
 }

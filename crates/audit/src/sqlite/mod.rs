@@ -3,69 +3,30 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod chain;
+mod migrate;
+mod rows;
+
+use aifn_types::Timestamp;
 use rusqlite::types::{Value as SqlValue, ValueRef};
-use rusqlite::{
-    Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params,
-};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use crate::canon::{GENESIS, chain_hash, decode_hash};
-use crate::record::{IndexCols, NewEntry, StoredCapture};
+use crate::canon::GENESIS;
+use crate::prepare::NewEntry;
+use crate::record::StoredCapture;
 use crate::store::{AuditStore, Filter, PruneFacts, StoredRow};
-use crate::timefmt;
 use crate::{Appended, AuditError, Stream};
-
-/// Schema migrations; `PRAGMA user_version` is the number applied. The SQL
-/// is kept portable (no AUTOINCREMENT, no SQLite-only types).
-const MIGRATIONS: &[&str] = &[
-    // 1: the chained entries and the unchained captures.
-    "CREATE TABLE audit_entries (
-        seq INTEGER PRIMARY KEY,
-        stream TEXT NOT NULL,
-        tenant_id TEXT,
-        time_ms BIGINT NOT NULL,
-        function TEXT,
-        agent_id TEXT,
-        user_id TEXT,
-        outcome TEXT,
-        execution_id TEXT,
-        body TEXT NOT NULL,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL
-    );
-    CREATE INDEX audit_entries_tenant ON audit_entries (tenant_id, seq);
-    CREATE INDEX audit_entries_stream ON audit_entries (stream, seq);
-    CREATE TABLE audit_captures (
-        seq BIGINT PRIMARY KEY,
-        tenant_id TEXT NOT NULL,
-        execution_id TEXT NOT NULL,
-        input BLOB NOT NULL,
-        output BLOB,
-        expires_ms BIGINT NOT NULL
-    );
-    CREATE INDEX audit_captures_execution ON audit_captures (tenant_id, execution_id);
-    CREATE INDEX audit_captures_expiry ON audit_captures (expires_ms);",
-    // 2: the stream index only for host-level rows (no tenant), so that an
-    // execution record updates one index, not two. Tenant queries use the
-    // tenant index; `latest` and host queries say `tenant_id IS NULL`.
-    "DROP INDEX audit_entries_stream;
-    CREATE INDEX audit_entries_host ON audit_entries (stream, seq) WHERE tenant_id IS NULL;",
-];
+use chain::{head_in, insert_chained};
+use migrate::{MIGRATIONS, migrate};
 
 const COLUMNS: &str = "seq, stream, tenant_id, time_ms, function, agent_id, user_id, outcome, execution_id, body, prev_hash, hash";
-
-const INSERT: &str = "INSERT INTO audit_entries
-    (seq, stream, tenant_id, time_ms, function, agent_id, user_id, outcome, execution_id, body, prev_hash, hash)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
-
-const INSERT_CAPTURE: &str = "INSERT INTO audit_captures
-    (seq, tenant_id, execution_id, input, output, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 pub(crate) struct SqliteStore {
     conn: Connection,
     path: PathBuf,
 }
 
-fn seq_param(seq: u64) -> i64 {
+pub(super) fn seq_param(seq: u64) -> i64 {
     // Seqs come from counting rows; they never reach 2^63.
     i64::try_from(seq).unwrap_or(i64::MAX)
 }
@@ -146,197 +107,6 @@ impl SqliteStore {
 
     fn err(&self, op: &'static str) -> impl Fn(rusqlite::Error) -> AuditError + '_ {
         move |e| AuditError::db(&self.path, op, e)
-    }
-}
-
-fn migrate(conn: &mut Connection, path: &Path) -> Result<(), AuditError> {
-    let e = |op| move |err| AuditError::db(path, op, err);
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(e("read user_version"))?;
-    let supported = MIGRATIONS.len() as i64;
-    if !(0..=supported).contains(&version) {
-        return Err(AuditError::Schema {
-            path: path.to_owned(),
-            found: version,
-            supported,
-        });
-    }
-    for (i, sql) in MIGRATIONS
-        .iter()
-        .enumerate()
-        .skip(usize::try_from(version).unwrap_or(0))
-    {
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(e("begin migration"))?;
-        tx.execute_batch(sql).map_err(e("migrate"))?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)
-            .map_err(e("set user_version"))?;
-        tx.commit().map_err(e("commit migration"))?;
-    }
-    Ok(())
-}
-
-/// The head inside a transaction: (last seq, last hash), or the genesis.
-fn head_in(tx: &Transaction<'_>, path: &Path) -> Result<(u64, [u8; 32]), AuditError> {
-    let row: Option<(i64, String)> = tx
-        .prepare_cached("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1")
-        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
-        .optional()
-        .map_err(|e| AuditError::db(path, "read head", e))?;
-    match row {
-        None => Ok((0, GENESIS)),
-        Some((seq, hash)) => {
-            let seq = u64::try_from(seq).map_err(|_| AuditError::Corrupt {
-                seq: 0,
-                reason: "negative seq".into(),
-            })?;
-            let hash = decode_hash(&hash).ok_or_else(|| AuditError::Corrupt {
-                seq,
-                reason: "hash is not 32 hex bytes".into(),
-            })?;
-            Ok((seq, hash))
-        }
-    }
-}
-
-/// Inserts entries after `head`, chaining them; returns their seq and hash.
-fn insert_chained(
-    tx: &Transaction<'_>,
-    path: &Path,
-    head: (u64, [u8; 32]),
-    entries: &[NewEntry],
-) -> Result<Vec<Appended>, AuditError> {
-    let e = |op| move |err| AuditError::db(path, op, err);
-    let (mut seq, mut prev) = head;
-    let mut ins = tx.prepare_cached(INSERT).map_err(e("prepare insert"))?;
-    let mut cap = tx
-        .prepare_cached(INSERT_CAPTURE)
-        .map_err(e("prepare capture insert"))?;
-    let mut out = Vec::with_capacity(entries.len());
-    for entry in entries {
-        seq += 1;
-        let hash = chain_hash(&prev, seq, &entry.body);
-        let c = &entry.cols;
-        ins.execute(params![
-            seq_param(seq),
-            c.stream,
-            c.tenant_id,
-            c.time_ms,
-            c.function,
-            c.agent_id,
-            c.user_id,
-            c.outcome,
-            c.execution_id,
-            entry.body,
-            hex::encode(prev),
-            hex::encode(hash),
-        ])
-        .map_err(e("insert record"))?;
-        if let Some(capture) = &entry.capture {
-            cap.execute(params![
-                seq_param(seq),
-                c.tenant_id.as_deref().unwrap_or_default(),
-                c.execution_id.as_deref().unwrap_or_default(),
-                capture.input,
-                capture.output,
-                capture.expires_ms,
-            ])
-            .map_err(e("insert capture"))?;
-        }
-        out.push(Appended {
-            seq,
-            hash: hex::encode(hash),
-        });
-        prev = hash;
-    }
-    Ok(out)
-}
-
-fn text(r: &Row<'_>, i: usize, bad: &mut bool) -> rusqlite::Result<Option<String>> {
-    Ok(match r.get_ref(i)? {
-        ValueRef::Null => None,
-        ValueRef::Text(b) => match std::str::from_utf8(b) {
-            Ok(s) => Some(s.to_owned()),
-            Err(_) => {
-                *bad = true;
-                None
-            }
-        },
-        _ => {
-            *bad = true;
-            None
-        }
-    })
-}
-
-/// Reads a row without trusting its column types.
-fn read_row(r: &Row<'_>) -> rusqlite::Result<(i64, StoredRow)> {
-    let seq: i64 = r.get(0)?;
-    let mut bad = false;
-    let stream = text(r, 1, &mut bad)?;
-    let tenant_id = text(r, 2, &mut bad)?;
-    let time_ms = match r.get_ref(3)? {
-        ValueRef::Integer(i) => Some(i),
-        _ => None,
-    };
-    let function = text(r, 4, &mut bad)?;
-    let agent_id = text(r, 5, &mut bad)?;
-    let user_id = text(r, 6, &mut bad)?;
-    let outcome = text(r, 7, &mut bad)?;
-    let execution_id = text(r, 8, &mut bad)?;
-    let body = text(r, 9, &mut bad)?;
-    let prev_hash = text(r, 10, &mut bad)?;
-    let hash = text(r, 11, &mut bad)?;
-    let cols = match (bad, stream, time_ms) {
-        (false, Some(stream), Some(time_ms)) => Some(IndexCols {
-            stream,
-            tenant_id,
-            time_ms,
-            function,
-            agent_id,
-            user_id,
-            outcome,
-            execution_id,
-        }),
-        _ => None,
-    };
-    Ok((
-        seq,
-        StoredRow {
-            seq: u64::try_from(seq).unwrap_or(0),
-            cols,
-            body,
-            prev_hash,
-            hash,
-        },
-    ))
-}
-
-impl SqliteStore {
-    fn rows(
-        &self,
-        sql: &str,
-        params: &[SqlValue],
-        op: &'static str,
-    ) -> Result<Vec<StoredRow>, AuditError> {
-        let mut stmt = self.conn.prepare_cached(sql).map_err(self.err(op))?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(params.iter()), read_row)
-            .map_err(self.err(op))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (raw_seq, row) = row.map_err(self.err(op))?;
-            if raw_seq < 1 {
-                return Err(AuditError::Corrupt {
-                    seq: 0,
-                    reason: format!("row with seq {raw_seq} outside the chain"),
-                });
-            }
-            out.push(row);
-        }
-        Ok(out)
     }
 }
 
@@ -584,7 +354,7 @@ impl AuditStore for SqliteStore {
         tenant_id: &str,
         execution_id: &str,
     ) -> Result<Option<StoredCapture>, AuditError> {
-        let now = timefmt::now_ms();
+        let now = Timestamp::now().unix_ms();
         self.conn
             .query_row(
                 "SELECT seq, execution_id, input, output, expires_ms FROM audit_captures
@@ -596,7 +366,7 @@ impl AuditStore for SqliteStore {
                         execution_id: r.get(1)?,
                         input: r.get(2)?,
                         output: r.get(3)?,
-                        expires_at: timefmt::from_ms(r.get(4)?),
+                        expires_at: Timestamp::UNIX_EPOCH.saturating_add_ms(r.get(4)?),
                     })
                 },
             )
@@ -614,117 +384,5 @@ impl AuditStore for SqliteStore {
         self.conn
             .execute_batch("COMMIT")
             .map_err(self.err("end read"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::SystemTime;
-
-    use super::*;
-    use crate::record::{SecurityEvent, SecurityReason, prepare_registry, prepare_security};
-    use aifn_types::{RegistryAction, RegistryActionKind};
-
-    fn plan(store: &SqliteStore, sql: &str) -> String {
-        let mut stmt = store
-            .conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .expect("explain");
-        let rows = stmt
-            .query_map([], |r| r.get::<_, String>(3))
-            .expect("plan rows");
-        rows.map(|r| r.expect("plan row"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    #[test]
-    fn a_version_1_database_is_migrated_keeps_its_rows_and_uses_the_host_index() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("audit.sqlite3");
-        let security = SecurityEvent {
-            time: SystemTime::now(),
-            route: "/v1/functions".into(),
-            reason: SecurityReason::MissingKey,
-            remote_addr: None,
-            node: String::new(),
-        };
-        let registry = RegistryAction {
-            tenant_id: "acme".into(),
-            actor: "alice".into(),
-            action: RegistryActionKind::Upload,
-            target: "echo@1".into(),
-            sha256: None,
-            notes: None,
-        };
-        {
-            // A database as the first release left it, with one record.
-            let conn = Connection::open(&path).expect("open");
-            conn.execute_batch(MIGRATIONS[0]).expect("migration 1");
-            conn.pragma_update(None, "user_version", 1)
-                .expect("version");
-            drop(conn);
-            let mut v1 = SqliteStore::open_reader(&path).expect("v1 readable");
-            assert_eq!(v1.head().expect("head"), None);
-        }
-        {
-            let conn = Connection::open(&path).expect("open");
-            let entry = prepare_security(security.clone(), "n").expect("entry");
-            let hash = chain_hash(&GENESIS, 1, &entry.body);
-            conn.execute(
-                INSERT,
-                params![
-                    1,
-                    entry.cols.stream,
-                    entry.cols.tenant_id,
-                    entry.cols.time_ms,
-                    None::<String>,
-                    None::<String>,
-                    None::<String>,
-                    None::<String>,
-                    None::<String>,
-                    entry.body,
-                    hex::encode(GENESIS),
-                    hex::encode(hash)
-                ],
-            )
-            .expect("v1 row");
-        }
-        let mut store = SqliteStore::open_writer(&path, None).expect("migrates");
-        let version: i64 = store
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .expect("version");
-        assert_eq!(version, MIGRATIONS.len() as i64);
-        let appended = store
-            .append(&[
-                prepare_registry(&registry, "n").expect("entry"),
-                prepare_security(security, "n").expect("entry"),
-            ])
-            .expect("append after migration");
-        assert_eq!(appended.iter().map(|a| a.seq).collect::<Vec<_>>(), [2, 3]);
-        let latest = store
-            .latest(Stream::Security)
-            .expect("latest")
-            .expect("a security row");
-        assert_eq!(latest.seq, 3);
-        assert!(store.latest(Stream::System).expect("latest").is_none());
-        assert_eq!(
-            store
-                .latest(Stream::Registry)
-                .expect("latest")
-                .map(|r| r.seq),
-            Some(2)
-        );
-        let host = plan(
-            &store,
-            "SELECT seq FROM audit_entries WHERE tenant_id IS NULL AND stream = 'system' ORDER BY seq DESC LIMIT 1",
-        );
-        assert!(host.contains("audit_entries_host"), "{host}");
-        let tenant = plan(
-            &store,
-            "SELECT seq FROM audit_entries WHERE tenant_id = 'acme' ORDER BY seq DESC LIMIT 1",
-        );
-        assert!(tenant.contains("audit_entries_tenant"), "{tenant}");
     }
 }

@@ -1,8 +1,36 @@
 //! Versioned schema migrations, applied at open; `PRAGMA user_version` is
 //! the number applied. Never edit a released migration: append one.
 
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::db;
+use crate::RegistryError;
+use crate::store::Result;
+
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1];
+
+/// Applies the migrations not applied yet, in one transaction.
+pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
+    let supported = u32::try_from(MIGRATIONS.len()).unwrap_or(u32::MAX);
+    // IMMEDIATE: two processes opening a fresh file migrate one after the other.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db("begin migration"))?;
+    let found: u32 = tx
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(db("read schema version"))?;
+    if found > supported {
+        return Err(RegistryError::SchemaTooNew { found, supported });
+    }
+    for (done, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.execute_batch(sql).map_err(db("migrate schema"))?;
+        let now = u32::try_from(done + 1).unwrap_or(u32::MAX);
+        tx.pragma_update(None, "user_version", now)
+            .map_err(db("record schema version"))?;
+    }
+    tx.commit().map_err(db("commit migration"))
+}
 
 /// Tables, constraints and indexes are plain SQL that PostgreSQL also
 /// accepts; the triggers at the end are SQLite's way to make rows

@@ -1,0 +1,106 @@
+//! A version as a reader sees it: the inspection report, the input schema
+//! and the limits it runs with. Plain words only: no `null`, no Rust names.
+
+use aifn_service::VersionInfo;
+use aifn_types::{InspectionReport, Limits, LimitsRequest};
+
+use crate::output::out;
+
+/// Prints what approvers inspect in a report.
+pub(crate) fn print_report(r: &InspectionReport) {
+    let m = &r.module;
+    out!(
+        "  size {} bytes, {} functions, code {} bytes",
+        m.size_bytes,
+        m.function_count,
+        m.code_size_bytes
+    );
+    let imports: Vec<String> = m.imports.iter().map(|i| i.qualified()).collect();
+    out!("  imports: {}", list_or_none(&imports));
+    out!(
+        "  uses WASI (zero capabilities): {}",
+        if m.uses_wasi { "yes" } else { "no" }
+    );
+    if !m.features.is_empty() {
+        out!("  features: {}", m.features.join(", "));
+    }
+    if let Some(mem) = &m.memory {
+        let max = mem
+            .max_pages
+            .map_or("none declared".to_owned(), |p| p.to_string());
+        out!("  memory: {} pages initial, max {max}", mem.min_pages);
+    }
+    print_limits(&r.requested_limits, &r.effective_limits);
+    if let Some(d) = &r.diff {
+        out!(
+            "  since v{}: imports +{} -{}, size {:+} bytes",
+            d.previous_version,
+            list_or_none(&d.imports_added),
+            list_or_none(&d.imports_removed),
+            d.size_change_bytes
+        );
+    }
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "(none)".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// The limits a call runs with, and which of them the manifest lowered.
+fn print_limits(requested: &LimitsRequest, l: &Limits) {
+    out!(
+        "  runs with: fuel {}, timeout {} ms, memory {} bytes, input {} bytes, output {} bytes, log {} bytes",
+        l.fuel,
+        l.timeout_ms,
+        l.memory_bytes,
+        l.input_bytes,
+        l.output_bytes,
+        l.log_bytes
+    );
+    let asked: Vec<String> = [
+        ("fuel", requested.fuel),
+        ("timeout_ms", requested.timeout_ms),
+        ("memory_bytes", requested.memory_bytes),
+        ("table_elements", requested.table_elements),
+        ("input_bytes", requested.input_bytes),
+        ("output_bytes", requested.output_bytes),
+        ("log_bytes", requested.log_bytes),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| format!("{k} {v}")))
+    .collect();
+    if !asked.is_empty() {
+        out!("  the manifest asks for: {}", asked.join(", "));
+    }
+}
+
+/// Prints one version: who, when, state, hash, description, input schema,
+/// report and decisions.
+pub(crate) fn print_version(v: &VersionInfo) {
+    out!(
+        "{}@{}  {}  by {}  at {}",
+        v.name,
+        v.version,
+        v.state,
+        v.author,
+        v.uploaded_at
+    );
+    out!("  sha256 {}", v.sha256);
+    out!("  {}", v.manifest.description);
+    let schema = serde_json::to_string(&v.manifest.input_schema).unwrap_or_default();
+    out!("  input schema: {schema}");
+    if let Some(o) = &v.manifest.output_schema {
+        out!(
+            "  output schema: {}",
+            serde_json::to_string(o).unwrap_or_default()
+        );
+    }
+    print_report(&v.report);
+    for d in &v.decisions {
+        out!("  {} by {} at {}: {}", d.action, d.actor, d.at, d.notes);
+    }
+}

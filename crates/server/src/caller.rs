@@ -1,0 +1,95 @@
+//! The caller of a request: its bearer key resolved to a principal by the
+//! service, with the route template and the peer recorded for every
+//! failed attempt. Extracted before anything else in a handler, so a
+//! request without a valid key learns nothing about the route.
+
+use std::net::SocketAddr;
+
+use aifn_service::{Credential, Origin, Principal};
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{FromRequestParts, MatchedPath};
+use axum::http::header;
+use axum::http::request::Parts;
+
+use crate::error::ApiError;
+use crate::{AppState, blocking};
+
+/// The authenticated principal of a request.
+pub(crate) struct Caller(pub(crate) Principal);
+
+/// `Authorization: Bearer KEY`; the scheme is case-insensitive (RFC 9110
+/// section 11.1).
+fn credential(parts: &Parts) -> Credential {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Credential::Missing;
+    };
+    let Ok(value) = value.to_str() else {
+        return Credential::Malformed;
+    };
+    let value = value.trim();
+    if value.is_empty() {
+        return Credential::Missing;
+    }
+    match value.split_at_checked(7) {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer ") && !token.trim().is_empty() =>
+        {
+            Credential::ApiKey(token.trim().to_owned())
+        }
+        _ => Credential::Malformed,
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let credential = credential(parts);
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or_else(|| "(unmatched)".to_owned(), |m| m.as_str().to_owned());
+        let remote = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        let service = state.service.clone();
+        blocking(move || {
+            let origin = Origin {
+                route: &route,
+                remote,
+            };
+            Ok(Caller(service.authenticate(&credential, origin)?))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Request;
+
+    use super::*;
+
+    fn parse(h: Option<&[u8]>) -> Credential {
+        let mut b = Request::builder();
+        if let Some(h) = h {
+            b = b.header(header::AUTHORIZATION, h);
+        }
+        let (parts, ()) = b.body(()).expect("request").into_parts();
+        credential(&parts)
+    }
+
+    #[test]
+    fn bearer_keys_and_everything_else() {
+        assert_eq!(parse(None), Credential::Missing);
+        assert_eq!(parse(Some(b"  ")), Credential::Missing);
+        assert_eq!(parse(Some(b"Bearer k1")), Credential::ApiKey("k1".into()));
+        assert_eq!(parse(Some(b"bEaReR  k1 ")), Credential::ApiKey("k1".into()));
+        assert_eq!(parse(Some(b"Bearer ")), Credential::Malformed);
+        assert_eq!(parse(Some(b"Bearer \t ")), Credential::Malformed);
+        assert_eq!(parse(Some(b"Basic k1")), Credential::Malformed);
+        assert_eq!(parse(Some(b"Bearerk1")), Credential::Malformed);
+        assert_eq!(parse(Some(b"\xff\xfe")), Credential::Malformed);
+    }
+}

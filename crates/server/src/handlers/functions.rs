@@ -1,0 +1,127 @@
+//! Functions and versions: list, read, upload, decide.
+
+use aifn_service::{
+    Decision, FunctionDetail, FunctionList, UploadRequest, VersionInfo, VersionList,
+};
+use aifn_types::Manifest;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use base64::Engine as _;
+use serde::Deserialize;
+
+use crate::caller::Caller;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, PathParams, version};
+use crate::{AppState, blocking};
+
+pub(crate) async fn list_functions(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+) -> Result<Json<FunctionList>, ApiError> {
+    let s = state.service;
+    let functions = blocking(move || Ok(s.list_functions(&who)?)).await?;
+    Ok(Json(FunctionList { functions }))
+}
+
+pub(crate) async fn pending(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+) -> Result<Json<VersionList>, ApiError> {
+    let s = state.service;
+    let versions = blocking(move || Ok(s.list_pending(&who)?)).await?;
+    Ok(Json(VersionList { versions }))
+}
+
+pub(crate) async fn get_function(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    PathParams(name): PathParams<String>,
+) -> Result<Json<FunctionDetail>, ApiError> {
+    let s = state.service;
+    Ok(Json(
+        blocking(move || Ok(s.get_function(&who, &name)?)).await?,
+    ))
+}
+
+pub(crate) async fn get_version(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    PathParams((name, v)): PathParams<(String, String)>,
+) -> Result<Json<VersionInfo>, ApiError> {
+    let v = version(&v)?;
+    let s = state.service;
+    Ok(Json(
+        blocking(move || Ok(s.get_version(&who, &name, v)?)).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+pub(crate) struct UploadBody {
+    manifest: Manifest,
+    /// The module, base64 (standard alphabet, padded).
+    module: String,
+}
+
+pub(crate) async fn upload(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    PathParams(name): PathParams<String>,
+    JsonBody(body): JsonBody<UploadBody>,
+) -> Result<(StatusCode, Json<VersionInfo>), ApiError> {
+    let module = base64::engine::general_purpose::STANDARD
+        .decode(body.module.as_bytes())
+        .map_err(|e| ApiError::invalid(format!("module is not valid base64: {e}")))?;
+    let s = state.service;
+    let request = UploadRequest {
+        name,
+        manifest: body.manifest,
+        module,
+    };
+    let info = blocking(move || Ok(s.upload(&who, request)?)).await?;
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+pub(crate) struct DecisionBody {
+    /// Required to approve or reject: the hash the approver inspected.
+    #[serde(default)]
+    sha256: Option<String>,
+    notes: String,
+}
+
+/// The decision routes: one handler, three fixed routes.
+#[derive(Clone, Copy)]
+pub(crate) enum Action {
+    Approve,
+    Reject,
+    Revoke,
+}
+
+pub(crate) async fn decide(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    PathParams((name, v)): PathParams<(String, String)>,
+    JsonBody(body): JsonBody<DecisionBody>,
+    action: Action,
+) -> Result<Json<VersionInfo>, ApiError> {
+    let v = version(&v)?;
+    let s = state.service;
+    let info = blocking(move || {
+        let sha256 = || {
+            body.sha256
+                .as_deref()
+                .ok_or_else(|| ApiError::invalid("sha256 of the inspected version is required"))
+        };
+        let decision = match action {
+            Action::Approve => Decision::Approve { sha256: sha256()? },
+            Action::Reject => Decision::Reject { sha256: sha256()? },
+            Action::Revoke => Decision::Revoke,
+        };
+        Ok(s.decide(&who, (&name, v), decision, &body.notes)?)
+    })
+    .await?;
+    Ok(Json(info))
+}

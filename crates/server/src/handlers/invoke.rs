@@ -1,0 +1,70 @@
+//! Invocation: the call runs on a blocking thread; the answer waits,
+//! without holding that thread, until its audit record is durable.
+
+use aifn_service::{InvokeReply, InvokeRequest, ServiceError};
+use aifn_types::OutcomeKind;
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::caller::Caller;
+use crate::error::{ApiError, RunStats};
+use crate::extract::{JsonBody, PathParams};
+use crate::{AppState, blocking};
+
+/// The longest `user_id` an agent may name.
+const MAX_USER_ID: usize = 256;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+pub(crate) struct InvokeBody {
+    input: Value,
+    #[serde(default)]
+    user_id: String,
+}
+
+pub(crate) async fn invoke(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    PathParams(name): PathParams<String>,
+    JsonBody(body): JsonBody<InvokeBody>,
+) -> Result<Json<InvokeReply>, ApiError> {
+    if body.user_id.len() > MAX_USER_ID {
+        return Err(ApiError::invalid(format!(
+            "user_id is longer than {MAX_USER_ID} bytes"
+        )));
+    }
+    let s = state.service;
+    let request = InvokeRequest {
+        function: name,
+        input: body.input,
+        user_id: body.user_id,
+    };
+    let ticket = blocking(move || Ok(s.start_invoke(&who, request))).await?;
+    let outcome = ticket
+        .await
+        .map_err(|r| ApiError::with_execution(r.error, r.execution_id))?;
+    if outcome.kind == OutcomeKind::Ok {
+        return Ok(Json(InvokeReply {
+            execution_id: outcome.execution_id,
+            version: outcome.version,
+            fuel_used: outcome.fuel_used,
+            duration_ms: outcome.duration_ms,
+            output: outcome.output.unwrap_or(Value::Null),
+        }));
+    }
+    let error = ServiceError::Failed {
+        kind: outcome.kind,
+        message: outcome.message.unwrap_or_default(),
+    };
+    Err(ApiError::failed(
+        error,
+        RunStats {
+            execution_id: outcome.execution_id,
+            version: outcome.version,
+            fuel_used: outcome.fuel_used,
+            duration_ms: outcome.duration_ms,
+        },
+    ))
+}

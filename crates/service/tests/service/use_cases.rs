@@ -1,0 +1,514 @@
+//! Each use case's rules, obeyed and violated: what agents may see, the
+//! manifest's bounds, the input limit, the refusals that are recorded, the
+//! tool catalog, the ticket, and the metrics.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use aifn_service::{
+    AuditQuery, AuditStream, Decision, InvokeRequest, ServiceError, ToolDefinition, ToolFormat,
+    UploadRequest,
+};
+use aifn_types::{OutcomeKind, VersionState};
+use serde_json::{Value, json};
+
+use crate::{harness, manifest, returning};
+
+fn upload(
+    h: &crate::Harness,
+    who: &aifn_service::Principal,
+    name: &str,
+    module: Vec<u8>,
+    m: aifn_types::Manifest,
+) -> Result<aifn_service::VersionInfo, ServiceError> {
+    h.service.upload(
+        who,
+        UploadRequest {
+            name: name.into(),
+            manifest: m,
+            module,
+        },
+    )
+}
+
+/// The tenant's registry records, oldest first, as JSON.
+fn registry_records(h: &crate::Harness) -> Vec<Value> {
+    let q = AuditQuery {
+        stream: Some(AuditStream::Registry),
+        limit: Some(1000),
+        ..AuditQuery::default()
+    };
+    let mut v: Vec<Value> = h
+        .service
+        .audit(&h.admin, q)
+        .expect("audit")
+        .entries
+        .iter()
+        .map(|e| serde_json::to_value(e).expect("json"))
+        .collect();
+    v.reverse();
+    v
+}
+
+#[test]
+fn agents_see_active_versions_only() {
+    let h = harness(|_| {});
+    h.deploy(
+        "f",
+        returning("1"),
+        manifest(json!({"description": "the active one"})),
+    );
+    upload(
+        &h,
+        &h.author,
+        "f",
+        returning("2"),
+        manifest(json!({"description": "pending two"})),
+    )
+    .expect("v2");
+    upload(&h, &h.author, "draft", returning("3"), manifest(json!({}))).expect("draft");
+
+    let list = h.service.list_functions(&h.agent).expect("list");
+    assert_eq!(list.len(), 1, "{list:?}");
+    let f = &list[0];
+    assert_eq!(
+        (f.name.as_str(), f.active_version, f.latest_version),
+        ("f", Some(1), 1)
+    );
+    assert_eq!(f.latest_state, VersionState::Active);
+    assert_eq!(f.description.as_deref(), Some("the active one"));
+    assert_eq!((f.counts.active, f.counts.pending), (1, 0));
+    let detail = h.service.get_function(&h.agent, "f").expect("detail");
+    assert_eq!(
+        detail
+            .versions
+            .iter()
+            .map(|v| v.version)
+            .collect::<Vec<_>>(),
+        [1]
+    );
+    assert_eq!(detail.summary.latest_version, 1);
+    for refused in [
+        h.service.get_function(&h.agent, "draft").map(drop),
+        h.service.get_version(&h.agent, "f", 2).map(drop),
+        h.service.get_version(&h.agent, "draft", 1).map(drop),
+        h.service.list_pending(&h.agent).map(drop),
+    ] {
+        assert!(
+            matches!(refused, Err(ServiceError::NotFound { .. })),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(
+        h.service
+            .get_version(&h.agent, "f", 1)
+            .expect("active")
+            .version,
+        1
+    );
+    // Pair: the author sees everything.
+    let list = h.service.list_functions(&h.author).expect("list");
+    assert_eq!(list.len(), 2);
+    let f = list.iter().find(|f| f.name.as_str() == "f").expect("f");
+    assert_eq!(
+        (f.latest_version, f.latest_state, f.counts.pending),
+        (2, VersionState::Pending, 1)
+    );
+    assert_eq!(
+        h.service
+            .get_function(&h.author, "f")
+            .expect("f")
+            .versions
+            .len(),
+        2
+    );
+    assert_eq!(
+        h.service
+            .get_version(&h.author, "f", 2)
+            .expect("v2")
+            .version,
+        2
+    );
+    assert_eq!(h.service.list_pending(&h.author).expect("pending").len(), 2);
+}
+
+#[test]
+fn manifests_are_bounded_and_input_schemas_are_object_schemas() {
+    let h = harness(|_| {});
+    let desc = |n: usize| manifest(json!({"description": "d".repeat(n)}));
+    for (m, ok) in [
+        (desc(4096), true),
+        (desc(4097), false),
+        (desc(0), false),
+        (manifest(json!({"description": "   "})), false),
+    ] {
+        let r = upload(&h, &h.author, "f", returning("1"), m);
+        assert_eq!(r.is_ok(), ok, "{r:?}");
+        if let Err(e) = r {
+            assert_eq!(
+                e,
+                ServiceError::InvalidRequest {
+                    message: "description must have 1 to 4096 characters".into()
+                }
+            );
+        }
+    }
+    for schema in [json!({}), json!({"type": "array"}), json!("object")] {
+        let r = upload(
+            &h,
+            &h.author,
+            "f",
+            returning("1"),
+            manifest(json!({"input_schema": schema})),
+        );
+        let Err(ServiceError::InvalidRequest { message }) = r else {
+            panic!("{schema}: {r:?}")
+        };
+        assert!(
+            message.starts_with("input_schema must be an object schema"),
+            "{message}"
+        );
+    }
+    let r = upload(
+        &h,
+        &h.author,
+        "f",
+        returning("1"),
+        manifest(json!({"input_schema": {"type": "object", "minLength": "x"}})),
+    );
+    assert!(
+        matches!(r, Err(ServiceError::InvalidRequest { message }) if message.starts_with("input_schema is not a valid JSON Schema"))
+    );
+    let r = upload(
+        &h,
+        &h.author,
+        "f",
+        returning("1"),
+        manifest(json!({"output_schema": {"type": 7}})),
+    );
+    assert!(
+        matches!(r, Err(ServiceError::InvalidRequest { message }) if message.starts_with("output_schema is not a valid JSON Schema"))
+    );
+    // The memory limit may not be below the module's initial memory (one page).
+    let r = upload(
+        &h,
+        &h.author,
+        "f",
+        returning("1"),
+        manifest(json!({"limits": {"memory_bytes": 65535}})),
+    );
+    assert!(
+        matches!(&r, Err(ServiceError::InvalidRequest { message }) if message.contains("below the module's initial memory of 65536 bytes")),
+        "{r:?}"
+    );
+    upload(
+        &h,
+        &h.author,
+        "f",
+        returning("1"),
+        manifest(json!({"limits": {"memory_bytes": 65536}})),
+    )
+    .expect("exactly one page");
+}
+
+#[test]
+fn the_input_limit_is_exact() {
+    let h = harness(|c| c.limits.input_bytes = 64);
+    h.deploy("f", returning("1"), manifest(json!({})));
+    // `{"p":"…"}` is 8 bytes plus the padding.
+    let input = |n: usize| json!({"p": "x".repeat(n)});
+    assert_eq!(
+        h.invoke("f", input(56)).expect("64 bytes").kind,
+        OutcomeKind::Ok
+    );
+    let r = h.invoke("f", input(57)).expect_err("65 bytes");
+    assert_eq!(
+        r.error,
+        ServiceError::InvalidInput {
+            message: "input is 65 bytes, over the limit of 64 bytes".into(),
+            violations: Vec::new()
+        }
+    );
+}
+
+#[test]
+fn outputs_that_are_not_json_are_invalid_output() {
+    let h = harness(|_| {});
+    h.deploy("f", returning("{not json"), manifest(json!({})));
+    let out = h.invoke("f", json!({})).expect("ran");
+    assert_eq!((out.kind, out.output), (OutcomeKind::InvalidOutput, None));
+    assert!(
+        out.message
+            .expect("message")
+            .starts_with("output is not one JSON document")
+    );
+    // A root violation of the output schema names the root.
+    h.deploy(
+        "g",
+        returning("5"),
+        manifest(json!({"output_schema": {"type": "string"}})),
+    );
+    let out = h.invoke("g", json!({})).expect("ran");
+    assert_eq!(out.kind, OutcomeKind::InvalidOutput);
+    let message = out.message.expect("message");
+    assert!(
+        message.starts_with("output does not match the output schema (1 violation): (root): "),
+        "{message}"
+    );
+}
+
+#[test]
+fn refusals_the_service_decides_are_recorded() {
+    let h = harness(|_| {});
+    let v = h.deploy("f", returning("1"), manifest(json!({})));
+    // Wrong role for each action; an invalid module; a forbidden import.
+    assert!(matches!(
+        upload(&h, &h.agent, "f", returning("1"), manifest(json!({}))),
+        Err(ServiceError::Forbidden { .. })
+    ));
+    let e = upload(
+        &h,
+        &h.author,
+        "f",
+        b"\0asm\x01\0\0\0junk".to_vec(),
+        manifest(json!({})),
+    )
+    .expect_err("not wasm");
+    assert!(
+        matches!(
+            e,
+            ServiceError::InvalidModule {
+                kind: OutcomeKind::InvalidModule,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let importer = wat::parse_str(r#"(module (import "env" "f" (func)) (memory (export "memory") 1) (func (export "aifn_call") (result i32) (i32.const 0)))"#).expect("wat");
+    let e = upload(&h, &h.author, "f", importer, manifest(json!({}))).expect_err("import");
+    assert!(
+        matches!(
+            e,
+            ServiceError::InvalidModule {
+                kind: OutcomeKind::ForbiddenImport,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let sha = v.sha256.as_str();
+    for (who, decision) in [
+        (&h.author, Decision::Approve { sha256: sha }),
+        (&h.agent, Decision::Reject { sha256: sha }),
+        (&h.admin, Decision::Revoke),
+    ] {
+        let r = h.service.decide(who, ("f", 1), decision, "notes");
+        assert!(matches!(r, Err(ServiceError::Forbidden { .. })), "{r:?}");
+    }
+    // A name that is not one is refused without a record (it cannot be a target).
+    let r = h
+        .service
+        .decide(&h.author, ("Bad Name", 1), Decision::Revoke, "n");
+    assert!(
+        matches!(r, Err(ServiceError::Forbidden { .. })),
+        "the role comes first: {r:?}"
+    );
+    let r = upload(
+        &h,
+        &h.agent,
+        "Bad Name",
+        returning("1"),
+        manifest(json!({})),
+    );
+    assert!(
+        matches!(r, Err(ServiceError::Forbidden { .. })),
+        "the role comes first: {r:?}"
+    );
+
+    let refused: Vec<(String, String, String, Value)> = registry_records(&h)
+        .into_iter()
+        .filter(|r| !r["refused"].is_null())
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+            (
+                s("action"),
+                s("target"),
+                r["refused"]["kind"].as_str().unwrap_or_default().to_owned(),
+                r["sha256"].clone(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, String, Value)> = [
+        ("upload", "f", "forbidden", Value::Null),
+        ("upload", "f", "invalid_module", Value::Null),
+        ("upload", "f", "forbidden_import", Value::Null),
+        ("approve", "f@1", "forbidden", json!(sha)),
+        ("reject", "f@1", "forbidden", json!(sha)),
+        ("revoke", "f@1", "forbidden", Value::Null),
+    ]
+    .into_iter()
+    .map(|(a, t, k, s)| (a.to_owned(), t.to_owned(), k.to_owned(), s))
+    .collect();
+    assert_eq!(refused, expected);
+    // The records name the actor and the reason.
+    let first = registry_records(&h)
+        .into_iter()
+        .find(|r| !r["refused"].is_null())
+        .expect("one");
+    assert_eq!(
+        (first["actor"].as_str(), first["tenant_id"].as_str()),
+        (Some("bot"), Some("acme"))
+    );
+    assert_eq!(
+        first["refused"]["reason"],
+        "uploading needs the author role; this key is agent"
+    );
+    // Pair: the version is untouched and still runs.
+    assert_eq!(
+        h.invoke("f", json!({})).expect("runs").output,
+        Some(json!(1))
+    );
+}
+
+#[test]
+fn the_tool_catalog_is_for_agents_in_either_format() {
+    let h = harness(|_| {});
+    let schema = json!({"type": "object", "properties": {"a": {"type": "integer"}}});
+    h.deploy(
+        "f",
+        returning("1"),
+        manifest(json!({"description": "adds", "input_schema": schema})),
+    );
+    upload(
+        &h,
+        &h.author,
+        "pending",
+        returning("1"),
+        manifest(json!({})),
+    )
+    .expect("pending");
+    let tools = h
+        .service
+        .tools(&h.agent, ToolFormat::OpenAi)
+        .expect("tools");
+    assert_eq!(
+        serde_json::to_value(&tools).expect("json"),
+        json!([{"type": "function", "function": {"name": "f", "description": "adds", "parameters": schema}}])
+    );
+    let tools = h
+        .service
+        .tools(&h.agent, ToolFormat::Anthropic)
+        .expect("tools");
+    assert!(
+        matches!(&tools[..], [ToolDefinition::Anthropic(t)] if t.input_schema == schema && t.description == "adds")
+    );
+    assert_eq!(ToolFormat::default(), ToolFormat::OpenAi);
+    for who in [&h.author, &h.approver, &h.admin] {
+        assert!(matches!(
+            h.service.tools(who, ToolFormat::OpenAi),
+            Err(ServiceError::Forbidden { .. })
+        ));
+        assert!(h.service.authorize_tools(who).is_err());
+    }
+    assert!(h.service.authorize_tools(&h.agent).is_ok());
+    for (who, ok) in [
+        (&h.admin, true),
+        (&h.approver, true),
+        (&h.author, false),
+        (&h.agent, false),
+    ] {
+        assert_eq!(h.service.authorize_audit(who).is_ok(), ok);
+        assert_eq!(h.service.audit(who, AuditQuery::default()).is_ok(), ok);
+    }
+}
+
+#[test]
+fn a_ticket_resolves_once() {
+    let h = harness(|_| {});
+    h.deploy("f", returning("1"), manifest(json!({})));
+    let ticket = h.service.start_invoke(
+        &h.agent,
+        InvokeRequest {
+            function: "f".into(),
+            input: json!({}),
+            user_id: String::new(),
+        },
+    );
+    let mut ticket = pin!(ticket);
+    let mut cx = Context::from_waker(Waker::noop());
+    let first = loop {
+        match ticket.as_mut().poll(&mut cx) {
+            Poll::Ready(r) => break r,
+            Poll::Pending => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    };
+    assert_eq!(first.expect("ran").output, Some(json!(1)));
+    let Poll::Ready(Err(again)) = ticket.as_mut().poll(&mut cx) else {
+        panic!("a second poll answers at once")
+    };
+    assert!(
+        matches!(again.error, ServiceError::Internal { .. }),
+        "{again:?}"
+    );
+    // A refused call's ticket resolves to the refusal.
+    let refused = h.service.start_invoke(
+        &h.approver,
+        InvokeRequest {
+            function: "f".into(),
+            input: json!({}),
+            user_id: String::new(),
+        },
+    );
+    assert!(
+        matches!(refused.wait(), Err(r) if matches!(r.error, ServiceError::Forbidden { .. }) && r.execution_id.is_some())
+    );
+}
+
+#[test]
+fn the_metrics_count_every_attempt_and_type_each_series() {
+    let h = harness(|_| {});
+    h.deploy("f", returning("1"), manifest(json!({})));
+    h.invoke("f", json!({})).expect("ok");
+    h.invoke("nope", json!({})).expect_err("not found");
+    assert_eq!(
+        (
+            h.service.metrics().count(OutcomeKind::Ok),
+            h.service.metrics().count(OutcomeKind::NotFound)
+        ),
+        (1, 1)
+    );
+    let text = h.service.metrics_text();
+    for line in [
+        "aifn_invocations_total{outcome=\"ok\"} 1",
+        "aifn_invocations_total{outcome=\"not_found\"} 1",
+        "# TYPE aifn_audit_records_total counter",
+        "# TYPE aifn_audit_commits_total counter",
+        "# TYPE aifn_audit_healthy gauge",
+        "aifn_audit_healthy 1",
+        "# TYPE aifn_cached_modules gauge",
+        "aifn_in_flight 0",
+        "aifn_invocation_duration_seconds_count 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in {text}");
+    }
+    let records: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("aifn_audit_records_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("records");
+    assert!(records >= 4, "upload, approve and two calls: {records}");
+    assert_eq!(h.service.ready(), Ok(()));
+}
+
+#[test]
+fn retention_prunes_only_when_set() {
+    let h = harness(|_| {});
+    h.deploy("f", returning("1"), manifest(json!({})));
+    assert_eq!(h.service.apply_retention().expect("no retention"), 0);
+    let h = harness(|c| c.audit.retention_days = Some(0));
+    h.deploy("f", returning("1"), manifest(json!({})));
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    assert!(h.service.apply_retention().expect("retention") > 0);
+    h.service.close().expect("close");
+}

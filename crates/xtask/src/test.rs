@@ -1,0 +1,95 @@
+//! `cargo xtask test`: the whole suite, step by step, as CI runs it.
+
+use std::env;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::build::build_functions;
+use crate::layout::Layout;
+
+/// One step of the suite: runs its closure under a name, timed; the
+/// first failure stops the run.
+pub(crate) type Step<'a> = dyn Fn(&str, &mut dyn FnMut() -> Result<()>) -> Result<()> + 'a;
+
+/// The whole test suite. Each step prints its duration; the first failure
+/// stops the run.
+pub(crate) fn test(fuzz: bool) -> Result<()> {
+    let started = Instant::now();
+    let layout = Layout::discover()?;
+    let root = &layout.root;
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let step = |name: &str, f: &mut dyn FnMut() -> Result<()>| -> Result<()> {
+        let t = Instant::now();
+        eprintln!("==> {name}");
+        f().with_context(|| format!("step failed: {name}"))?;
+        eprintln!(
+            "==> {name}: ok in {:.0} s (total {:.0} s)",
+            t.elapsed().as_secs_f64(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    };
+    let run = |args: &[&str], dir: &Path| -> Result<()> {
+        let status = Command::new(&cargo)
+            .args(args)
+            .current_dir(dir)
+            .status()
+            .with_context(|| format!("cannot run cargo {}", args.join(" ")))?;
+        if !status.success() {
+            bail!("cargo {} failed ({status})", args.join(" "));
+        }
+        Ok(())
+    };
+    step("build the example functions from source", &mut || {
+        build_functions(false)
+    })?;
+    step("workspace tests", &mut || {
+        run(&["test", "--workspace", "--locked"], root)
+    })?;
+    step("benchmarks compile", &mut || {
+        run(
+            &[
+                "test",
+                "-p",
+                "aifn-benches",
+                "--benches",
+                "--no-run",
+                "--locked",
+            ],
+            root,
+        )
+    })?;
+    step("guest SDK tests on the host", &mut || {
+        run(
+            &[
+                "test",
+                "--locked",
+                "--manifest-path",
+                "guest-sdk/Cargo.toml",
+            ],
+            root,
+        )
+    })?;
+    step("function unit tests on the host", &mut || {
+        run(
+            &[
+                "test",
+                "--locked",
+                "--manifest-path",
+                "functions/Cargo.toml",
+            ],
+            root,
+        )
+    })?;
+    if fuzz {
+        crate::fuzz::smoke(root, &step)?;
+    }
+    eprintln!(
+        "==> all tests passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
