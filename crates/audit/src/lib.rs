@@ -52,7 +52,7 @@ pub use ack::Pending;
 pub use checkpoint::Checkpoint;
 pub use error::AuditError;
 pub use log::{Appended, AuditConfig, AuditLog, AuditStats, PruneReport};
-pub use query::{AuditPage, AuditQuery, SecurityQuery};
+pub use query::{AuditPage, AuditQuery, DEFAULT_PAGE, MAX_PAGE, SecurityQuery};
 pub use record::{
     AuditEntry, AuditRecord, Captured, ExecutionRecord, RegistryRecord, SecurityEvent,
     SecurityReason, StoredCapture, Stream, SystemEvent, SystemRecord,

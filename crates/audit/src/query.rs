@@ -66,8 +66,10 @@ pub struct AuditPage {
     pub next_before_seq: Option<u64>,
 }
 
-const DEFAULT_LIMIT: usize = 50;
-const MAX_LIMIT: usize = 1000;
+/// The page size of a query that names none.
+pub const DEFAULT_PAGE: usize = 50;
+/// The largest page a query answers; a larger `limit` is served as this.
+pub const MAX_PAGE: usize = 1000;
 const EXPORT_CHUNK: usize = 500;
 
 impl AuditLog {
@@ -168,7 +170,7 @@ fn bad_query(reason: impl Into<String>) -> AuditError {
 }
 
 fn limit_of(limit: Option<usize>) -> usize {
-    limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
+    limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
 }
 
 fn ms_of(t: Option<Timestamp>) -> Option<i64> {

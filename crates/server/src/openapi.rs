@@ -4,6 +4,7 @@
 
 mod schemas;
 
+use aifn_service::{AUDIT_DEFAULT_PAGE, AUDIT_MAX_PAGE};
 use serde_json::{Map, Value, json};
 
 use schemas::{outcome_kinds, schema_ref};
@@ -232,8 +233,8 @@ fn audit() -> Value {
         ),
         query(
             "limit",
-            json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 50,
-                "description": "page size; 0 is served as 1 and more than 1000 as 1000"}),
+            json!({"type": "integer", "minimum": 1, "maximum": AUDIT_MAX_PAGE, "default": AUDIT_DEFAULT_PAGE,
+                "description": format!("page size; 0 is served as 1 and more than {AUDIT_MAX_PAGE} as {AUDIT_MAX_PAGE}")}),
         ),
     ];
     operation(

@@ -100,3 +100,16 @@ impl Service {
         Err(ServiceError::Unauthenticated { reason })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credential_never_prints_its_secret() {
+        let shown = format!("{:?}", Credential::ApiKey("aifn_0123_secret".into()));
+        assert_eq!(shown, "ApiKey(<redacted>)");
+        assert_eq!(format!("{:?}", Credential::Missing), "Missing");
+        assert_eq!(format!("{:?}", Credential::Malformed), "Malformed");
+    }
+}

@@ -83,13 +83,13 @@ fn check_manifest(m: &Manifest) -> Result<(), ServiceError> {
     Ok(())
 }
 
-/// The audit name of a refusal the service decided, if it is one.
+/// The audit name of a refusal the service decided, if it is one. The
+/// service decides the role, the manifest and the module; the registry
+/// records the refusals it decides itself (not found, conflicts).
 fn refusal_kind(e: &ServiceError) -> Option<RefusalKind> {
     use aifn_types::OutcomeKind as O;
     Some(match e {
         ServiceError::Forbidden { .. } => RefusalKind::Forbidden,
-        ServiceError::NotFound { .. } => RefusalKind::NotFound,
-        ServiceError::Conflict { .. } | ServiceError::NotActive { .. } => RefusalKind::Conflict,
         ServiceError::InvalidRequest { .. } => RefusalKind::InvalidRequest,
         ServiceError::PayloadTooLarge { .. } => RefusalKind::PayloadTooLarge,
         ServiceError::InvalidModule { kind, .. } => match kind {

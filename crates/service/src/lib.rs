@@ -33,7 +33,8 @@ mod wire;
 pub use admin::{DataDir, LocalAdmin, verify as verify_audit};
 pub use admin::{DataDirError, DataDirLock};
 pub use aifn_audit::{
-    AuditEntry, AuditPage, AuditQuery, SecurityQuery, Stream as AuditStream, VerifyReport,
+    AuditEntry, AuditPage, AuditQuery, DEFAULT_PAGE as AUDIT_DEFAULT_PAGE,
+    MAX_PAGE as AUDIT_MAX_PAGE, SecurityQuery, Stream as AuditStream, VerifyReport,
 };
 pub use aifn_registry::{FunctionDetail, FunctionSummary, KeyInfo, NewKey, Principal, VersionInfo};
 pub use auth::{Credential, Origin};

@@ -87,6 +87,19 @@ mod tests {
                 .expect("refused")
                 .ends_with("its root has no \"type\"")
         );
+        for (bad, says) in [
+            (json!(true), "it is a boolean, not a JSON object"),
+            (
+                json!([{"type": "object"}]),
+                "it is an array, not a JSON object",
+            ),
+            (json!("object"), "it is a string, not a JSON object"),
+            (json!(null), "it is null, not a JSON object"),
+            (json!(1), "it is a number, not a JSON object"),
+        ] {
+            let why = not_an_object_schema(&bad).expect("refused");
+            assert!(why.ends_with(says), "{why}");
+        }
     }
 
     #[test]

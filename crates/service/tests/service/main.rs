@@ -17,7 +17,7 @@ pub(crate) struct Harness {
     pub(crate) approver: Principal,
     pub(crate) agent: Principal,
     pub(crate) admin: Principal,
-    _dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 fn principal(admin: &LocalAdmin, service: &Service, role: Role, subject: &str) -> Principal {
@@ -46,7 +46,7 @@ pub(crate) fn harness(tune: impl FnOnce(&mut ServiceConfig)) -> Harness {
         agent: principal(&admin, &service, Role::Agent, "bot"),
         admin: principal(&admin, &service, Role::Admin, "carol"),
         service,
-        _dir: dir,
+        dir,
     };
     admin.close().expect("close");
     h

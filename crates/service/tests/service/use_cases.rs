@@ -512,3 +512,142 @@ fn retention_prunes_only_when_set() {
     assert!(h.service.apply_retention().expect("retention") > 0);
     h.service.close().expect("close");
 }
+
+/// A registry audit sink for a second registry on the same database,
+/// standing in for another node (whose records are not under test here).
+struct OtherNode;
+
+impl aifn_registry::AuditSink for OtherNode {
+    fn record(&self, _: &aifn_types::RegistryAction) -> Result<(), aifn_registry::SinkError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_change_made_elsewhere_is_seen_once_the_cache_ttl_has_passed() {
+    let ttl = std::time::Duration::from_millis(1500);
+    let h = harness(|c| c.active_cache_ms = 1500);
+    h.deploy("f", returning("1"), manifest(json!({})));
+    assert_eq!(h.invoke("f", json!({})).expect("v1").version, 1);
+    // The same bytes as a new version: the same sha256, another number.
+    let v2 = upload(&h, &h.author, "f", returning("1"), manifest(json!({}))).expect("v2");
+    let other = aifn_registry::Registry::open(h.dir.path(), OtherNode).expect("registry");
+    let target = aifn_registry::VersionRef {
+        tenant: h.approver.tenant.clone(),
+        name: aifn_types::FunctionName::new("f").expect("name"),
+        version: 2,
+    };
+    other
+        .approve(&h.approver, &target, &v2.sha256, "approved on another node")
+        .expect("approve elsewhere");
+    // Within the TTL the cached v1 still answers (no registry query)...
+    assert_eq!(h.invoke("f", json!({})).expect("cached").version, 1);
+    // ...and once it has passed, v2 does.
+    std::thread::sleep(ttl + std::time::Duration::from_millis(100));
+    assert_eq!(h.invoke("f", json!({})).expect("v2").version, 2);
+    // A revocation elsewhere is seen the same way.
+    other
+        .revoke(&h.approver, &target, "revoked on another node")
+        .expect("revoke elsewhere");
+    std::thread::sleep(ttl + std::time::Duration::from_millis(100));
+    let r = h.invoke("f", json!({})).expect_err("revoked");
+    assert!(matches!(r.error, ServiceError::NotActive { .. }), "{r:?}");
+}
+
+#[test]
+fn refused_manifests_and_oversized_modules_are_recorded_too() {
+    let h = harness(|c| c.limits.module_bytes = 100);
+    let blank = manifest(json!({"description": " "}));
+    let e = upload(&h, &h.author, "f", returning("1"), blank).expect_err("blank");
+    assert!(matches!(e, ServiceError::InvalidRequest { .. }), "{e:?}");
+    let big = wat::parse_str(format!(
+        r#"(module (memory (export "memory") 1) (data (i32.const 0) "{}")
+             (func (export "aifn_call") (result i32) (i32.const 0)))"#,
+        "x".repeat(200)
+    ))
+    .expect("wat");
+    let e = upload(&h, &h.author, "f", big, manifest(json!({}))).expect_err("big");
+    assert!(matches!(e, ServiceError::PayloadTooLarge { .. }), "{e:?}");
+    let kinds: Vec<Value> = registry_records(&h)
+        .into_iter()
+        .filter(|r| r["action"] == "upload")
+        .map(|r| r["refused"]["kind"].clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        [json!("invalid_request"), json!("payload_too_large")]
+    );
+}
+
+/// The tenant's execution records, newest first, as JSON.
+fn execution_records(h: &crate::Harness) -> Vec<Value> {
+    let q = AuditQuery {
+        stream: Some(AuditStream::Execution),
+        ..AuditQuery::default()
+    };
+    h.service
+        .audit(&h.admin, q)
+        .expect("audit")
+        .entries
+        .iter()
+        .map(|e| serde_json::to_value(e).expect("json"))
+        .collect()
+}
+
+/// The record keeps durations to 0.01 ms.
+fn close(recorded: &Value, answered: f64) -> bool {
+    recorded
+        .as_f64()
+        .is_some_and(|r| (r - answered).abs() <= 0.01)
+}
+
+#[test]
+fn a_record_carries_the_answers_duration_and_only_an_accepted_output() {
+    use sha2::Digest as _;
+    let h = harness(|_| {});
+    h.deploy("ok", returning(r#"{"n":1}"#), manifest(json!({})));
+    h.deploy(
+        "bad",
+        returning("5"),
+        manifest(json!({"output_schema": {"type": "string"}})),
+    );
+    let ok = h.invoke("ok", json!({})).expect("ok");
+    let rec = &execution_records(&h)[0];
+    assert_eq!(rec["execution_id"], ok.execution_id.as_str());
+    // The record's duration is the answer's, in milliseconds.
+    assert!(
+        close(&rec["duration_ms"], ok.duration_ms),
+        "{rec} vs {}",
+        ok.duration_ms
+    );
+    assert!(
+        ok.duration_ms > 0.0 && ok.duration_ms < 60_000.0,
+        "{}",
+        ok.duration_ms
+    );
+    assert_eq!(
+        rec["output_sha256"],
+        hex::encode(sha2::Sha256::digest(br#"{"n":1}"#)).as_str()
+    );
+    // An output the schema refuses is withheld and not recorded either.
+    let bad = h.invoke("bad", json!({})).expect("ran");
+    assert_eq!(bad.kind, OutcomeKind::InvalidOutput);
+    let rec = &execution_records(&h)[0];
+    assert_eq!(rec["execution_id"], bad.execution_id.as_str());
+    assert!(rec["output_sha256"].is_null(), "{rec}");
+    assert!(
+        close(&rec["duration_ms"], bad.duration_ms),
+        "{rec} vs {}",
+        bad.duration_ms
+    );
+    // A refusal's record is timed in milliseconds too: more than a
+    // microsecond (it looked the function up), less than a minute.
+    let refused = h.invoke("missing", json!({})).expect_err("not found");
+    let rec = &execution_records(&h)[0];
+    assert_eq!(
+        rec["execution_id"].as_str(),
+        refused.execution_id.as_deref()
+    );
+    let ms = rec["duration_ms"].as_f64().expect("duration");
+    assert!(ms > 0.001 && ms < 60_000.0, "{ms}");
+}
