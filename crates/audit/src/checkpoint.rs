@@ -299,4 +299,65 @@ mod tests {
         drop(CheckpointFile::open(&path).expect("open"));
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "{\"a\":1}\n");
     }
+
+    fn operation(e: AuditError) -> &'static str {
+        match e {
+            AuditError::Io { operation, .. } => operation,
+            other => panic!("not an I/O error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_key_that_cannot_be_created_says_so() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("f");
+        std::fs::write(&file, "").expect("write");
+        // Its parent is a file: creating fails, and not because it exists.
+        let e = load_or_create_key(&file.join("k")).expect_err("cannot create");
+        assert_eq!(operation(e), "create signing key");
+        // Pair: a missing checkpoint file is no checkpoint; one that cannot
+        // be opened for another reason is an error.
+        assert_eq!(
+            last_checkpoint(&dir.path().join("none")).expect("none"),
+            None
+        );
+        let e = last_checkpoint(&file.join("c")).expect_err("not a directory");
+        assert_eq!(operation(e), "open checkpoints");
+        // The same for reading every line.
+        assert_eq!(read_lines(&dir.path().join("none")).expect("none"), []);
+        let e = read_lines(&file.join("c")).expect_err("not a directory");
+        assert_eq!(operation(e), "read checkpoints");
+        std::fs::write(&file, "a\n\n  \nb\n").expect("write");
+        assert_eq!(
+            read_lines(&file).expect("lines"),
+            [(1, "a".to_owned()), (4, "b".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_only_when_its_start_is_known() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let len = |p: &Path| std::fs::metadata(p).expect("stat").len();
+        // A file that is one torn line, shorter than the tail read: cut whole.
+        let short = dir.path().join("short");
+        std::fs::write(&short, b"{\"seq\":1").expect("write");
+        CheckpointFile::open(&short).expect("open");
+        assert_eq!(len(&short), 0);
+        // A complete line then a torn one: the torn one goes.
+        let mixed = dir.path().join("mixed");
+        std::fs::write(&mixed, b"{}\n{\"seq\"").expect("write");
+        CheckpointFile::open(&mixed).expect("open");
+        assert_eq!(len(&mixed), 3);
+        // No newline within the last 8 KiB of a longer file: left for
+        // verify to report, not guessed at.
+        let long = dir.path().join("long");
+        std::fs::write(&long, vec![b'x'; 9000]).expect("write");
+        CheckpointFile::open(&long).expect("open");
+        assert_eq!(len(&long), 9000);
+        // An intact file is untouched.
+        let whole = dir.path().join("whole");
+        std::fs::write(&whole, b"{}\n").expect("write");
+        CheckpointFile::open(&whole).expect("open");
+        assert_eq!(len(&whole), 3);
+    }
 }

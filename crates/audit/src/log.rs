@@ -374,4 +374,20 @@ mod tests {
         fn assert_send_sync<T: Send + Sync + Clone>() {}
         assert_send_sync::<AuditLog>();
     }
+
+    #[test]
+    fn it_opens_in_a_directory_it_creates_and_describes_itself() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Every file in a directory that does not exist yet.
+        let cfg = AuditConfig::in_dir(&dir.path().join("a/b"), "node-7");
+        let log = AuditLog::open(cfg.clone()).expect("open");
+        assert!(cfg.db_path.exists() && cfg.signing_key_path.exists());
+        let shown = format!("{log:?}");
+        assert!(shown.starts_with("AuditLog { db_path: "), "{shown}");
+        assert!(
+            shown.ends_with(r#"node: "node-7", healthy: true }"#),
+            "{shown}"
+        );
+        log.close().expect("close");
+    }
 }

@@ -26,7 +26,7 @@ impl Active {
     /// Whether `info` names exactly this prepared version (then its module,
     /// schemas and limits are still the ones to use).
     pub(crate) fn is(&self, info: &VersionInfo) -> bool {
-        self.info.sha256 == info.sha256 && self.info.version == info.version
+        (self.info.version, &self.info.sha256) == (info.version, &info.sha256)
     }
 }
 

@@ -15,7 +15,30 @@ fn ten() -> (tempfile::TempDir, aifn_audit::AuditConfig) {
 }
 
 fn finding(cfg: &aifn_audit::AuditConfig) -> Option<Finding> {
-    verify(cfg, None).expect("verify runs").finding
+    let report = verify(cfg, None).expect("verify runs");
+    // The report is ok exactly when it has no finding.
+    assert_eq!(report.is_ok(), report.finding.is_none(), "{report:?}");
+    report.finding
+}
+
+#[test]
+fn findings_read_as_sentences() {
+    assert_eq!(
+        Finding::Edited { seq: 5 }.to_string(),
+        "record 5 was edited"
+    );
+    assert_eq!(
+        Finding::Deleted {
+            after_seq: 4,
+            missing_seq: 5
+        }
+        .to_string(),
+        "record 5 is missing (the chain breaks after 4)"
+    );
+    assert_eq!(
+        Finding::Reordered { seq: 3 }.to_string(),
+        "record 3 holds another record's content (reordered)"
+    );
 }
 
 #[test]
@@ -265,4 +288,29 @@ fn a_corrupt_column_type_is_a_finding_not_a_panic() {
         .execute("UPDATE audit_entries SET body = x'00ff' WHERE seq = 8", [])
         .expect("edit");
     assert_eq!(finding(&cfg), Some(Finding::Edited { seq: 8 }));
+}
+
+#[test]
+fn rehashing_an_edit_of_an_unindexed_field_is_found_at_that_record() {
+    // The edited record is self-consistent and its indexed columns agree;
+    // only the next record's link shows it, and the finding names the
+    // edited record, not the one whose link broke.
+    let (_dir, cfg) = ten();
+    let conn = db(&cfg);
+    let (body, prev): (String, String) = conn
+        .query_row(
+            "SELECT body, prev_hash FROM audit_entries WHERE seq = 6",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("row");
+    let edited = body.replace("\"fuel_used\":", "\"fuel_used\":9");
+    assert_ne!(edited, body, "the record has a fuel_used field");
+    let hash = chain_hash(&prev, 6, &edited);
+    conn.execute(
+        "UPDATE audit_entries SET body = ?1, hash = ?2 WHERE seq = 6",
+        params![edited, hash],
+    )
+    .expect("edit");
+    assert_eq!(finding(&cfg), Some(Finding::Edited { seq: 6 }));
 }

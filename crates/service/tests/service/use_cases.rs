@@ -631,9 +631,29 @@ fn a_record_carries_the_answers_duration_and_only_an_accepted_output() {
     );
     // An output the schema refuses is withheld and not recorded either.
     let bad = h.invoke("bad", json!({})).expect("ran");
+    // A ticket says what it is: a record pending, or an answer already.
+    let call = |who| {
+        h.service.start_invoke(
+            who,
+            InvokeRequest {
+                function: "ok".into(),
+                input: json!({}),
+                user_id: String::new(),
+            },
+        )
+    };
+    let ticket = call(&h.agent);
+    assert_eq!(format!("{ticket:?}"), "InvokeTicket(\"recording\")");
+    ticket.wait().expect("ok");
+    let refused = call(&h.approver);
+    assert_eq!(format!("{refused:?}"), "InvokeTicket(\"done\")");
+    refused.wait().expect_err("not an agent");
     assert_eq!(bad.kind, OutcomeKind::InvalidOutput);
-    let rec = &execution_records(&h)[0];
-    assert_eq!(rec["execution_id"], bad.execution_id.as_str());
+    let records = execution_records(&h);
+    let rec = records
+        .iter()
+        .find(|r| r["execution_id"] == bad.execution_id.as_str())
+        .expect("the record of the call");
     assert!(rec["output_sha256"].is_null(), "{rec}");
     assert!(
         close(&rec["duration_ms"], bad.duration_ms),
@@ -642,12 +662,43 @@ fn a_record_carries_the_answers_duration_and_only_an_accepted_output() {
     );
     // A refusal's record is timed in milliseconds too: more than a
     // microsecond (it looked the function up), less than a minute.
+    let started = std::time::Instant::now();
     let refused = h.invoke("missing", json!({})).expect_err("not found");
+    let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
     let rec = &execution_records(&h)[0];
     assert_eq!(
         rec["execution_id"].as_str(),
         refused.execution_id.as_deref()
     );
     let ms = rec["duration_ms"].as_f64().expect("duration");
-    assert!(ms > 0.001 && ms < 60_000.0, "{ms}");
+    assert!(ms > 0.001 && ms <= wall_ms + 0.01, "{ms} within {wall_ms}");
+}
+
+#[test]
+fn a_module_too_slow_to_compile_is_refused_and_recorded_as_such() {
+    let h = harness(|c| c.limits.compile_timeout_ms = 1);
+    let body =
+        "(local.set $x (i32.add (i32.mul (local.get $x) (i32.const 3)) (i32.const 7)))".repeat(500);
+    let funcs = format!("(func (local $x i32) {body})").repeat(20);
+    let slow = wat::parse_str(format!(
+        r#"(module (memory (export "memory") 1) {funcs} (func (export "aifn_call") (result i32) (i32.const 0)))"#
+    ))
+    .expect("wat");
+    let e = upload(&h, &h.author, "slow", slow, manifest(json!({}))).expect_err("too slow");
+    assert!(
+        matches!(
+            e,
+            ServiceError::InvalidModule {
+                kind: OutcomeKind::CompileTimeout,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let kinds: Vec<Value> = registry_records(&h)
+        .into_iter()
+        .filter(|r| r["action"] == "upload")
+        .map(|r| r["refused"]["kind"].clone())
+        .collect();
+    assert_eq!(kinds, [json!("compile_timeout")]);
 }
