@@ -180,8 +180,15 @@ fn limits_out_of_range_are_usage_errors_naming_the_range() {
     assert_eq!(code, 2, "{out}");
     assert!(err.contains("4096"), "the maximum is named: {err}");
     assert!(!err.to_lowercase().contains("engine"), "{err}");
-    // The boundaries themselves are accepted.
-    let (code, v, _) = run(&[&echo, "--timeout-ms", "1", "--memory-mib", "4096"]);
+    // The boundaries themselves are accepted: the call runs (a 1 ms
+    // deadline may pass on a busy machine, which is an answer, not a usage
+    // error).
+    let (code, v, _) = run(&[&echo, "--timeout-ms", "1"]);
+    assert!(
+        code == 0 || (code == 1 && v["error"]["kind"] == "timeout"),
+        "{v}"
+    );
+    let (code, v, _) = run(&[&echo, "--memory-mib", "4096"]);
     assert_eq!(code, 0, "{v}");
 }
 
