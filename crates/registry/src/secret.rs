@@ -50,3 +50,18 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
     std::hint::black_box(diff) == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_only_when_every_byte_is() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        // Two differences that cancel under XOR accumulation still differ.
+        assert!(!constant_time_eq(b"ab", b"ba"));
+        assert!(!constant_time_eq(&[1, 2, 3, 3], &[2, 1, 3, 3]));
+    }
+}

@@ -331,3 +331,11 @@ fn a_registry_is_shared_between_threads() {
     fn shareable<T: Send + Sync>() {}
     shareable::<Registry>();
 }
+
+#[test]
+fn the_registry_describes_itself_by_its_path_only() {
+    let f = crate::fixture();
+    let shown = format!("{:?}", f.reg);
+    assert!(shown.starts_with("Registry { path: "), "{shown}");
+    assert!(shown.ends_with(", .. }"), "{shown}");
+}
