@@ -41,19 +41,27 @@ pub(crate) struct Filters {
     until: Option<String>,
 }
 
+/// Where `list` and `export` read records: the server (the key's tenant),
+/// or, for an operator, the data dir itself.
+#[derive(clap::Args)]
+pub(crate) struct Source {
+    /// Read the data dir directly (operator) instead of the server.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The tenant, with --data-dir (through the server it is the key's).
+    #[arg(long)]
+    tenant: Option<TenantId>,
+    /// The host-level security and system streams (with --data-dir).
+    #[arg(long)]
+    security: bool,
+}
+
 #[derive(clap::Subcommand)]
 pub(crate) enum AuditCommand {
     /// Records newest first, a page at a time.
     List {
-        /// Read the data dir directly (operator) instead of the server.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// The tenant, with --data-dir (through the server it is the key's).
-        #[arg(long)]
-        tenant: Option<TenantId>,
-        /// The host-level security and system streams (with --data-dir).
-        #[arg(long)]
-        security: bool,
+        #[command(flatten)]
+        source: Source,
         #[command(flatten)]
         filters: Filters,
         /// Page size (max 1000).
@@ -67,15 +75,8 @@ pub(crate) enum AuditCommand {
     },
     /// Every matching record as JSON lines, oldest first.
     Export {
-        /// Data directory.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// The tenant, with --data-dir.
-        #[arg(long)]
-        tenant: Option<TenantId>,
-        /// The host-level security and system streams (with --data-dir).
-        #[arg(long)]
-        security: bool,
+        #[command(flatten)]
+        source: Source,
         /// Only `jsonl`.
         #[arg(long, default_value = "jsonl")]
         format: String,
@@ -293,9 +294,12 @@ fn http_page(
 pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
     match cmd {
         AuditCommand::List {
-            data_dir: Some(dir),
-            tenant,
-            security,
+            source:
+                Source {
+                    data_dir: Some(dir),
+                    tenant,
+                    security,
+                },
             filters,
             limit,
             before_seq,
@@ -317,16 +321,28 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
             print_page(&page, conn.json_output(), &raw);
             Ok(Exit::Ok)
         }
-        AuditCommand::List { security: true, .. }
+        AuditCommand::List {
+            source:
+                Source {
+                    security: true,
+                    data_dir: None,
+                    ..
+                },
+            ..
+        }
         | AuditCommand::Export {
-            security: true,
-            data_dir: None,
+            source:
+                Source {
+                    security: true,
+                    data_dir: None,
+                    ..
+                },
             ..
         } => {
             bail!("--security needs --data-dir: the host-level streams are the operator's")
         }
         AuditCommand::List {
-            data_dir: None,
+            source: Source { data_dir: None, .. },
             filters,
             limit,
             before_seq,
@@ -343,8 +359,12 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
             bail!("unknown format {format}: only jsonl")
         }
         AuditCommand::Export {
-            data_dir: Some(dir),
-            security: true,
+            source:
+                Source {
+                    data_dir: Some(dir),
+                    security: true,
+                    ..
+                },
             ..
         } => {
             let admin = keys::open(dir)?;
@@ -354,8 +374,12 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         AuditCommand::Export {
-            data_dir: Some(dir),
-            tenant,
+            source:
+                Source {
+                    data_dir: Some(dir),
+                    tenant,
+                    ..
+                },
             filters,
             ..
         } => {
@@ -367,7 +391,7 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         AuditCommand::Export {
-            data_dir: None,
+            source: Source { data_dir: None, .. },
             filters,
             conn,
             ..

@@ -203,3 +203,56 @@ fn the_last_drop_flushes_and_checkpoints() {
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["seq"], 4);
 }
+
+/// The checkpoint file's lines, as JSON.
+fn checkpoint_lines(cfg: &aifn_audit::AuditConfig) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(&cfg.checkpoint_path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a checkpoint line"))
+        .collect()
+}
+
+#[test]
+fn a_quiet_log_is_checkpointed_once_per_new_head_on_its_interval() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path(), 0);
+    cfg.checkpoint_interval = std::time::Duration::from_millis(40);
+    let log = open(&cfg);
+    fill(&log, "acme", 3);
+    // Without a close or a record count, the interval signs the head...
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while checkpoint_lines(&cfg).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // ...and later ticks with nothing new add no line.
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let lines = checkpoint_lines(&cfg);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["seq"], 3);
+    // A prune is one more record and is signed at once.
+    let before = log.stats().records;
+    log.prune(t0(), "test").expect("prune");
+    assert_eq!(log.stats().records, before + 1);
+    assert_eq!(checkpoint_lines(&cfg).last().expect("line")["seq"], 4);
+    log.close().expect("close");
+    assert_eq!(
+        checkpoint_lines(&cfg).len(),
+        2,
+        "the close had nothing new to sign"
+    );
+}
+
+#[test]
+fn without_an_interval_nothing_is_signed_until_the_close() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), 0);
+    assert!(cfg.checkpoint_interval.is_zero());
+    let log = open(&cfg);
+    fill(&log, "acme", 2);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(checkpoint_lines(&cfg), Vec::<serde_json::Value>::new());
+    log.close().expect("close");
+    let lines = checkpoint_lines(&cfg);
+    assert_eq!((lines.len(), &lines[0]["seq"]), (1, &serde_json::json!(2)));
+}
