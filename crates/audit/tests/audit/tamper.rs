@@ -314,3 +314,25 @@ fn rehashing_an_edit_of_an_unindexed_field_is_found_at_that_record() {
     .expect("edit");
     assert_eq!(finding(&cfg), Some(Finding::Edited { seq: 6 }));
 }
+
+#[test]
+fn a_rewritten_hash_at_the_checkpoint_is_refused_at_open() {
+    let (_dir, cfg) = ten();
+    db(&cfg)
+        .execute(
+            "UPDATE audit_entries SET hash = ?1 WHERE seq = 10",
+            params!["00".repeat(32)],
+        )
+        .expect("edit");
+    match AuditLog::open(cfg.clone()) {
+        Err(AuditError::CheckpointMismatch {
+            checkpoint_seq,
+            reason,
+            ..
+        }) => {
+            assert_eq!(checkpoint_seq, 10);
+            assert_eq!(reason, "the record at the checkpoint has a different hash");
+        }
+        other => panic!("expected a checkpoint mismatch, got {other:?}"),
+    }
+}
