@@ -30,7 +30,9 @@ impl Active {
     }
 }
 
-type Key = (TenantId, FunctionName);
+/// Tenant, then function: a lookup borrows both names, so the invoke path
+/// allocates nothing to find its entry.
+type Map<V> = HashMap<TenantId, HashMap<FunctionName, Entry<V>>>;
 
 struct Entry<V> {
     value: Arc<V>,
@@ -39,7 +41,7 @@ struct Entry<V> {
 
 /// A bounded map from `(tenant, function)` to its prepared active version.
 pub(crate) struct ActiveCache<V = Active> {
-    map: RwLock<HashMap<Key, Entry<V>>>,
+    map: RwLock<Map<V>>,
     capacity: usize,
     ttl: Duration,
 }
@@ -67,17 +69,16 @@ impl<V> ActiveCache<V> {
 
     // A panic while the lock was held leaves the map consistent (every
     // write is one insert or remove), so a poisoned lock is still usable.
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<Key, Entry<V>>> {
+    fn read(&self) -> RwLockReadGuard<'_, Map<V>> {
         self.map.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<Key, Entry<V>>> {
+    fn write(&self) -> RwLockWriteGuard<'_, Map<V>> {
         self.map.write().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn get(&self, tenant: &TenantId, function: &FunctionName) -> Lookup<V> {
-        let key = (tenant.clone(), function.clone());
-        match self.read().get(&key) {
+        match self.read().get(tenant).and_then(|m| m.get(function)) {
             Some(e) if e.checked.elapsed() < self.ttl => Lookup::Fresh(Arc::clone(&e.value)),
             Some(e) => Lookup::Stale(Arc::clone(&e.value)),
             None => Lookup::Missing,
@@ -86,19 +87,21 @@ impl<V> ActiveCache<V> {
 
     /// Stores `value` as checked just now.
     pub(crate) fn insert(&self, tenant: &TenantId, function: &FunctionName, value: Arc<V>) {
-        let key = (tenant.clone(), function.clone());
         let mut map = self.write();
-        if map.len() >= self.capacity
-            && !map.contains_key(&key)
-            && let Some(oldest) = map
+        let present = map.get(tenant).is_some_and(|m| m.contains_key(function));
+        let len: usize = map.values().map(HashMap::len).sum();
+        if len >= self.capacity
+            && !present
+            && let Some((t, f)) = map
                 .iter()
-                .min_by_key(|(_, e)| e.checked)
-                .map(|(k, _)| k.clone())
+                .flat_map(|(t, m)| m.iter().map(move |(f, e)| (t, f, e.checked)))
+                .min_by_key(|(_, _, checked)| *checked)
+                .map(|(t, f, _)| (t.clone(), f.clone()))
         {
-            map.remove(&oldest);
+            remove(&mut map, &t, &f);
         }
-        map.insert(
-            key,
+        map.entry(tenant.clone()).or_default().insert(
+            function.clone(),
             Entry {
                 value,
                 checked: Instant::now(),
@@ -107,7 +110,17 @@ impl<V> ActiveCache<V> {
     }
 
     pub(crate) fn forget(&self, tenant: &TenantId, function: &FunctionName) {
-        self.write().remove(&(tenant.clone(), function.clone()));
+        remove(&mut self.write(), tenant, function);
+    }
+}
+
+/// Removes one entry, and its tenant's map when that empties.
+fn remove<V>(map: &mut Map<V>, tenant: &TenantId, function: &FunctionName) {
+    if let Some(m) = map.get_mut(tenant) {
+        m.remove(function);
+        if m.is_empty() {
+            map.remove(tenant);
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::run::with_closed_stdout;
 use crate::*;
 
+/// The echo with four pages of memory: the large-input test sends 185 KB.
 const ECHO: &str = r#"(module
   (import "aifn" "input_len" (func $input_len (result i32)))
   (import "aifn" "input_read" (func $input_read (param i32)))
