@@ -173,6 +173,8 @@ fn service_run(dir: &Path, threads: usize, secs: u64, audited: bool) -> Value {
                     function: "echo".into(),
                     input: input.clone(),
                     user_id: "u".into(),
+                    traceparent: None,
+                    cancel: None,
                 },
             );
             assert!(out.is_ok_and(|o| o.output.is_some()));

@@ -55,6 +55,8 @@ fn leave_request(name: &str) -> InvokeRequest {
         function: name.into(),
         input: serde_json::from_slice(leave::INPUT).expect("json"),
         user_id: "u".into(),
+        traceparent: None,
+        cancel: None,
     }
 }
 

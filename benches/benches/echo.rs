@@ -24,6 +24,8 @@ fn request(input: &serde_json::Value) -> InvokeRequest {
         function: "echo".into(),
         input: input.clone(),
         user_id: "u-1".into(),
+        traceparent: None,
+        cancel: None,
     }
 }
 

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use aifn_benches::guests::echo_variant;
 use aifn_benches::stats::{Rng, Zipf, summarize};
 use aifn_benches::{
-    ECHO_INPUT, bench_service_config, deploy, object_manifest, principal, rss_bytes, save_json,
-    tmpfs_dir, wasm,
+    ECHO_INPUT, bench_service_config, deploy, grant_all, object_manifest, principal, rss_bytes,
+    save_json, tmpfs_dir, wasm,
 };
 use aifn_service::{InvokeRequest, Principal, Service};
 use aifn_types::Role;
@@ -50,6 +50,8 @@ impl Setup {
                 function,
                 input: self.input.clone(),
                 user_id: "u".into(),
+                traceparent: None,
+                cancel: None,
             },
         );
         assert!(out.as_ref().is_ok_and(|o| o.output.is_some()), "{out:?}");
@@ -81,6 +83,7 @@ fn setup() -> Setup {
                 object_manifest(),
             );
         }
+        grant_all(&service, &tenant, "bot");
         agents.push(principal(&tenant, Role::Agent, "bot"));
         if (t + 1) % 100 == 0 {
             eprintln!(

@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use aifn_service::{Principal, Service, ServiceConfig, TenantLimits, UploadRequest, VersionInfo};
-use aifn_types::{Manifest, Role, Subject, TenantId};
+use aifn_types::{AgentPolicy, FunctionPattern, Manifest, Role, Subject, TenantId};
 use wasmtime::{
     Caller, Config, Engine, Extern, InstanceAllocationStrategy, InstancePre, Linker, Memory,
     Module, ModuleExport, PoolingAllocationConfig, Store, UpdateDeadline,
@@ -388,6 +388,19 @@ pub fn principal(tenant: &str, role: Role, subject: &str) -> Principal {
     }
 }
 
+/// Lets `agent` of `tenant` invoke every function (agents are denied by
+/// default), as the tenant's admin would.
+pub fn grant_all(service: &Service, tenant: &str, agent: &str) {
+    let policy = AgentPolicy {
+        allow: vec![FunctionPattern::new("*").unwrap_or_else(|e| panic!("pattern: {e}"))],
+        ..AgentPolicy::default()
+    };
+    let subject = Subject::new(agent).unwrap_or_else(|e| panic!("subject {agent}: {e}"));
+    service
+        .set_policy(&principal(tenant, Role::Admin, "root"), &subject, policy)
+        .unwrap_or_else(|e| panic!("policy for {agent}: {e}"));
+}
+
 /// A manifest accepting any JSON object.
 pub fn object_manifest() -> Manifest {
     serde_json::from_value(serde_json::json!({
@@ -443,6 +456,7 @@ impl ServiceFixture {
     }
 
     fn with(service: Service) -> ServiceFixture {
+        grant_all(&service, "acme", "bot");
         ServiceFixture {
             service,
             author: principal("acme", Role::Author, "alice"),

@@ -79,6 +79,10 @@ fn exec(tenant: &str, i: u64) -> ExecutionRecord {
         output_size: 0,
         input_summary: serde_json::Value::Null,
         node: String::new(),
+        admission: None,
+        findings: Vec::new(),
+        traceparent: None,
+        cancelled: false,
     };
     rec.set_input(format!(r#"{{"days":{i}}}"#).as_bytes());
     rec.set_output(Some(br#"{"ok":true}"#));
@@ -104,6 +108,8 @@ fn template() -> &'static Template {
             sha256: Some("cd".repeat(32)),
             notes: Some("looks fine".into()),
             refused: None,
+            before: None,
+            after: None,
         })
         .expect("registry");
         log.record_security(SecurityEvent {

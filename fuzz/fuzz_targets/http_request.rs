@@ -65,12 +65,15 @@ fn fixture() -> &'static Fixture {
             output_schema: None,
             limits: Default::default(),
             capture: None,
+            output_guard: None,
         };
         let module = wat::parse_str(ECHO_WAT).expect("wat");
         let v = service
             .upload(&who(&keys[0]), UploadRequest { name: "echo".into(), manifest, module })
             .expect("upload");
         service.decide(&who(&keys[1]), ("echo", v.version), Decision::Approve { sha256: &v.sha256 }, "fuzz fixture").expect("approve");
+        // Agents are denied by default; acme's may call everything.
+        svc.grant("acme", "acme-agent", &["*"]);
         let app = aifn_server::router(AppState::new(service.clone(), ServerConfig::default()));
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
         Fixture { rt, app, keys, sha256: v.sha256, svc }

@@ -104,6 +104,7 @@ fn the_same_input_and_context_give_identical_output_bytes_1000_times() {
             context: ctx,
             limits: case_defaults(),
             start_time: start,
+            cancel: None,
         };
         let e = rt.invoke(&m, &inv);
         assert_eq!(e.kind, OutcomeKind::Ok, "{e:?}");
@@ -149,6 +150,7 @@ fn the_same_input_and_context_give_identical_output_bytes_1000_times() {
                         context: &ctx,
                         limits: case_defaults(),
                         start_time: start,
+                        cancel: None,
                     };
                     let out = rt.invoke(&m, &inv).output.expect("output");
                     assert_eq!(out, first, "output bytes differ between runs");

@@ -216,6 +216,20 @@ fn deploy(base: &str, author: &str, approver: &str, name: &str, wat: &str, limit
     }
 }
 
+/// Lets the tenant's `agent` invoke every function (denied by default).
+fn grant_all(base: &str, admin: &str, agent_subject: &str) {
+    let url = format!("{base}/v1/agents/{agent_subject}/policy");
+    let reply = agent()
+        .put(&url)
+        .header("Authorization", &format!("Bearer {admin}"))
+        .send_json(json!({"allow": ["*"]}));
+    match reply {
+        Ok(r) if r.status() == 200 => {}
+        Ok(r) => fail(&format!("PUT {url}: {}", r.status())),
+        Err(e) => fail(&format!("PUT {url}: {e}")),
+    }
+}
+
 #[derive(Default)]
 struct Class {
     latencies_us: Vec<f64>,
@@ -365,6 +379,8 @@ fn main() {
         ("mallory", "author", "mal"),
         ("mallory", "approver", "mel"),
         ("mallory", "agent", "bot"),
+        ("acme", "admin", "root"),
+        ("mallory", "admin", "root"),
     ]
     .iter()
     .map(|(t, r, s)| create_key(&aifn, &data, t, r, s))
@@ -388,6 +404,8 @@ fn main() {
         MEMORY_BOMB,
         json!({"memory_bytes": 16 << 20}),
     );
+    grant_all(&base, &keys[6], "assistant");
+    grant_all(&base, &keys[7], "bot");
     let target = Arc::new(Target {
         benign_url: format!("{base}/v1/functions/echo/invoke"),
         benign_key: keys[2].clone(),

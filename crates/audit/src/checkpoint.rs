@@ -161,20 +161,9 @@ impl CheckpointFile {
             .open(path)
             .map_err(e("open checkpoints"))?;
         let len = file.metadata().map_err(e("stat checkpoints"))?.len();
-        if len > 0 {
-            let (start, tail) = read_tail(&mut file, len).map_err(e("read checkpoints"))?;
-            if tail.last() != Some(&b'\n') {
-                // Cut after the last newline; if none is in reach, leave the
-                // file for verify to report rather than guess.
-                let keep = match tail.iter().rposition(|&b| b == b'\n') {
-                    Some(i) => Some(start + i as u64 + 1),
-                    None if start == 0 => Some(0),
-                    None => None,
-                };
-                if let Some(keep) = keep {
-                    file.set_len(keep).map_err(e("cut torn checkpoint line"))?;
-                }
-            }
+        let (start, tail) = read_tail(&mut file, len).map_err(e("read checkpoints"))?;
+        if let Some(keep) = torn_line_cut(start, &tail) {
+            file.set_len(keep).map_err(e("cut torn checkpoint line"))?;
         }
         sync_parent(path);
         Ok(CheckpointFile {
@@ -191,6 +180,21 @@ impl CheckpointFile {
             .write_all(&line)
             .and_then(|()| self.file.sync_data())
             .map_err(|e| AuditError::io(&self.path, "append checkpoint", e))
+    }
+}
+
+/// Where to cut a file whose last 8 KiB (`tail`, from offset `start`) do
+/// not end in a newline: after the last newline; `None` when the file is
+/// whole (or empty), or when no newline is in reach, which is left for
+/// verify to report rather than guessed at.
+fn torn_line_cut(start: u64, tail: &[u8]) -> Option<u64> {
+    if tail.is_empty() || tail.ends_with(b"\n") {
+        return None;
+    }
+    match tail.iter().rposition(|&b| b == b'\n') {
+        Some(i) => Some(start + i as u64 + 1),
+        None if start == 0 => Some(0),
+        None => None,
     }
 }
 
@@ -251,6 +255,16 @@ pub(crate) fn read_lines(path: &Path) -> Result<Vec<(u64, String)>, AuditError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_torn_last_line_is_cut_after_the_last_newline() {
+        assert_eq!(torn_line_cut(0, b""), None, "an empty file is whole");
+        assert_eq!(torn_line_cut(0, b"a\n"), None);
+        assert_eq!(torn_line_cut(0, b"a\nbc"), Some(2));
+        assert_eq!(torn_line_cut(100, b"a\nbc"), Some(102));
+        assert_eq!(torn_line_cut(0, b"abc"), Some(0), "one torn line");
+        assert_eq!(torn_line_cut(8192, b"abc"), None, "no newline in reach");
+    }
 
     #[test]
     fn signatures_verify_and_catch_changes() {

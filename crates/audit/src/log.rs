@@ -117,7 +117,7 @@ struct Inner {
     writer: Mutex<Option<JoinHandle<()>>>,
     node: String,
     db_path: PathBuf,
-    readers: Mutex<Vec<SqliteStore>>,
+    readers: Pool<SqliteStore>,
 }
 
 impl fmt::Debug for AuditLog {
@@ -137,10 +137,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn create_parent(path: &Path) -> Result<(), AuditError> {
     match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => {
+        // `create_dir_all("")` (a bare file name's parent) does nothing.
+        Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| AuditError::io(dir, "create directory", e))
         }
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 
@@ -169,15 +170,14 @@ impl AuditLog {
                     "the database is behind its last checkpoint (truncated or restored?)",
                 ));
             }
-            if c.seq > 0 {
-                // Below the first row (pruned) there is nothing to compare.
-                if let Some(h) = store.hash_at(c.seq)?
-                    && !h.eq_ignore_ascii_case(&c.hash)
-                {
-                    return Err(mismatch(
-                        "the record at the checkpoint has a different hash",
-                    ));
-                }
+            // Below the first row (pruned, or seq 0 of an empty log) there
+            // is nothing to compare.
+            if let Some(h) = store.hash_at(c.seq)?
+                && !h.eq_ignore_ascii_case(&c.hash)
+            {
+                return Err(mismatch(
+                    "the record at the checkpoint has a different hash",
+                ));
             }
         }
         let checkpoints = CheckpointFile::open(&cfg.checkpoint_path)?;
@@ -207,7 +207,7 @@ impl AuditLog {
                 writer: Mutex::new(Some(handle)),
                 node: cfg.node,
                 db_path: cfg.db_path,
-                readers: Mutex::new(Vec::new()),
+                readers: Pool::new(IDLE_READERS),
             }),
         })
     }
@@ -314,18 +314,14 @@ impl AuditLog {
         &self,
         f: impl FnOnce(&mut dyn AuditStore) -> Result<T, AuditError>,
     ) -> Result<T, AuditError> {
-        let idle = lock(&self.inner.readers).pop();
-        let mut store = match idle {
+        let mut store = match self.inner.readers.take() {
             Some(s) => s,
             None => SqliteStore::open_reader(&self.inner.db_path)?,
         };
         let result = f(&mut store);
         // A connection that failed may be mid-transaction; drop it.
         if result.is_ok() {
-            let mut idle = lock(&self.inner.readers);
-            if idle.len() < IDLE_READERS {
-                idle.push(store);
-            }
+            self.inner.readers.put(store);
         }
         result
     }
@@ -365,9 +361,50 @@ impl Drop for Inner {
     }
 }
 
+/// Idle connections kept for reuse, at most `cap` of them.
+struct Pool<T> {
+    idle: Mutex<Vec<T>>,
+    cap: usize,
+}
+
+impl<T> Pool<T> {
+    fn new(cap: usize) -> Pool<T> {
+        Pool {
+            idle: Mutex::new(Vec::with_capacity(cap)),
+            cap,
+        }
+    }
+
+    fn take(&self) -> Option<T> {
+        lock(&self.idle).pop()
+    }
+
+    /// Keeps `item` for reuse unless `cap` are already kept; true if kept.
+    fn put(&self, item: T) -> bool {
+        let mut idle = lock(&self.idle);
+        if idle.len() < self.cap {
+            idle.push(item);
+            true
+        } else {
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pool_keeps_at_most_its_cap() {
+        let pool = Pool::new(2);
+        assert!(pool.put(1) && pool.put(2));
+        assert!(!pool.put(3), "a third idle item was kept");
+        assert_eq!(
+            (pool.take(), pool.take(), pool.take()),
+            (Some(2), Some(1), None)
+        );
+    }
 
     #[test]
     fn the_handle_is_send_sync_and_cheap_to_clone() {

@@ -230,6 +230,8 @@ mod tests {
             sha256: Some("cd".repeat(32)),
             notes: Some("looks fine".into()),
             refused: None,
+            before: None,
+            after: None,
         };
         let e = prepare_registry(&approve, "node-1", at).expect("entry");
         assert_eq!(

@@ -1,6 +1,6 @@
 //! The records: what callers hand in, what is chained and what queries return.
 
-use aifn_types::{Context, OutcomeKind, RegistryAction, Timestamp};
+use aifn_types::{Admission, Context, Finding, OutcomeKind, RegistryAction, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -52,6 +52,21 @@ pub struct ExecutionRecord {
     /// The host that recorded it; set by the log from its config.
     #[serde(default)]
     pub node: String,
+    /// The gateway's decision (allow or reject, why, by which policy
+    /// version); absent in records made before agent policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<Admission>,
+    /// What the output guard found (kinds and JSON paths, never values);
+    /// absent when it found nothing or did not scan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+    /// The W3C `traceparent` the caller sent, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// True when the client cancelled or disconnected and the guest was
+    /// interrupted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled: bool,
 }
 
 impl ExecutionRecord {
@@ -82,6 +97,10 @@ impl ExecutionRecord {
             output_size: 0,
             input_summary: Value::Null,
             node: String::new(),
+            admission: None,
+            findings: Vec::new(),
+            traceparent: None,
+            cancelled: false,
         };
         rec.set_input(b"");
         rec

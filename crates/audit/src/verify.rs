@@ -1,5 +1,6 @@
 //! Offline verification of a data directory: the chain, then checkpoints.
 
+use std::cmp::Ordering;
 use std::fmt;
 
 use ed25519_dalek::VerifyingKey;
@@ -210,14 +211,15 @@ fn prune_anchor(store: &mut dyn AuditStore) -> Result<Result<Option<Anchor>, Fin
     else {
         return Ok(Err(edited));
     };
-    match rec {
-        AuditRecord::System(s) if s.event == SystemEvent::Prune => {
-            match decode_hash(&s.anchor_hash) {
-                Some(h) => Ok(Ok(Some((s.anchor_seq, h)))),
-                None => Ok(Err(edited)),
-            }
-        }
-        _ => Ok(Err(edited)),
+    let AuditRecord::System(s) = rec else {
+        return Ok(Err(edited));
+    };
+    // Prune is the one system event; a new one must say here whether it
+    // moves the chain's start.
+    let SystemEvent::Prune = s.event;
+    match decode_hash(&s.anchor_hash) {
+        Some(h) => Ok(Ok(Some((s.anchor_seq, h)))),
+        None => Ok(Err(edited)),
     }
 }
 
@@ -240,24 +242,22 @@ fn check_chain(store: &mut dyn AuditStore, report: &mut VerifyReport) -> Result<
         }
     };
     let (start, start_prev) = anchor.map_or((1, GENESIS), |(s, h)| (s + 1, h));
-    let mut prev = if min == start {
-        start_prev
-    } else if min == 1 {
+    let missing = match min.cmp(&start) {
+        Ordering::Equal => None,
         // Records the newest prune says are gone are still here; the chain
         // from 1 decides.
-        GENESIS
-    } else {
-        let (after_seq, missing_seq) = if min > start {
-            (start - 1, start)
-        } else {
-            (0, 1)
-        };
+        Ordering::Less if min == 1 => None,
+        Ordering::Less => Some((0, 1)),
+        Ordering::Greater => Some((start - 1, start)),
+    };
+    if let Some((after_seq, missing_seq)) = missing {
         report.finding = Some(Finding::Deleted {
             after_seq,
             missing_seq,
         });
         return Ok(Chain::default());
-    };
+    }
+    let mut prev = if min == start { start_prev } else { GENESIS };
     report.anchor_seq = min - 1;
     let chain = Chain {
         min_seq: min,

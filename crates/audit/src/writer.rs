@@ -109,11 +109,8 @@ impl Writer {
             let wait = next_tick.saturating_duration_since(Instant::now());
             let mut next = match rx.recv_timeout(wait) {
                 Ok(m) => Some(m),
-                Err(RecvTimeoutError::Timeout) => {
-                    self.tick();
-                    next_tick = Instant::now() + tick;
-                    continue;
-                }
+                // Due: the tick below runs.
+                Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => {
                     let _ = self.final_checkpoint();
                     break;
@@ -154,9 +151,8 @@ impl Writer {
                         let result = self.final_checkpoint();
                         self.shared.running.store(false, Ordering::Release);
                         let _ = reply.send(result);
-                        while let Ok(m) = rx.try_recv() {
-                            refuse(m);
-                        }
+                        // What is still queued is dropped with `rx`, and
+                        // each dropped reply reads as `Closed` to its caller.
                         return;
                     }
                 }
@@ -172,14 +168,19 @@ impl Writer {
         self.shared.running.store(false, Ordering::Release);
     }
 
+    /// Accounts for one commit of `records` records.
+    fn committed(&mut self, records: u64) {
+        self.shared.write_ok.store(true, Ordering::Release);
+        self.shared.commits.fetch_add(1, Ordering::Relaxed);
+        self.shared.records.fetch_add(records, Ordering::Relaxed);
+        self.since_checkpoint += records;
+    }
+
     fn commit(&mut self, entries: &[NewEntry], replies: Vec<Ack>) {
         let n = entries.len();
         match self.store.append(entries) {
             Ok(appended) => {
-                self.shared.write_ok.store(true, Ordering::Release);
-                self.shared.commits.fetch_add(1, Ordering::Relaxed);
-                self.shared.records.fetch_add(n as u64, Ordering::Relaxed);
-                self.since_checkpoint += n as u64;
+                self.committed(n as u64);
                 for (reply, a) in replies.into_iter().zip(appended) {
                     reply.send(Ok(a));
                 }
@@ -269,10 +270,7 @@ impl Writer {
             .prune(cutoff_ms, Timestamp::now().unix_ms(), &mut make)
         {
             Ok((facts, record)) => {
-                self.shared.write_ok.store(true, Ordering::Release);
-                self.shared.commits.fetch_add(1, Ordering::Relaxed);
-                self.shared.records.fetch_add(1, Ordering::Relaxed);
-                self.since_checkpoint += 1;
+                self.committed(1);
                 // Sign the new anchor right away. A failure here shows in
                 // `is_healthy` and does not undo the prune.
                 let _ = self.checkpoint();
@@ -290,14 +288,5 @@ impl Writer {
                 Err(e)
             }
         }
-    }
-}
-
-fn refuse(m: Msg) {
-    match m {
-        Msg::Append { reply, .. } => reply.send(Err(AuditError::Closed)),
-        Msg::Checkpoint { reply } => drop(reply.send(Err(AuditError::Closed))),
-        Msg::Prune { reply, .. } => drop(reply.send(Err(AuditError::Closed))),
-        Msg::Close { reply } => drop(reply.send(Ok(()))),
     }
 }

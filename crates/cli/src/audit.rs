@@ -194,6 +194,9 @@ fn summary_row(e: &AuditEntry) -> Vec<String> {
             if !r.user_id.is_empty() {
                 what.push_str(&format!(" for {}", r.user_id));
             }
+            if let Some(a) = &r.admission {
+                what.push_str(&format!(" [{a}]"));
+            }
             (r.time, what)
         }
         AuditRecord::Registry(r) => (

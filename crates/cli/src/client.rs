@@ -169,6 +169,47 @@ impl Conn {
         Self::reply(format!("POST {path}"), resp)
     }
 
+    /// `PUT path` with a JSON body.
+    pub(crate) fn put(&self, path: &str, body: &impl serde::Serialize) -> anyhow::Result<Reply> {
+        let url = format!("{}{path}", base_url(&self.server)?);
+        let resp = Self::agent()
+            .put(&url)
+            .header("Authorization", &format!("Bearer {}", self.key()?))
+            .send_json(body)
+            .with_context(|| format!("cannot reach {}", self.server))?;
+        Self::reply(format!("PUT {path}"), resp)
+    }
+
+    /// `DELETE path`.
+    pub(crate) fn delete(&self, path: &str) -> anyhow::Result<Reply> {
+        let url = format!("{}{path}", base_url(&self.server)?);
+        let resp = Self::agent()
+            .delete(&url)
+            .header("Authorization", &format!("Bearer {}", self.key()?))
+            .call()
+            .with_context(|| format!("cannot reach {}", self.server))?;
+        Self::reply(format!("DELETE {path}"), resp)
+    }
+
+    /// `PUT path` as `T`; `None` once a refusal has been printed.
+    pub(crate) fn put_as<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> anyhow::Result<Option<Typed<T>>> {
+        self.typed(self.put(path, body)?)
+    }
+
+    /// `DELETE path`: whether it succeeded (a refusal is printed).
+    pub(crate) fn delete_ok(&self, path: &str) -> anyhow::Result<bool> {
+        let reply = self.delete(path)?;
+        if reply.ok() {
+            return Ok(true);
+        }
+        failed(&reply, self.json)?;
+        Ok(false)
+    }
+
     /// `GET path` as `T`; `None` once a refusal has been printed (exit 1).
     pub(crate) fn get_as<T: DeserializeOwned>(
         &self,
@@ -227,7 +268,15 @@ pub(crate) fn failed(reply: &Reply, json: bool) -> anyhow::Result<Exit> {
     }
     let body: ErrorBody = reply.parse()?;
     let e = &body.error;
-    err!("aifn: {}: {} (HTTP {})", e.kind, e.message, reply.status);
+    match e.reason {
+        Some(reason) => err!(
+            "aifn: {}: {} (HTTP {}, reason {reason})",
+            e.kind,
+            e.message,
+            reply.status
+        ),
+        None => err!("aifn: {}: {} (HTTP {})", e.kind, e.message, reply.status),
+    }
     for v in e.violations.iter().flatten() {
         err!("  {}: {}", v.location(), v.message);
     }
@@ -235,6 +284,20 @@ pub(crate) fn failed(reply: &Reply, json: bool) -> anyhow::Result<Exit> {
         err!("  execution_id: {id}");
     }
     Ok(Exit::Failed)
+}
+
+/// A path segment with everything but unreserved characters
+/// percent-encoded (a subject may hold `/`, `?`, `#` or `%`).
+pub(crate) fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// `NAME@VERSION`.
@@ -266,5 +329,12 @@ mod tests {
         );
         let e = base_url("ftp://x").expect_err("refused");
         assert!(e.to_string().contains("http://HOST:PORT"), "{e}");
+    }
+
+    #[test]
+    fn subjects_are_encoded_as_one_path_segment() {
+        assert_eq!(path_segment("hr-bot"), "hr-bot");
+        assert_eq!(path_segment("bot@acme.example"), "bot@acme.example");
+        assert_eq!(path_segment("a/b?c#d%e"), "a%2Fb%3Fc%23d%25e");
     }
 }

@@ -12,10 +12,14 @@ mod functions;
 mod invoke;
 mod keys;
 mod manifest;
+mod mcp;
 mod output;
+mod policy;
+mod policy_file;
 mod report;
 mod run;
 mod serve;
+mod tenant;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -91,7 +95,16 @@ enum Command {
         #[command(flatten)]
         conn: client::Conn,
     },
-    /// The active functions as LLM tool definitions (agent).
+    /// Agent policies: what each agent may invoke, and its usage (admin
+    /// sets; approvers and authors read).
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// The tenant's mode, budget and output guard (admin sets).
+    #[command(subcommand)]
+    Tenant(tenant::TenantCommand),
+    /// A stdio MCP server forwarding to a remote aifn's /mcp (agent).
+    Mcp(mcp::McpArgs),
+    /// The functions this agent may invoke, as LLM tool definitions (agent).
     Tools {
         /// openai or anthropic.
         #[arg(long, default_value = "openai")]
@@ -167,6 +180,9 @@ fn main() -> ExitCode {
             &user,
         ),
         Command::Tools { format, conn } => invoke::tools(&conn, &format),
+        Command::Policy(cmd) => policy::run(cmd),
+        Command::Tenant(cmd) => tenant::run(cmd),
+        Command::Mcp(args) => mcp::run(args),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use aifn_types::{CapturePolicy, LimitsRequest, Manifest};
+use aifn_types::{CapturePolicy, GuardMode, LimitsRequest, Manifest};
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 use serde_json::Value;
@@ -21,6 +21,7 @@ struct ManifestFile {
     #[serde(default)]
     limits: LimitsRequest,
     capture: Option<CapturePolicy>,
+    output_guard: Option<GuardMode>,
 }
 
 /// What to write when there is no input schema (docs/authoring.md).
@@ -29,7 +30,7 @@ const HOW_TO_GIVE_A_SCHEMA: &str = "give the input's JSON Schema as `input_schem
      or in a schema.json beside the manifest";
 
 /// `FILE:LINE:COLUMN` for a byte offset into `text` (1-based, as editors).
-fn position(path: &Path, text: &str, offset: usize) -> String {
+pub(crate) fn position(path: &Path, text: &str, offset: usize) -> String {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before
@@ -100,6 +101,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> anyhow::Result<Manifest> {
         )?,
         limits: file.limits,
         capture: file.capture,
+        output_guard: file.output_guard,
     })
 }
 

@@ -4,6 +4,7 @@
 use std::io::IsTerminal as _;
 use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use aifn_server::{AppState, ServerConfig};
 use aifn_service::{DataDir, Service, ServiceConfig};
@@ -105,6 +106,38 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: no new connections; finishing calls in flight");
 }
 
+/// Open mode is for development: say so once per open tenant, at start
+/// (before the listening line, so that scripts see it) and every hour, so
+/// that it is not left on unnoticed.
+async fn warn_open_tenants(service: &Service) {
+    let s = service.clone();
+    match tokio::task::spawn_blocking(move || s.open_tenants()).await {
+        Ok(Ok(tenants)) => {
+            for tenant in tenants {
+                tracing::warn!(
+                    %tenant,
+                    "tenant is in open mode: every agent may invoke every active function; \
+                     for development only (`aifn tenant mode allowlist` ends it)"
+                );
+            }
+        }
+        Ok(Err(e)) => tracing::error!(error = %e, "cannot list the tenants in open mode"),
+        Err(e) => tracing::error!(error = %e, "open-mode check task failed"),
+    }
+}
+
+/// [`warn_open_tenants`] every hour after the start.
+fn spawn_open_mode_warnings(service: Service) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let hour = Duration::from_secs(3600);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + hour, hour);
+        loop {
+            tick.tick().await;
+            warn_open_tenants(&service).await;
+        }
+    })
+}
+
 fn read_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
     let Some(path) = path else {
         return Ok(FileConfig::default());
@@ -153,6 +186,8 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, data_dir = %dir.absolute().display(), "aifn serving");
+        warn_open_tenants(&service).await;
+        let warnings = spawn_open_mode_warnings(service.clone());
         // Scripts and tests read the address from this line.
         err!("aifn listening on http://{addr}");
         aifn_server::serve(
@@ -161,6 +196,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
             shutdown_signal(),
         )
         .await?;
+        warnings.abort();
         anyhow::Ok(())
     })?;
     Ok(Exit::Ok)

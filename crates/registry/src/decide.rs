@@ -121,6 +121,8 @@ impl Registry {
             sha256: None,
             notes: (!notes.is_empty()).then(|| notes.to_owned()),
             refused: None,
+            before: None,
+            after: None,
         };
         let mut stored_sha256 = None;
         let result = self.decide_in_tx(&ask, notes, &attempt, &mut stored_sha256);

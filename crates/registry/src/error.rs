@@ -1,4 +1,6 @@
-use aifn_types::{FunctionName, LimitError, OutcomeKind, RefusalKind, TenantId, VersionState};
+use aifn_types::{
+    FunctionName, LimitError, OutcomeKind, RefusalKind, Subject, TenantId, VersionState,
+};
 
 use crate::SinkError;
 use crate::transition::VersionAction;
@@ -37,6 +39,12 @@ pub enum RegistryError {
     KeyNotFound {
         /// The key id.
         key_id: String,
+    },
+    /// The agent has no policy.
+    #[error("agent {subject} has no policy")]
+    PolicyNotFound {
+        /// The agent.
+        subject: Subject,
     },
     /// The API key was revoked already.
     #[error("API key {key_id} is already revoked")]
@@ -93,6 +101,9 @@ pub enum RegistryError {
     /// The manifest is not acceptable for another reason.
     #[error("invalid manifest: {0}")]
     InvalidManifest(String),
+    /// An agent policy or tenant setting that cannot be stored.
+    #[error("{0}")]
+    InvalidPolicy(String),
     /// The audit sink refused the record, so the action was rolled back.
     #[error("audit record could not be written, action rolled back")]
     Audit(#[source] SinkError),
@@ -136,7 +147,8 @@ impl RegistryError {
         match self {
             RegistryError::NotFound { .. }
             | RegistryError::ModuleNotFound { .. }
-            | RegistryError::KeyNotFound { .. } => Some(OutcomeKind::NotFound),
+            | RegistryError::KeyNotFound { .. }
+            | RegistryError::PolicyNotFound { .. } => Some(OutcomeKind::NotFound),
             RegistryError::NotActive { .. } => Some(OutcomeKind::NotActive),
             RegistryError::Forbidden { .. } => Some(OutcomeKind::Forbidden),
             _ => None,
@@ -148,16 +160,17 @@ impl RegistryError {
     pub fn refusal(&self) -> Option<RefusalKind> {
         match self {
             RegistryError::Forbidden { .. } => Some(RefusalKind::Forbidden),
-            RegistryError::NotFound { .. } | RegistryError::KeyNotFound { .. } => {
-                Some(RefusalKind::NotFound)
-            }
+            RegistryError::NotFound { .. }
+            | RegistryError::KeyNotFound { .. }
+            | RegistryError::PolicyNotFound { .. } => Some(RefusalKind::NotFound),
             RegistryError::IllegalTransition { .. }
             | RegistryError::HashMismatch { .. }
             | RegistryError::KeyAlreadyRevoked { .. } => Some(RefusalKind::Conflict),
             RegistryError::NotesRequired { .. }
             | RegistryError::ReportMismatch { .. }
             | RegistryError::Limit(_)
-            | RegistryError::InvalidManifest(_) => Some(RefusalKind::InvalidRequest),
+            | RegistryError::InvalidManifest(_)
+            | RegistryError::InvalidPolicy(_) => Some(RefusalKind::InvalidRequest),
             _ => None,
         }
     }

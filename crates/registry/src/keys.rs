@@ -45,6 +45,8 @@ impl Registry {
                 sha256: None,
                 notes: Some(format!("role {role} for {subject}")),
                 refused: None,
+                before: None,
+                after: None,
             })
         })?;
         Ok(NewKey {
@@ -100,6 +102,8 @@ impl Registry {
             sha256: None,
             notes: None,
             refused: None,
+            before: None,
+            after: None,
         };
         let result = self.write(|tx| {
             let key = tx.key(key_id)?.ok_or_else(|| RegistryError::KeyNotFound {

@@ -16,6 +16,8 @@
 //!   its record. An action the registry refuses is recorded too, as
 //!   refused, after its transaction rolled back.
 //! - API keys are stored as the sha256 of their secret only.
+//! - Agent policies and tenant settings are versioned; each change is a
+//!   registry action with its before and after.
 //!
 //! Storage is one SQLite file (WAL, `synchronous=FULL`) behind an internal
 //! backend trait whose signatures carry only the shared types, so another
@@ -26,6 +28,7 @@ mod decide;
 mod error;
 mod keys;
 mod model;
+mod policy;
 mod registry;
 mod secret;
 mod sqlite;
@@ -36,8 +39,8 @@ mod upload;
 pub use audit::{AuditSink, SinkError};
 pub use error::{AuthError, RegistryError};
 pub use model::{
-    Decision, FunctionDetail, FunctionSummary, KeyInfo, NewKey, Principal, StateCounts, Upload,
-    VersionInfo, VersionRef,
+    AgentInfo, Decision, FunctionDetail, FunctionSummary, KeyInfo, NewKey, PolicyInfo, Principal,
+    StateCounts, TenantInfo, Upload, VersionInfo, VersionRef,
 };
 pub use registry::{DATABASE_FILE, Registry, RegistryOptions};
 pub use transition::{VersionAction, transition};

@@ -1,8 +1,8 @@
 use std::fmt;
 
 use aifn_types::{
-    FunctionName, InspectionReport, Manifest, ModuleReport, Role, Subject, TenantId, Timestamp,
-    VersionState,
+    AgentPolicy, FunctionName, InspectionReport, Manifest, ModuleReport, Role, Subject, TenantId,
+    TenantSettings, Timestamp, VersionState,
 };
 use serde::{Deserialize, Serialize};
 
@@ -185,4 +185,61 @@ pub struct Upload<'a> {
     pub module: &'a [u8],
     /// The runtime's report on exactly these bytes.
     pub report: ModuleReport,
+}
+
+/// An agent's policy as stored, with its version (per tenant and agent:
+/// 1 for the first set, one more for each set after, deletes included).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyInfo {
+    /// The agent (the subject of its keys).
+    pub subject: Subject,
+    /// The version of this policy.
+    pub version: u64,
+    /// The policy.
+    pub policy: AgentPolicy,
+    /// When it was set.
+    pub updated_at: Timestamp,
+    /// The admin who set it.
+    pub updated_by: Subject,
+}
+
+/// An agent of a tenant: a subject with agent keys, a policy, or both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    /// The agent.
+    pub subject: Subject,
+    /// Its agent keys that are not revoked.
+    pub active_keys: u32,
+    /// The version of its policy; `None` without one (it invokes nothing
+    /// unless the tenant is `open`).
+    pub policy_version: Option<u64>,
+}
+
+/// A tenant's settings and their version (0 while none were ever set:
+/// then they are the defaults).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantInfo {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// Its settings.
+    pub settings: TenantSettings,
+    /// Their version: one more for each change.
+    pub version: u64,
+    /// When they were last changed.
+    pub updated_at: Option<Timestamp>,
+    /// The admin who last changed them.
+    pub updated_by: Option<Subject>,
+}
+
+impl TenantInfo {
+    /// The defaults of a tenant that never changed its settings.
+    pub fn defaults(tenant_id: TenantId) -> TenantInfo {
+        TenantInfo {
+            tenant_id,
+            settings: TenantSettings::default(),
+            version: 0,
+            updated_at: None,
+            updated_by: None,
+        }
+    }
 }

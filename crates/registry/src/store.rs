@@ -9,7 +9,8 @@
 use aifn_types::{FunctionName, ModuleReport, Subject, TenantId, Timestamp, VersionState};
 
 use crate::{
-    Decision, FunctionDetail, FunctionSummary, KeyInfo, RegistryError, VersionInfo, VersionRef,
+    AgentInfo, Decision, FunctionDetail, FunctionSummary, KeyInfo, PolicyInfo, RegistryError,
+    TenantInfo, VersionInfo, VersionRef,
 };
 
 pub(crate) type Result<T> = std::result::Result<T, RegistryError>;
@@ -74,6 +75,19 @@ pub(crate) trait WriteTx {
     fn insert_key(&mut self, key: &StoredKey) -> Result<()>;
     fn key(&mut self, key_id: &str) -> Result<Option<KeyInfo>>;
     fn revoke_key(&mut self, key_id: &str, at: Timestamp, by: &Subject) -> Result<()>;
+    /// The agent's current policy.
+    fn policy(&mut self, tenant: &TenantId, subject: &Subject) -> Result<Option<PolicyInfo>>;
+    /// The highest policy version ever set for the agent (0 for none),
+    /// deleted ones included.
+    fn last_policy_version(&mut self, tenant: &TenantId, subject: &Subject) -> Result<u64>;
+    /// Appends `info` to the agent's policy history and makes it current;
+    /// fails if its version is taken.
+    fn put_policy(&mut self, tenant: &TenantId, info: &PolicyInfo) -> Result<()>;
+    /// Removes the agent's current policy (its history stays).
+    fn delete_policy(&mut self, tenant: &TenantId, subject: &Subject) -> Result<()>;
+    fn tenant_settings(&mut self, tenant: &TenantId) -> Result<TenantInfo>;
+    /// Stores `info`, whose version must be one more than the stored one.
+    fn put_tenant_settings(&mut self, info: &TenantInfo) -> Result<()>;
 }
 
 /// A registry backend.
@@ -91,4 +105,13 @@ pub(crate) trait RegistryStore: Send + Sync {
     fn module(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
     fn key(&self, key_id: &str) -> Result<Option<StoredKey>>;
     fn keys(&self, tenant: Option<&TenantId>) -> Result<Vec<KeyInfo>>;
+    /// The tenant's current policies, by subject.
+    fn policies(&self, tenant: &TenantId) -> Result<Vec<PolicyInfo>>;
+    fn policy(&self, tenant: &TenantId, subject: &Subject) -> Result<Option<PolicyInfo>>;
+    /// The tenant's settings (the defaults, version 0, if never set).
+    fn tenant_settings(&self, tenant: &TenantId) -> Result<TenantInfo>;
+    /// The tenant's agents, by subject.
+    fn agents(&self, tenant: &TenantId) -> Result<Vec<AgentInfo>>;
+    /// The tenants whose stored mode is `open`, by id.
+    fn open_tenants(&self) -> Result<Vec<TenantId>>;
 }

@@ -96,6 +96,8 @@ impl Registry {
             sha256: Some(sha256.clone()),
             notes: None,
             refused: None,
+            before: None,
+            after: None,
         };
         self.store_upload(actor, upload, host_limits, &sha256, &attempt)
             .map_err(|e| self.refused(attempt, e))

@@ -206,6 +206,8 @@ pub(crate) struct HostState {
     pub(crate) logs: LogBuffer,
     pub(crate) limiter: Limiter,
     pub(crate) deadline: Instant,
+    /// Set by the caller to interrupt the call (checked at epoch ticks).
+    pub(crate) cancel: Option<crate::CancelToken>,
     pub(crate) memory: Option<Memory>,
     pub(crate) wasi: WasiState,
 }

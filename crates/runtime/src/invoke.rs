@@ -8,7 +8,7 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::host::{HostState, HostTrap, Limiter, LogBuffer};
 use crate::wasi::WasiState;
-use crate::{LoadedModule, Runtime};
+use crate::{CancelToken, LoadedModule, Runtime};
 
 /// What to run: the input, the context the guest sees, the limits and
 /// the start time its clocks read.
@@ -23,6 +23,9 @@ pub struct Invocation<'a> {
     /// What the guest's WASI clocks read. Set it from the audit record to
     /// replay a call.
     pub start_time: SystemTime,
+    /// Interrupts the call when cancelled (the client went away); the
+    /// outcome is then `timeout` with [`Execution::cancelled`] set.
+    pub cancel: Option<CancelToken>,
 }
 
 impl<'a> Invocation<'a> {
@@ -33,6 +36,7 @@ impl<'a> Invocation<'a> {
             context,
             limits,
             start_time: SystemTime::now(),
+            cancel: None,
         }
     }
 }
@@ -56,6 +60,9 @@ pub struct Execution {
     pub memory_peak_bytes: u64,
     /// The guest's log lines, bounded.
     pub logs: Vec<LogLine>,
+    /// True when the caller cancelled the call and the guest was
+    /// interrupted (the kind is then `timeout`).
+    pub cancelled: bool,
 }
 
 impl Execution {
@@ -70,6 +77,7 @@ impl Execution {
             duration: started.elapsed(),
             memory_peak_bytes: 0,
             logs: Vec::new(),
+            cancelled: false,
         }
     }
 
@@ -206,6 +214,7 @@ pub(crate) fn invoke(rt: &Runtime, module: &LoadedModule, inv: &Invocation<'_>) 
             table_refused: false,
         },
         deadline: started + timeout,
+        cancel: inv.cancel.clone(),
         memory: None,
         wasi: WasiState::new(start_ns, &inv.context.execution_id),
     };
@@ -215,7 +224,9 @@ pub(crate) fn invoke(rt: &Runtime, module: &LoadedModule, inv: &Invocation<'_>) 
     let _ = store.set_fuel(limits.fuel);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|ctx| {
-        if Instant::now() >= ctx.data().deadline {
+        let data = ctx.data();
+        if Instant::now() >= data.deadline || data.cancel.as_ref().is_some_and(|c| c.is_cancelled())
+        {
             Ok(UpdateDeadline::Interrupt)
         } else {
             Ok(UpdateDeadline::Continue(1))
@@ -279,7 +290,9 @@ fn classify(
         duration,
         memory_peak_bytes: state.limiter.peak_memory as u64,
         logs: Vec::new(),
+        cancelled: false,
     };
+    let cancelled = state.cancel.as_ref().is_some_and(CancelToken::is_cancelled);
     let fail = |exec: &mut Execution, kind, msg: String| {
         exec.kind = kind;
         exec.message = Some(msg);
@@ -328,6 +341,14 @@ fn classify(
                         OutcomeKind::FuelExhausted,
                         format!("all fuel consumed (limit {})", limits.fuel),
                     ),
+                    Trap::Interrupt if cancelled => {
+                        exec.cancelled = true;
+                        fail(
+                            &mut exec,
+                            OutcomeKind::Timeout,
+                            "interrupted: the caller cancelled the call".into(),
+                        );
+                    }
                     Trap::Interrupt => fail(
                         &mut exec,
                         OutcomeKind::Timeout,

@@ -16,6 +16,7 @@
 
 mod abi;
 mod cache;
+mod cancel;
 mod compile;
 mod config;
 mod engine;
@@ -31,6 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use aifn_types::{Context, Limits, ModuleReport, OutcomeKind};
+pub use cancel::CancelToken;
 pub use config::RuntimeConfig;
 pub use error::{Cause, ModuleError, RuntimeError, WasmError};
 pub use invoke::{Execution, Invocation};

@@ -1,6 +1,7 @@
 //! The one place where errors become HTTP responses: a status, the one
 //! error body `{"error": {"kind", "message"}}` (the wire types of
-//! `aifn_service`), and the headers that go with some of them.
+//! `aifn_service`; a call the gateway rejected adds its `reason`), and the
+//! headers that go with some of them.
 
 use aifn_service::{ErrorBody, ErrorDetail, InvocationFailure, ServiceError};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -70,7 +71,7 @@ impl ApiError {
 fn status(error: &ServiceError) -> StatusCode {
     match error {
         ServiceError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-        ServiceError::Forbidden { .. } => StatusCode::FORBIDDEN,
+        ServiceError::Forbidden { .. } | ServiceError::Rejected { .. } => StatusCode::FORBIDDEN,
         ServiceError::NotFound { .. } => StatusCode::NOT_FOUND,
         ServiceError::NotActive { .. } | ServiceError::Conflict { .. } => StatusCode::CONFLICT,
         ServiceError::InvalidInput { .. } | ServiceError::InvalidRequest { .. } => {
@@ -103,6 +104,8 @@ fn detail(error: &ServiceError) -> ErrorDetail {
         kind: error.kind().as_str().to_owned(),
         message: error.to_string(),
         violations,
+        // The gateway's: not_allowed or denied (403), budget_exhausted (429).
+        reason: error.reason(),
     }
 }
 
@@ -116,6 +119,7 @@ impl IntoResponse for ApiError {
                         kind: "invalid_request".to_owned(),
                         message: "method not allowed on this route".to_owned(),
                         violations: None,
+                        reason: None,
                     },
                     execution_id: None,
                 };

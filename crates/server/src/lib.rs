@@ -13,6 +13,7 @@ mod caller;
 mod error;
 mod extract;
 mod handlers;
+mod mcp;
 mod openapi;
 mod routes;
 

@@ -2,6 +2,7 @@
 //! status each route can answer, each with the schema of its body
 //! (`tests/server/conformance.rs` holds a real server to it).
 
+mod gateway;
 mod schemas;
 
 use aifn_service::{AUDIT_DEFAULT_PAGE, AUDIT_MAX_PAGE};
@@ -165,10 +166,11 @@ fn invoke() -> Value {
             "200": ok("the output", schema_ref("InvokeResult")),
             "400": error_response("invalid_input: the input breaks the function's schema (each violation listed) or its input limit; invalid_request: a malformed body"),
             "404": error_response("not_found: no such function in the key's tenant"),
+            "403": error_response("forbidden: not an agent key; or the gateway rejected the call before anything else (reason not_allowed: no policy admits the function; denied: the policy's deny list names it), recorded under execution_id"),
             "409": error_response("not_active: the function has no active version"),
             "413": error_response("payload_too_large: the body is over the input limit (plus 64 KiB)"),
-            "422": ok("the function failed or hit a limit", schema_ref("InvocationFailure")),
-            "429": {"description": "rate_limited: the tenant's rate or concurrency limit",
+            "422": ok("the function failed or hit a limit, or its output was withheld by the output guard", schema_ref("InvocationFailure")),
+            "429": {"description": "rate_limited: the tenant's rate or concurrency limit, or (reason budget_exhausted) a fuel or call budget of the agent or the tenant is used up for this hour",
                 "headers": {"Retry-After": header("seconds to wait", json!({"type": "integer", "minimum": 1}))},
                 "content": {"application/json": {"schema": schema_ref("Error")}}},
             "503": error_response("unavailable: the audit log cannot write (calls fail closed), or the server is at capacity")
@@ -196,7 +198,7 @@ fn upload() -> Value {
 
 fn tools() -> Value {
     operation(
-        "active functions as LLM tool definitions",
+        "the functions the calling agent may invoke (its policy, or its tenant's open mode), as LLM tool definitions",
         Access::Roles("agent"),
         vec![query(
             "format",
@@ -257,18 +259,25 @@ pub fn openapi() -> Value {
     let read = |summary: &str, params: Vec<Value>, responses: Value| {
         operation(summary, Access::AnyRole, params, None, responses)
     };
-    json!({
+    let mut schemas = schemas::schemas();
+    if let (Some(all), Value::Object(more)) = (schemas.as_object_mut(), gateway::schemas()) {
+        all.extend(more);
+    }
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {"title": "aifn", "version": env!("CARGO_PKG_VERSION"),
                  "description": "WebAssembly sandbox for user-authored AI functions. Any other path answers 404 not_found."},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": schemas::schemas()
+            "schemas": schemas
         },
         "paths": {
             "/healthz": {"get": operation("liveness", Access::Open, vec![], None, json!({"200": ok("alive", status("ok"))}))},
-            "/readyz": {"get": operation("readiness (the audit log can write)", Access::Open, vec![], None, json!({
-                "200": ok("ready", status("ready")),
+            "/readyz": {"get": operation("readiness (the audit log can write), and the tenants in open mode", Access::Open, vec![], None, json!({
+                "200": ok("ready", json!({"type": "object", "required": ["status", "open_tenants"], "properties": {
+                    "status": {"const": "ready"},
+                    "open_tenants": {"type": "array", "items": {"type": "string"},
+                        "description": "tenants whose agents may invoke every active function (open mode: development only)"}}})),
                 "503": error_response("unavailable: the audit log cannot write, or the server is at capacity")}))},
             "/metrics": {"get": operation("Prometheus metrics", Access::Open, vec![], None, json!({
                 "200": {"description": "text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}}))},
@@ -292,5 +301,9 @@ pub fn openapi() -> Value {
             "/v1/tools": {"get": tools()},
             "/v1/audit": {"get": audit()}
         }
-    })
+    });
+    if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), gateway::paths()) {
+        paths.extend(more);
+    }
+    doc
 }

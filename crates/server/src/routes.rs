@@ -5,10 +5,10 @@ use std::time::Instant;
 use aifn_service::ServiceError;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{BoxError, Router};
 use tower::ServiceBuilder;
 
@@ -35,6 +35,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/pending"),
     ("GET", "/v1/tools"),
     ("GET", "/v1/audit"),
+    ("GET", "/v1/agents"),
+    ("GET", "/v1/agents/{subject}/policy"),
+    ("PUT", "/v1/agents/{subject}/policy"),
+    ("DELETE", "/v1/agents/{subject}/policy"),
+    ("GET", "/v1/agents/{subject}/usage"),
+    ("GET", "/v1/tenant"),
+    ("PUT", "/v1/tenant/mode"),
+    ("PUT", "/v1/tenant/budget"),
+    ("PUT", "/v1/tenant/output-guard"),
 ];
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -75,6 +84,19 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/pending", get(handlers::pending))
         .route("/v1/tools", get(handlers::tools))
         .route("/v1/audit", get(handlers::audit))
+        .route("/v1/agents", get(handlers::list_agents))
+        .route(
+            "/v1/agents/{subject}/policy",
+            get(handlers::get_policy)
+                .put(handlers::put_policy)
+                .delete(handlers::delete_policy),
+        )
+        .route("/v1/agents/{subject}/usage", get(handlers::usage))
+        .route("/v1/tenant", get(handlers::get_tenant))
+        .route("/v1/tenant/mode", put(handlers::put_mode))
+        .route("/v1/tenant/budget", put(handlers::put_budget))
+        .route("/v1/tenant/output-guard", put(handlers::put_output_guard))
+        .merge(crate::mcp::router(&state))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(SMALL_BODY))
         .layer(middleware::from_fn(json_method_not_allowed))
@@ -106,8 +128,16 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     Some(
         tower_http::cors::CorsLayer::new()
             .allow_origin(list)
-            .allow_methods([Method::GET, Method::POST])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            // MCP clients in a page send their revision and trace context,
+            // and read the auth challenge of a 401.
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("mcp-protocol-version"),
+                HeaderName::from_static("traceparent"),
+            ])
+            .expose_headers([header::WWW_AUTHENTICATE]),
     )
 }
 

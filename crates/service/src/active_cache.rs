@@ -4,8 +4,12 @@
 //! Entries are trusted for a TTL, then checked against the registry
 //! again; a decision made through this service forgets the entry at once.
 //! Bounded: past its capacity the entry checked longest ago goes.
+//!
+//! The same cache, keyed by tenant and agent, holds the gateway's policies
+//! (and, keyed by the tenant alone, its settings).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -32,16 +36,17 @@ impl Active {
 
 /// Tenant, then function: a lookup borrows both names, so the invoke path
 /// allocates nothing to find its entry.
-type Map<V> = HashMap<TenantId, HashMap<FunctionName, Entry<V>>>;
+type Map<K, V> = HashMap<TenantId, HashMap<K, Entry<V>>>;
 
 struct Entry<V> {
     value: Arc<V>,
     checked: Instant,
 }
 
-/// A bounded map from `(tenant, function)` to its prepared active version.
-pub(crate) struct ActiveCache<V = Active> {
-    map: RwLock<Map<V>>,
+/// A bounded map from `(tenant, function)` to its prepared active version
+/// (or from another key within a tenant to a value).
+pub(crate) struct ActiveCache<V = Active, K = FunctionName> {
+    map: RwLock<Map<K, V>>,
     capacity: usize,
     ttl: Duration,
 }
@@ -56,10 +61,10 @@ pub(crate) enum Lookup<V> {
     Missing,
 }
 
-impl<V> ActiveCache<V> {
+impl<V, K: Eq + Hash + Clone> ActiveCache<V, K> {
     /// A cache of at most `capacity` entries (at least one), each trusted
     /// for `ttl` after it was checked.
-    pub(crate) fn new(capacity: usize, ttl: Duration) -> ActiveCache<V> {
+    pub(crate) fn new(capacity: usize, ttl: Duration) -> ActiveCache<V, K> {
         ActiveCache {
             map: RwLock::new(HashMap::new()),
             capacity: capacity.max(1),
@@ -69,15 +74,15 @@ impl<V> ActiveCache<V> {
 
     // A panic while the lock was held leaves the map consistent (every
     // write is one insert or remove), so a poisoned lock is still usable.
-    fn read(&self) -> RwLockReadGuard<'_, Map<V>> {
+    fn read(&self) -> RwLockReadGuard<'_, Map<K, V>> {
         self.map.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Map<V>> {
+    fn write(&self) -> RwLockWriteGuard<'_, Map<K, V>> {
         self.map.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn get(&self, tenant: &TenantId, function: &FunctionName) -> Lookup<V> {
+    pub(crate) fn get(&self, tenant: &TenantId, function: &K) -> Lookup<V> {
         match self.read().get(tenant).and_then(|m| m.get(function)) {
             Some(e) if e.checked.elapsed() < self.ttl => Lookup::Fresh(Arc::clone(&e.value)),
             Some(e) => Lookup::Stale(Arc::clone(&e.value)),
@@ -86,7 +91,7 @@ impl<V> ActiveCache<V> {
     }
 
     /// Stores `value` as checked just now.
-    pub(crate) fn insert(&self, tenant: &TenantId, function: &FunctionName, value: Arc<V>) {
+    pub(crate) fn insert(&self, tenant: &TenantId, function: &K, value: Arc<V>) {
         let mut map = self.write();
         let present = map.get(tenant).is_some_and(|m| m.contains_key(function));
         let len: usize = map.values().map(HashMap::len).sum();
@@ -109,13 +114,13 @@ impl<V> ActiveCache<V> {
         );
     }
 
-    pub(crate) fn forget(&self, tenant: &TenantId, function: &FunctionName) {
+    pub(crate) fn forget(&self, tenant: &TenantId, function: &K) {
         remove(&mut self.write(), tenant, function);
     }
 }
 
 /// Removes one entry, and its tenant's map when that empties.
-fn remove<V>(map: &mut Map<V>, tenant: &TenantId, function: &FunctionName) {
+fn remove<K: Eq + Hash, V>(map: &mut Map<K, V>, tenant: &TenantId, function: &K) {
     if let Some(m) = map.get_mut(tenant) {
         m.remove(function);
         if m.is_empty() {

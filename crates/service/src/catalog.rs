@@ -149,18 +149,21 @@ impl Service {
         require(who, &[Role::Agent], "reading the tool catalog")
     }
 
-    /// The tenant's active functions as tool definitions for a model.
-    /// A version whose input schema is not an object schema (uploads
-    /// before that rule) is left out, since model APIs refuse it.
+    /// The tenant's active functions the calling agent may invoke (its
+    /// policy admits them, or the tenant is `open`), as tool definitions
+    /// for a model. A version whose input schema is not an object schema
+    /// (uploads before that rule) is left out, since model APIs refuse it.
     pub fn tools(
         &self,
         who: &Principal,
         format: ToolFormat,
     ) -> Result<Vec<ToolDefinition>, ServiceError> {
         self.authorize_tools(who)?;
+        let permitted = self.permitted(who)?;
         let active = self.inner.registry.active_versions(&who.tenant)?;
         Ok(active
             .into_iter()
+            .filter(|v| permitted(&v.name))
             .filter(|v| {
                 let why = not_an_object_schema(&v.manifest.input_schema);
                 if let Some(why) = &why {

@@ -82,9 +82,10 @@ pub struct ServiceConfig {
     pub max_concurrent: u32,
     /// The audit log: signing key, checkpoints, retention, quota.
     pub audit: AuditSettings,
-    /// How long a cached active-version lookup is trusted before it is
-    /// checked against the registry again; changes made through this
-    /// service apply at once. Default 1,000 ms.
+    /// How long a cached active-version lookup (and an agent's policy, and
+    /// a tenant's settings) is trusted before it is checked against the
+    /// registry again; changes made through this service apply at once.
+    /// Default 1,000 ms.
     pub active_cache_ms: u64,
     /// Bytes of each instance slot's linear memory kept resident between
     /// calls and zeroed in place (only the pages a call dirtied), instead

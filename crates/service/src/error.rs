@@ -1,7 +1,10 @@
 use std::time::Duration;
 
-use aifn_types::OutcomeKind;
+use aifn_types::{OutcomeKind, RejectReason};
 use serde::{Deserialize, Serialize};
+
+/// The scopes of a `rate_limited` refusal by a budget.
+pub(crate) const BUDGET_SCOPES: [&str; 2] = ["agent budget", "tenant budget"];
 
 /// One way an input breaks the function's JSON Schema, so a model can
 /// correct its call.
@@ -102,6 +105,16 @@ pub enum ServiceError {
         /// Why.
         reason: String,
     },
+    /// The gateway rejected the call: the agent's policy (or its absence)
+    /// does not allow it (`not_allowed`) or denies it (`denied`). Kind
+    /// `forbidden`; [`ServiceError::reason`] names the reason.
+    #[error("{message}")]
+    Rejected {
+        /// `not_allowed` or `denied`.
+        reason: RejectReason,
+        /// Why, in words fit for the caller.
+        message: String,
+    },
     /// No such function or version in the caller's tenant.
     #[error("{what} not found")]
     NotFound {
@@ -188,7 +201,9 @@ impl ServiceError {
             ServiceError::Unauthenticated { .. } => {
                 ErrorKind::Outcome(OutcomeKind::Unauthenticated)
             }
-            ServiceError::Forbidden { .. } => ErrorKind::Outcome(OutcomeKind::Forbidden),
+            ServiceError::Forbidden { .. } | ServiceError::Rejected { .. } => {
+                ErrorKind::Outcome(OutcomeKind::Forbidden)
+            }
             ServiceError::NotFound { .. } => ErrorKind::Outcome(OutcomeKind::NotFound),
             ServiceError::NotActive { .. } => ErrorKind::Outcome(OutcomeKind::NotActive),
             ServiceError::InvalidInput { .. } => ErrorKind::Outcome(OutcomeKind::InvalidInput),
@@ -201,6 +216,19 @@ impl ServiceError {
             ServiceError::Conflict { .. } => ErrorKind::Conflict,
             ServiceError::Unavailable { .. } => ErrorKind::Unavailable,
             ServiceError::Internal { .. } => ErrorKind::Internal,
+        }
+    }
+
+    /// The gateway's reason for a rejected call, for the error body's
+    /// `reason`: `not_allowed`, `denied`, or `budget_exhausted` for a
+    /// `rate_limited` refusal by a budget (not by the rate limiter).
+    pub fn reason(&self) -> Option<RejectReason> {
+        match self {
+            ServiceError::Rejected { reason, .. } => Some(*reason),
+            ServiceError::RateLimited { scope, .. } if BUDGET_SCOPES.contains(scope) => {
+                Some(RejectReason::BudgetExhausted)
+            }
+            _ => None,
         }
     }
 
@@ -221,6 +249,10 @@ impl From<aifn_registry::RegistryError> for ServiceError {
                     what: not_found_what(&e),
                 }
             }
+            R::PolicyNotFound { subject } => ServiceError::NotFound {
+                what: format!("policy of agent {subject}"),
+            },
+            R::InvalidPolicy(message) => ServiceError::InvalidRequest { message },
             R::NotActive { name } => ServiceError::NotActive {
                 name: name.to_string(),
             },

@@ -128,6 +128,8 @@ impl Service {
                 kind,
                 reason: error.to_string(),
             }),
+            before: None,
+            after: None,
         };
         if let Err(e) = self.inner.audit.record_registry(&action) {
             tracing::error!(error = %e, action = action.action.as_str(), "could not record a refused registry action");

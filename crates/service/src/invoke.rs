@@ -1,6 +1,8 @@
-//! Invocation: admission (audit health, role, rate), the active version,
-//! the input checks, the run, the output checks, and the record of every
-//! attempt, refusals included, before the caller gets an answer.
+//! Invocation: admission (audit health, role, the gateway's policy and
+//! budgets, rate), the active version, the input checks, the run (under
+//! the policy's lowered limits), the output checks and the output guard,
+//! and the record of every attempt, refusals included, before the caller
+//! gets an answer.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -8,12 +10,17 @@ use std::time::{Instant, SystemTime};
 use aifn_audit::{Captured, ExecutionRecord, Pending};
 use aifn_registry::Principal;
 use aifn_runtime::{Execution, Invocation};
-use aifn_types::{Context, FunctionName, LogLine, OutcomeKind, Role, TenantId};
+use aifn_types::{
+    Admission, Context, Finding, FunctionName, GuardMode, Limits, LogLine, OutcomeKind, Role,
+    TenantId,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::active_cache::{Active, Lookup};
 use crate::auth::require;
+use crate::gateway::{TenantView, lowered, traceparent};
+use crate::guard::effective_mode;
 use crate::schema::{compile_schema, violations};
 use crate::ticket::{InvokeTicket, Ticket};
 use crate::{ErrorKind, Service, ServiceError, ids};
@@ -27,6 +34,11 @@ pub struct InvokeRequest {
     pub input: Value,
     /// The end user the agent acts for, as the agent says.
     pub user_id: String,
+    /// The caller's W3C `traceparent`, stored in the record.
+    pub traceparent: Option<String>,
+    /// Cancelled when the client goes away: the guest is interrupted and
+    /// the record says so.
+    pub cancel: Option<aifn_runtime::CancelToken>,
 }
 
 /// A call that ran: `kind` is `ok` or how it failed or hit a limit.
@@ -68,6 +80,18 @@ struct Attempt {
     ctx: Context,
     now: SystemTime,
     started: Instant,
+    /// The gateway's decision, once made.
+    admission: Option<Admission>,
+    /// The caller's `traceparent`, when well-formed.
+    traceparent: Option<String>,
+}
+
+impl Attempt {
+    /// What every record of the attempt carries beyond its context.
+    fn stamp(&self, rec: &mut ExecutionRecord) {
+        rec.admission = self.admission;
+        rec.traceparent.clone_from(&self.traceparent);
+    }
 }
 
 impl Service {
@@ -104,6 +128,8 @@ impl Service {
             },
             now,
             started: Instant::now(),
+            admission: None,
+            traceparent: traceparent(req.traceparent),
         };
         if !self.inner.audit.is_healthy() {
             // Nothing runs while the audit log cannot write; recording this
@@ -118,6 +144,15 @@ impl Service {
         if let Err(e) = require(who, &[Role::Agent], "invoking") {
             return Err(self.refuse(&at, &input, None, e));
         }
+        // The gateway decides before any other work.
+        let admitted = match self.admit(who, &at.ctx.function) {
+            Ok(a) => a,
+            Err(turned) => {
+                at.admission = turned.admission;
+                return Err(self.refuse(&at, &input, None, turned.error));
+            }
+        };
+        at.admission = Some(admitted.admission);
         let _permit = match self.inner.limiter.admit(&who.tenant) {
             Ok(p) => p,
             Err(busy) => {
@@ -137,21 +172,34 @@ impl Service {
             return Err(self.refuse(&at, &input, Some(&active), e));
         }
 
+        let limits = lowered(active.limits, admitted.limits.as_ref());
         let exec = self.inner.runtime.invoke(
             &active.module,
             &Invocation {
                 input: &input,
                 context: &at.ctx,
-                limits: active.limits,
+                limits,
                 start_time: now,
+                cancel: req.cancel,
             },
         );
-        let checked = check_output(&active, &exec);
+        let gate = &self.inner.gateway;
+        gate.budgets.add_fuel(
+            &who.tenant,
+            &who.subject,
+            charged_fuel(&exec, &limits),
+            gate.clock.now(),
+        );
+        let mut checked = check_output(&active, &exec);
+        guard_output(&admitted.tenant, &active, &mut checked);
         let duration = at.started.elapsed();
         let recorded = self.submit_invocation(|| {
             let mut rec = ExecutionRecord::from_context(&at.ctx, now, checked.kind);
+            at.stamp(&mut rec);
             rec.module_sha256 = Some(active.info.sha256.clone());
             rec.error_message = checked.message.clone();
+            rec.findings = checked.findings.clone();
+            rec.cancelled = exec.cancelled;
             rec.fuel_used = exec.fuel_used;
             rec.memory_peak_bytes = exec.memory_peak_bytes;
             rec.set_parsed_input(&input, &req.input);
@@ -163,7 +211,11 @@ impl Service {
             rec.duration_ms = duration.as_secs_f64() * 1000.0;
             let capture = active.info.manifest.capture.map(|c| Captured {
                 input: input.clone(),
-                output: exec.output.clone(),
+                // A blocked output is kept nowhere, captures included.
+                output: exec
+                    .output
+                    .clone()
+                    .filter(|_| checked.kind != OutcomeKind::OutputBlocked),
                 retention_days: c.retention_days,
             });
             (rec, capture)
@@ -206,6 +258,7 @@ impl Service {
         let recorded = self
             .submit_invocation(|| {
                 let mut rec = ExecutionRecord::from_context(&at.ctx, at.now, kind);
+                at.stamp(&mut rec);
                 rec.module_sha256 = active.map(|a| a.info.sha256.clone());
                 rec.error_message = Some(error.to_string());
                 rec.set_input(input);
@@ -339,6 +392,8 @@ struct Checked {
     kind: OutcomeKind,
     output: Option<Value>,
     message: Option<String>,
+    /// What the output guard found (kinds and paths, never values).
+    findings: Vec<Finding>,
 }
 
 /// An `ok` run whose output is not JSON, or breaks the output schema, is
@@ -348,6 +403,7 @@ fn check_output(active: &Active, exec: &Execution) -> Checked {
         kind: exec.kind,
         output: None,
         message: exec.message.clone(),
+        findings: Vec::new(),
     };
     let Some(bytes) = &exec.output else {
         return checked;
@@ -380,4 +436,44 @@ fn check_output(active: &Active, exec: &Execution) -> Checked {
         }
     }
     checked
+}
+
+/// Scans an accepted output: `flag` keeps the answer and lists the
+/// findings, `block` withholds it (`output_blocked`). The message names
+/// the kinds found, never the values.
+fn guard_output(tenant: &TenantView, active: &Active, checked: &mut Checked) {
+    let Some(output) = checked.output.as_ref() else {
+        return;
+    };
+    let mode = effective_mode(tenant.guard.mode(), active.info.manifest.output_guard);
+    if mode == GuardMode::Off {
+        return;
+    }
+    let findings = tenant.guard.scan(output);
+    if findings.is_empty() {
+        return;
+    }
+    if mode == GuardMode::Block {
+        let mut kinds: Vec<&str> = findings.iter().map(|f| f.kind.as_str()).collect();
+        kinds.dedup();
+        checked.kind = OutcomeKind::OutputBlocked;
+        checked.output = None;
+        checked.message = Some(format!(
+            "the output guard withheld the output: it holds {}",
+            kinds.join(", ")
+        ));
+    }
+    checked.findings = findings;
+}
+
+/// The fuel a call costs its budgets. wasmtime flushes its fuel counter at
+/// calls and returns but not at an epoch interrupt, so an interrupted call
+/// (timeout or cancel) reports a lower bound only: a guest spinning in a
+/// call-free loop would look free. Such a call is charged its whole limit.
+fn charged_fuel(exec: &Execution, limits: &Limits) -> u64 {
+    if exec.kind == OutcomeKind::Timeout {
+        exec.fuel_used.max(limits.fuel)
+    } else {
+        exec.fuel_used
+    }
 }

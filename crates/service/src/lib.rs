@@ -6,7 +6,8 @@
 //! Pipeline: upload → validate (runtime) → registry (pending) → approve →
 //! active → **invoke (here)** → runtime → audit. This crate is where the
 //! rules that span crates live: the tenant always comes from the key; a
-//! call is checked (role, rate, schema) before it runs; every attempt,
+//! call is checked (role, the gateway's policy and budgets, rate,
+//! schema) before it runs; every attempt,
 //! refusals included, is recorded in the audit log before the caller gets
 //! an answer, and nothing runs while the audit log cannot write.
 //!
@@ -16,14 +17,19 @@
 mod active_cache;
 mod admin;
 mod auth;
+mod budget;
 mod catalog;
+mod clock;
 mod config;
 mod error;
 mod functions;
+mod gateway;
+mod guard;
 mod ids;
 mod invoke;
 mod limiter;
 mod metrics;
+mod policy;
 mod schema;
 mod service;
 mod sink;
@@ -37,16 +43,21 @@ pub use aifn_audit::{
     MAX_PAGE as AUDIT_MAX_PAGE, SecurityQuery, Stream as AuditStream, VerifyReport,
 };
 pub use aifn_registry::{FunctionDetail, FunctionSummary, KeyInfo, NewKey, Principal, VersionInfo};
+pub use aifn_runtime::CancelToken;
 pub use auth::{Credential, Origin};
+pub use budget::{Usage, WindowUsage};
 pub use catalog::{AnthropicTool, OpenAiFunction, OpenAiTool, ToolDefinition, ToolFormat};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{AuditSettings, ServiceConfig, TenantLimits};
 pub use error::{ErrorKind, ServiceError, Violation};
 pub use functions::{Decision, UploadRequest};
+pub use guard::{GuardError, OutputGuard};
 pub use invoke::{InvokeOutcome, InvokeRequest, Refused};
 pub use metrics::Metrics;
+pub use policy::{AgentInfo, PolicyInfo, TenantInfo};
 pub use service::Service;
 pub use ticket::InvokeTicket;
 pub use wire::{
-    ErrorBody, ErrorDetail, FunctionList, InvocationFailure, InvokeReply, Status, ToolList,
-    VersionList,
+    AgentList, ErrorBody, ErrorDetail, FunctionList, InvocationFailure, InvokeReply, Readiness,
+    Status, TenantModeBody, ToolList, VersionList,
 };

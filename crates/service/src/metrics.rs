@@ -1,10 +1,12 @@
 //! Prometheus counters, kept lock-free on the invoke path.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use aifn_types::OutcomeKind;
+use aifn_types::{OutcomeKind, TenantId};
 
 const BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -25,6 +27,8 @@ pub struct Metrics {
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
     fuel: AtomicU64,
+    /// Per tenant (never per agent: bounded by the number of tenants).
+    budget_rejections: Mutex<BTreeMap<TenantId, u64>>,
 }
 
 impl Metrics {
@@ -50,6 +54,29 @@ impl Metrics {
             Ordering::Relaxed,
         );
         self.fuel.fetch_add(fuel, Ordering::Relaxed);
+    }
+
+    /// A call of `tenant` rejected by a budget.
+    pub(crate) fn budget_rejected(&self, tenant: &TenantId) {
+        let mut m = self
+            .budget_rejections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match m.get_mut(tenant) {
+            Some(n) => *n += 1,
+            None => {
+                m.insert(tenant.clone(), 1);
+            }
+        }
+    }
+
+    /// Calls of `tenant` rejected by a budget so far.
+    pub fn budget_rejections(&self, tenant: &TenantId) -> u64 {
+        let m = self
+            .budget_rejections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        m.get(tenant).copied().unwrap_or(0)
     }
 
     /// Invocations so far that ended in `kind`.
@@ -109,6 +136,23 @@ impl Metrics {
             "aifn_fuel_used_total {}",
             self.fuel.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP aifn_budget_rejections_total Calls rejected by a budget, by tenant."
+        );
+        let _ = writeln!(out, "# TYPE aifn_budget_rejections_total counter");
+        for (tenant, n) in self
+            .budget_rejections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            // Tenant ids are letters, digits, `_`, `-` and `.`: no escaping.
+            let _ = writeln!(
+                out,
+                "aifn_budget_rejections_total{{tenant=\"{tenant}\"}} {n}"
+            );
+        }
         let _ = writeln!(out, "# HELP aifn_in_flight Invocations running now.");
         let _ = writeln!(out, "# TYPE aifn_in_flight gauge");
         let _ = writeln!(out, "aifn_in_flight {in_flight}");

@@ -12,6 +12,8 @@ use aifn_types::Role;
 
 use crate::active_cache::ActiveCache;
 use crate::auth::require;
+use crate::clock::{Clock, SystemClock};
+use crate::gateway::Gateway;
 use crate::limiter::Limiter;
 use crate::metrics::Series;
 use crate::sink::RegistryAudit;
@@ -25,6 +27,7 @@ pub(crate) struct Inner {
     pub(crate) limiter: Limiter,
     pub(crate) metrics: Metrics,
     pub(crate) active: ActiveCache,
+    pub(crate) gateway: Gateway,
     /// Always true, except in the benchmark baseline (feature
     /// `bench-unaudited`), which measures what the invocation records cost.
     pub(crate) record_invocations: bool,
@@ -48,7 +51,16 @@ impl Service {
     /// Opens the data dir (creating it), the registry, the audit log and
     /// the runtime with its on-disk module cache.
     pub fn open(config: ServiceConfig) -> Result<Service, ServiceError> {
-        Service::open_inner(config, true)
+        Service::open_inner(config, true, Arc::new(SystemClock))
+    }
+
+    /// [`Service::open`] with the clock the budget windows are counted in
+    /// (a [`ManualClock`](crate::ManualClock) in tests).
+    pub fn open_with_clock(
+        config: ServiceConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Service, ServiceError> {
+        Service::open_inner(config, true, clock)
     }
 
     /// FOR BENCHMARKS ONLY: a service that records registry actions but
@@ -58,12 +70,13 @@ impl Service {
     /// binary calls it.
     #[cfg(feature = "bench-unaudited")]
     pub fn open_unaudited_baseline(config: ServiceConfig) -> Result<Service, ServiceError> {
-        Service::open_inner(config, false)
+        Service::open_inner(config, false, Arc::new(SystemClock))
     }
 
     fn open_inner(
         config: ServiceConfig,
         record_invocations: bool,
+        clock: Arc<dyn Clock>,
     ) -> Result<Service, ServiceError> {
         let unavailable = |what: &str, e: &dyn std::fmt::Display| ServiceError::Unavailable {
             message: format!("cannot open the {what}: {e}"),
@@ -88,6 +101,7 @@ impl Service {
             runtime_config.memory_cache_entries,
             config.active_cache_ttl(),
         );
+        let config_ttl = config.active_cache_ttl();
         let runtime = Runtime::new(runtime_config).map_err(|e| unavailable("runtime", &e))?;
         Ok(Service {
             inner: Arc::new(Inner {
@@ -98,6 +112,7 @@ impl Service {
                 audit,
                 metrics: Metrics::default(),
                 active,
+                gateway: Gateway::new(config_ttl, clock),
                 record_invocations,
             }),
         })

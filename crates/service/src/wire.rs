@@ -6,13 +6,16 @@
 //! Bodies that are one value of another crate are that type itself:
 //! `GET /v1/functions/{name}` answers a [`crate::FunctionDetail`]; a
 //! version, an upload (201) and a decision answer a [`VersionInfo`];
-//! `GET /v1/audit` answers an [`crate::AuditPage`].
+//! `GET /v1/audit` answers an [`crate::AuditPage`]; a policy answers a
+//! [`crate::PolicyInfo`], usage a [`crate::Usage`] and every tenant route a
+//! [`crate::TenantInfo`].
 
 use aifn_registry::{FunctionSummary, VersionInfo};
+use aifn_types::{RejectReason, TenantId, TenantMode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{ToolDefinition, Violation};
+use crate::{AgentInfo, ToolDefinition, Violation};
 
 /// `GET /v1/functions`: the caller's tenant's functions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +92,10 @@ pub struct ErrorDetail {
     /// For `invalid_input`: each way the input breaks the schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub violations: Option<Vec<Violation>>,
+    /// For a call the gateway rejected (`forbidden` or `rate_limited`):
+    /// `not_allowed`, `denied` or `budget_exhausted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<RejectReason>,
 }
 
 /// `GET /healthz` (`ok`) and `GET /readyz` (`ready`).
@@ -96,6 +103,32 @@ pub struct ErrorDetail {
 pub struct Status {
     /// `ok` or `ready`.
     pub status: String,
+}
+
+/// `GET /readyz`: ready, and the tenants whose agents may invoke every
+/// active function (`open` mode, for development only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Readiness {
+    /// `ready`.
+    pub status: String,
+    /// The tenants in `open` mode, by id.
+    pub open_tenants: Vec<TenantId>,
+}
+
+/// `GET /v1/agents`: the tenant's agents (subjects with agent keys or a
+/// policy).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentList {
+    /// One entry per agent subject.
+    pub agents: Vec<AgentInfo>,
+}
+
+/// `PUT /v1/tenant/mode`: the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantModeBody {
+    /// `allowlist` or `open`.
+    pub mode: TenantMode,
 }
 
 #[cfg(test)]
@@ -134,6 +167,12 @@ mod tests {
         round_trip::<ErrorBody>(
             serde_json::json!({"error": {"kind": "forbidden", "message": "no"}}),
         );
+        round_trip::<ErrorBody>(serde_json::json!({
+            "error": {"kind": "forbidden", "message": "not allowed", "reason": "not_allowed"},
+            "execution_id": "e3"
+        }));
+        round_trip::<Readiness>(serde_json::json!({"status": "ready", "open_tenants": ["acme"]}));
+        round_trip::<TenantModeBody>(serde_json::json!({"mode": "open"}));
     }
 
     #[test]

@@ -60,9 +60,18 @@ pub fn check_error_body(status: u16, body: &Value, secrets: &[&str], sent: &str)
         .unwrap_or_else(|| panic!("{status}: no error object in {body}"));
     for k in error.keys() {
         assert!(
-            ["kind", "message", "violations"].contains(&k.as_str()),
+            ["kind", "message", "violations", "reason"].contains(&k.as_str()),
             "{status}: unexpected error field {k:?} in {body}"
         );
+    }
+    // A gateway rejection's reason fits its status.
+    if let Some(reason) = error.get("reason") {
+        let fits = match status {
+            403 => ["not_allowed", "denied"].contains(&reason.as_str().unwrap_or("")),
+            429 => reason == "budget_exhausted",
+            _ => false,
+        };
+        assert!(fits, "{status} does not fit reason {reason}: {body}");
     }
     let kind = error
         .get("kind")

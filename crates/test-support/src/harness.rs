@@ -3,9 +3,13 @@
 //! the service's tests and the `http_request` fuzz target set one up.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use aifn_service::{DataDir, LocalAdmin, NewKey, Service, ServiceConfig};
-use aifn_types::{Role, Subject, TenantId};
+use aifn_service::{
+    Clock, Credential, DataDir, LocalAdmin, NewKey, Origin, PolicyInfo, Service, ServiceConfig,
+    SystemClock,
+};
+use aifn_types::{AgentPolicy, FunctionPattern, Role, Subject, TenantId};
 use tempfile::TempDir;
 
 /// The node name of every test service.
@@ -47,6 +51,16 @@ impl TempService {
     /// [`TempService::open`] in a new directory under `base` (a tmpfs such
     /// as `/dev/shm` spares the disk under a fuzzer).
     pub fn open_in(base: &Path, tune: impl FnOnce(&mut ServiceConfig)) -> TempService {
+        TempService::open_with_clock(base, Arc::new(SystemClock), tune)
+    }
+
+    /// [`TempService::open_in`] with the clock budgets are counted in (an
+    /// `aifn_service::ManualClock` for tests of budget windows).
+    pub fn open_with_clock(
+        base: &Path,
+        clock: Arc<dyn Clock>,
+        tune: impl FnOnce(&mut ServiceConfig),
+    ) -> TempService {
         let dir = tempfile::Builder::new()
             .prefix("aifn-test-")
             .tempdir_in(base)
@@ -54,7 +68,7 @@ impl TempService {
         let admin = LocalAdmin::open(DataDir::new(dir.path(), NODE)).expect("local admin");
         let mut config = base_config(dir.path());
         tune(&mut config);
-        let service = Service::open(config).expect("service");
+        let service = Service::open_with_clock(config, clock).expect("service");
         TempService {
             service,
             admin,
@@ -81,6 +95,41 @@ impl TempService {
     }
 }
 
+impl TempService {
+    /// Grants agent `agent` of `tenant` the functions `allow` (names or
+    /// prefixes ending in `*`), as an admin does through the API: a
+    /// policy set by an admin key of the tenant (`test-admin`).
+    pub fn grant(&self, tenant: &str, agent: &str, allow: &[&str]) -> PolicyInfo {
+        let policy = AgentPolicy {
+            allow: allow
+                .iter()
+                .map(|p| FunctionPattern::new(*p).expect("pattern"))
+                .collect(),
+            ..AgentPolicy::default()
+        };
+        self.set_policy(tenant, agent, policy)
+    }
+
+    /// Sets the policy of agent `agent` of `tenant` through the service,
+    /// as the tenant's admin `test-admin`.
+    pub fn set_policy(&self, tenant: &str, agent: &str, policy: AgentPolicy) -> PolicyInfo {
+        let admin = self.key(tenant, Role::Admin, "test-admin");
+        let who = self
+            .service
+            .authenticate(
+                &Credential::ApiKey(admin.secret),
+                Origin {
+                    route: "/test",
+                    remote: None,
+                },
+            )
+            .expect("admin authenticates");
+        self.service
+            .set_policy(&who, &Subject::new(agent).expect("subject"), policy)
+            .expect("set policy")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +145,8 @@ mod tests {
         assert_eq!(c.limits.fuel, 1_000_000_000_000);
         let listed = t.admin.list_keys(None).expect("keys");
         assert_eq!(listed.len(), 1);
+        // A grant is a real policy, version 1 and then 2.
+        assert_eq!(t.grant("acme", "acme-agent", &["*"]).version, 1);
+        assert_eq!(t.grant("acme", "acme-agent", &["f_*"]).version, 2);
     }
 }

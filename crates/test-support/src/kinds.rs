@@ -18,6 +18,10 @@ pub const RUN_KINDS: &[&str] = &[
 /// The kinds that refuse a module, at upload or load.
 pub const MODULE_REFUSALS: &[&str] = &["invalid_module", "forbidden_import", "compile_timeout"];
 
+/// The kinds that refuse an output after the run: the output guard withheld
+/// it (answered 422 like a failed run).
+const POST_RUN_REFUSALS: &[&str] = &["output_blocked"];
+
 /// The kinds that may come with an error `status` (none for a status the
 /// API never answers with an error body).
 pub fn kinds_for(status: u16) -> Vec<&'static str> {
@@ -29,11 +33,12 @@ pub fn kinds_for(status: u16) -> Vec<&'static str> {
         405 => &["invalid_request"],
         409 => &["conflict", "not_active"],
         413 => &["payload_too_large"],
-        // A refused module, or a call that ran and failed.
+        // A refused module, or a call that ran and failed or was blocked.
         422 => {
             return MODULE_REFUSALS
                 .iter()
                 .chain(&RUN_KINDS[1..])
+                .chain(POST_RUN_REFUSALS)
                 .copied()
                 .collect();
         }
@@ -52,8 +57,9 @@ mod tests {
     #[test]
     fn a_failed_call_fits_422_and_a_success_fits_no_error_status() {
         let unprocessable = kinds_for(422);
-        assert_eq!(unprocessable.len(), 11);
+        assert_eq!(unprocessable.len(), 12);
         assert!(unprocessable.contains(&"compile_timeout"));
+        assert!(unprocessable.contains(&"output_blocked"));
         assert!(unprocessable.contains(&"function_error"));
         for status in [200, 400, 401, 403, 404, 405, 409, 413, 422, 429, 500, 503] {
             assert!(!kinds_for(status).contains(&"ok"), "{status}");

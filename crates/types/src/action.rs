@@ -23,6 +23,12 @@ pub enum RegistryActionKind {
     KeyCreated,
     /// An API key was revoked.
     KeyRevoked,
+    /// An agent's policy was created or replaced.
+    PolicySet,
+    /// An agent's policy was deleted (the agent may invoke nothing).
+    PolicyDeleted,
+    /// A tenant's settings (mode, budget, output guard) were changed.
+    TenantSettings,
 }
 
 impl RegistryActionKind {
@@ -35,6 +41,9 @@ impl RegistryActionKind {
             RegistryActionKind::Revoke => "revoke",
             RegistryActionKind::KeyCreated => "key_created",
             RegistryActionKind::KeyRevoked => "key_revoked",
+            RegistryActionKind::PolicySet => "policy_set",
+            RegistryActionKind::PolicyDeleted => "policy_deleted",
+            RegistryActionKind::TenantSettings => "tenant_settings",
         }
     }
 
@@ -68,6 +77,13 @@ pub enum AuditTarget {
         /// The key's id.
         key_id: String,
     },
+    /// An agent (the subject of its keys), for policy actions.
+    Agent {
+        /// The agent's subject.
+        subject: Subject,
+    },
+    /// The tenant itself, for changes of its settings.
+    Tenant,
 }
 
 impl AuditTarget {
@@ -75,17 +91,26 @@ impl AuditTarget {
     pub fn function_name(&self) -> Option<&FunctionName> {
         match self {
             AuditTarget::Version { name, .. } | AuditTarget::Function { name } => Some(name),
-            AuditTarget::Key { .. } => None,
+            AuditTarget::Key { .. } | AuditTarget::Agent { .. } | AuditTarget::Tenant => None,
         }
     }
 
     /// Reads the stored string back; which form it has follows from the
     /// action (a key id could also be a valid function name).
     pub fn parse(action: RegistryActionKind, s: &str) -> Result<AuditTarget, NameError> {
-        if action.is_key_action() {
-            return Ok(AuditTarget::Key {
-                key_id: s.to_owned(),
-            });
+        match action {
+            RegistryActionKind::KeyCreated | RegistryActionKind::KeyRevoked => {
+                return Ok(AuditTarget::Key {
+                    key_id: s.to_owned(),
+                });
+            }
+            RegistryActionKind::PolicySet | RegistryActionKind::PolicyDeleted => {
+                return Ok(AuditTarget::Agent {
+                    subject: Subject::new(s)?,
+                });
+            }
+            RegistryActionKind::TenantSettings => return Ok(AuditTarget::Tenant),
+            _ => {}
         }
         // A function name never contains '@', so the first one separates.
         match s.split_once('@') {
@@ -109,6 +134,9 @@ impl fmt::Display for AuditTarget {
             AuditTarget::Version { name, version } => write!(f, "{name}@{version}"),
             AuditTarget::Function { name } => f.write_str(name.as_str()),
             AuditTarget::Key { key_id } => f.write_str(key_id),
+            AuditTarget::Agent { subject } => f.write_str(subject.as_str()),
+            // The tenant is already the record's `tenant_id`.
+            AuditTarget::Tenant => f.write_str("tenant"),
         }
     }
 }
@@ -206,6 +234,13 @@ pub struct RegistryAction {
     /// the records of actions taken keep their bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<Refusal>,
+    /// For policy and tenant-settings actions: the state before (JSON;
+    /// `null` when there was none). Absent for other actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<serde_json::Value>,
+    /// For policy and tenant-settings actions: the state after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<serde_json::Value>,
 }
 
 /// The serialized form, whose target is read with its action's help.
@@ -219,6 +254,10 @@ struct StoredAction {
     notes: Option<String>,
     #[serde(default)]
     refused: Option<Refusal>,
+    #[serde(default)]
+    before: Option<serde_json::Value>,
+    #[serde(default)]
+    after: Option<serde_json::Value>,
 }
 
 impl TryFrom<StoredAction> for RegistryAction {
@@ -232,6 +271,8 @@ impl TryFrom<StoredAction> for RegistryAction {
             sha256: s.sha256,
             notes: s.notes,
             refused: s.refused,
+            before: s.before,
+            after: s.after,
         })
     }
 }
@@ -251,6 +292,8 @@ mod tests {
             sha256: None,
             notes: None,
             refused: None,
+            before: None,
+            after: None,
         }
     }
 

@@ -9,10 +9,12 @@
 
 mod action;
 mod context;
+mod guard;
 mod limits;
 mod manifest;
 mod names;
 mod outcome;
+mod policy;
 mod report;
 mod role;
 #[cfg(feature = "rusqlite")]
@@ -22,10 +24,15 @@ mod timestamp;
 
 pub use action::{AuditTarget, Refusal, RefusalKind, RegistryAction, RegistryActionKind};
 pub use context::{Context, LogLevel, LogLine, LogStream};
+pub use guard::{Finding, FindingKind, GuardMode, GuardPattern, GuardSettings, TenantSettings};
 pub use limits::{LimitError, Limits, LimitsRequest};
 pub use manifest::{CapturePolicy, Manifest};
 pub use names::{ExecutionId, FunctionName, NameError, Subject, TenantId};
 pub use outcome::{OutcomeKind, UnknownKind};
+pub use policy::{
+    Admission, AgentPolicy, AllowedBy, Budget, FunctionLimits, FunctionPattern, PolicyDecision,
+    RejectReason, TenantMode,
+};
 pub use report::{
     ExportInfo, ImportInfo, InspectionReport, MemoryInfo, ModuleReport, ReportDiff, TableInfo,
 };

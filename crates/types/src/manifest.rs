@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::LimitsRequest;
+use crate::{GuardMode, LimitsRequest};
 
 /// What an author declares with a module: shown to approvers, used by the
 /// host to check inputs, and published to agents as a tool definition.
@@ -21,6 +21,10 @@ pub struct Manifest {
     /// replay. Absent means never capture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture: Option<CapturePolicy>,
+    /// The output guard's mode for this function, lowering or raising the
+    /// tenant's (approved with the version). Absent: the tenant's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_guard: Option<GuardMode>,
 }
 
 /// Raw payload capture for replay, with a retention limit.

@@ -44,11 +44,13 @@ pub enum OutcomeKind {
     NotActive,
     /// Refusal: a rate or concurrency limit was reached.
     RateLimited,
+    /// Refusal after the call: the output guard withheld the output.
+    OutputBlocked,
 }
 
 impl OutcomeKind {
     /// Every kind, in a stable order.
-    pub const ALL: [OutcomeKind; 18] = [
+    pub const ALL: [OutcomeKind; 19] = [
         OutcomeKind::Ok,
         OutcomeKind::FuelExhausted,
         OutcomeKind::Timeout,
@@ -67,6 +69,7 @@ impl OutcomeKind {
         OutcomeKind::NotFound,
         OutcomeKind::NotActive,
         OutcomeKind::RateLimited,
+        OutcomeKind::OutputBlocked,
     ];
 
     /// The product name of the kind.
@@ -90,6 +93,7 @@ impl OutcomeKind {
             OutcomeKind::NotFound => "not_found",
             OutcomeKind::NotActive => "not_active",
             OutcomeKind::RateLimited => "rate_limited",
+            OutcomeKind::OutputBlocked => "output_blocked",
         }
     }
 

@@ -23,6 +23,7 @@ mod c;
 mod docrefs;
 mod fuzz;
 mod layout;
+mod node;
 mod rust;
 mod stamp;
 mod test;

@@ -46,6 +46,9 @@ pub(crate) fn test(fuzz: bool) -> Result<()> {
     step("build the example functions from source", &mut || {
         build_functions(false)
     })?;
+    step("the TypeScript MCP client (npm ci)", &mut || {
+        crate::node::install_mcp_client(root)
+    })?;
     step("workspace tests", &mut || {
         run(&["test", "--workspace", "--locked"], root)
     })?;

@@ -126,6 +126,8 @@ mod tests {
             sha256: None,
             notes: None,
             refused: None,
+            before: None,
+            after: None,
         };
         {
             // A database as the first release left it, with one record.

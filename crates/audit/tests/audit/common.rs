@@ -49,6 +49,10 @@ pub(crate) fn exec(tenant: &str, function: &str, i: u64) -> ExecutionRecord {
         output_size: 0,
         input_summary: serde_json::Value::Null,
         node: String::new(),
+        admission: None,
+        findings: Vec::new(),
+        traceparent: None,
+        cancelled: false,
     };
     rec.set_input(format!(r#"{{"days":{i},"name":"secret-{i}"}}"#).as_bytes());
     rec.set_output(Some(br#"{"ok":true}"#));
@@ -73,6 +77,8 @@ pub(crate) fn registry(
         sha256: Some("cd".repeat(32)),
         notes: Some("looks fine".into()),
         refused: None,
+        before: None,
+        after: None,
     }
 }
 

@@ -266,3 +266,53 @@ fn without_an_interval_nothing_is_signed_until_the_close() {
     let lines = checkpoint_lines(&cfg);
     assert_eq!((lines.len(), &lines[0]["seq"]), (1, &serde_json::json!(2)));
 }
+
+#[test]
+fn missing_parent_directories_are_created_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = aifn_audit::AuditConfig::in_dir(dir.path(), "node-1");
+    let nested = dir.path().join("a").join("b");
+    cfg.db_path = nested.join("audit.db");
+    cfg.checkpoint_path = nested.join("c").join("checkpoints.jsonl");
+    cfg.signing_key_path = nested.join("k").join("signing.key");
+    let log = aifn_audit::AuditLog::open(cfg.clone()).expect("open creates its folders");
+    log.close().expect("close");
+    assert!(cfg.db_path.is_file() && cfg.signing_key_path.is_file());
+}
+
+#[test]
+fn no_commit_holds_more_than_max_batch_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path(), 0);
+    cfg.max_batch = 1;
+    let log = open(&cfg);
+    // Queued faster than fsync drains them, so batches would form.
+    let pending: Vec<_> = (0..64)
+        .map(|i| log.submit_execution(exec("acme", "f", i), None))
+        .collect();
+    for p in pending {
+        p.wait().expect("durable");
+    }
+    let stats = log.stats();
+    assert_eq!((stats.records, stats.commits), (64, 64), "{stats:?}");
+    log.close().expect("close");
+}
+
+#[test]
+fn the_interval_checkpoint_waits_for_its_interval() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path(), 0);
+    cfg.checkpoint_interval = std::time::Duration::from_secs(3600);
+    let log = open(&cfg);
+    for i in 0..3 {
+        log.record_execution(exec("acme", "f", i), None)
+            .expect("record");
+    }
+    // Records, queries and their commits are not a tick: nothing is signed
+    // before the hour is up (or the log closes).
+    log.query(&tenant("acme"), &AuditQuery::default())
+        .expect("query");
+    assert_eq!(checkpoint_lines(&cfg).len(), 0);
+    log.close().expect("close");
+    assert_eq!(checkpoint_lines(&cfg).len(), 1);
+}

@@ -196,3 +196,121 @@ fn captured_payloads_expire() {
     log.close().expect("close");
     assert!(verify(&cfg, None).expect("verify").is_ok());
 }
+
+#[test]
+fn a_checkpoint_at_the_first_kept_record_is_checked_against_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), 0);
+    let log = open(&cfg);
+    let now = SystemTime::now();
+    for i in 0..5 {
+        let mut rec = exec("acme", "f", i);
+        rec.time = (now - 10 * DAY).into();
+        log.record_execution(rec, None).expect("old");
+    }
+    let recent = |i| {
+        let mut rec = exec("acme", "f", i);
+        rec.time = now.into();
+        rec
+    };
+    log.record_execution(recent(5), None).expect("new");
+    assert_eq!(log.checkpoint().expect("checkpoint").seq, 6);
+    log.record_execution(recent(6), None).expect("new");
+    assert_eq!(
+        log.prune(now - DAY, "retention-job")
+            .expect("prune")
+            .anchor_seq,
+        5
+    );
+    log.close().expect("close");
+
+    // Keep only the checkpoint that signs seq 6, now the first record kept:
+    // it is compared with that record's hash, not skipped as pruned.
+    let kept: Vec<String> = std::fs::read_to_string(&cfg.checkpoint_path)
+        .expect("checkpoints")
+        .lines()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")["seq"] == 6)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(kept.len(), 1);
+    std::fs::write(&cfg.checkpoint_path, kept.concat()).expect("rewrite");
+    let v = verify(&cfg, None).expect("verify");
+    assert_eq!((v.finding, v.first_seq), (None, Some(6)));
+    assert_eq!(v.checkpointed_seq, Some(6));
+}
+
+#[test]
+fn records_before_the_prune_anchor_without_the_first_are_a_deletion() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), 0);
+    let log = open(&cfg);
+    let now = SystemTime::now();
+    for i in 0..8 {
+        let mut rec = exec("acme", "f", i);
+        rec.time = (if i < 3 { now - 10 * DAY } else { now }).into();
+        log.record_execution(rec, None).expect("record");
+    }
+    let report = log.prune(now - DAY, "retention-job").expect("prune");
+    assert_eq!(report.anchor_seq, 3);
+    log.close().expect("close");
+    // The prune record now claims more was pruned (up to 6) than was: seqs
+    // 4 to 6 are still there, but 1 to 3 are gone.
+    let conn = db(&cfg);
+    let body: String = conn
+        .query_row(
+            "SELECT body FROM audit_entries WHERE seq = ?1",
+            [report.record.seq as i64],
+            |r| r.get(0),
+        )
+        .expect("prune row");
+    let body = body.replace("\"anchor_seq\":3", "\"anchor_seq\":6");
+    conn.execute(
+        "UPDATE audit_entries SET body = ?1 WHERE seq = ?2",
+        rusqlite::params![body, report.record.seq as i64],
+    )
+    .expect("edit");
+    assert_eq!(
+        verify(&cfg, None).expect("verify").finding,
+        Some(Finding::Deleted {
+            after_seq: 0,
+            missing_seq: 1
+        })
+    );
+}
+
+#[test]
+fn a_prune_record_claiming_records_that_are_all_still_here_is_an_edit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), 0);
+    let log = open(&cfg);
+    fill(&log, "acme", 5);
+    // Nothing is old enough: the prune anchors at the start.
+    let report = log
+        .prune(SystemTime::now() - 1000 * DAY, "ops")
+        .expect("prune");
+    assert_eq!((report.pruned, report.anchor_seq), (0, 0));
+    log.close().expect("close");
+    let conn = db(&cfg);
+    let seq = report.record.seq as i64;
+    let body: String = conn
+        .query_row(
+            "SELECT body FROM audit_entries WHERE seq = ?1",
+            [seq],
+            |r| r.get(0),
+        )
+        .expect("prune row");
+    let body = body.replace("\"anchor_seq\":0", "\"anchor_seq\":3");
+    conn.execute(
+        "UPDATE audit_entries SET body = ?1 WHERE seq = ?2",
+        rusqlite::params![body, seq],
+    )
+    .expect("edit");
+    // Records 1 to 3 are still here, so the chain from 1 decides, and it
+    // finds the edited prune record itself.
+    assert_eq!(
+        verify(&cfg, None).expect("verify").finding,
+        Some(Finding::Edited {
+            seq: report.record.seq
+        })
+    );
+}

@@ -336,3 +336,23 @@ fn a_rewritten_hash_at_the_checkpoint_is_refused_at_open() {
         other => panic!("expected a checkpoint mismatch, got {other:?}"),
     }
 }
+
+#[test]
+fn relinking_and_rehashing_the_first_record_is_found_at_it() {
+    let (_dir, cfg) = ten();
+    let conn = db(&cfg);
+    let body: String = conn
+        .query_row("SELECT body FROM audit_entries WHERE seq = 1", [], |r| {
+            r.get(0)
+        })
+        .expect("row");
+    // Self-consistent, but linked to a predecessor the log never had.
+    let prev = "11".repeat(32);
+    let hash = chain_hash(&prev, 1, &body);
+    conn.execute(
+        "UPDATE audit_entries SET prev_hash = ?1, hash = ?2 WHERE seq = 1",
+        params![prev, hash],
+    )
+    .expect("edit");
+    assert_eq!(finding(&cfg), Some(Finding::Edited { seq: 1 }));
+}

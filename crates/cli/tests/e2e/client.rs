@@ -61,6 +61,8 @@ impl Demo {
         assert_eq!(code, 0, "{err}");
         let (code, _, err) = demo.cli(&approver, &["approve", "echo@1", "--notes", "fine"]);
         assert_eq!(code, 0, "{err}");
+        let (code, _, err) = demo.cli(&demo.admin, &["policy", "set", "hr-bot", "--allow", "echo"]);
+        assert_eq!(code, 0, "{err}");
         demo
     }
 
@@ -166,7 +168,7 @@ fn the_client_commands_read_typed_replies_and_print_plain_words() {
     let rows: Vec<&str> = out.lines().filter(|l| l.contains("echo@1 ok")).collect();
     assert!(!rows.is_empty(), "{out}");
     for row in rows {
-        assert!(row.ends_with("by hr-bot"), "{row}");
+        assert!(row.ends_with("by hr-bot [allow policy v1]"), "{row}");
     }
     let (code, _, err) = demo.cli(
         &demo.agent,

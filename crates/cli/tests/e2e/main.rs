@@ -3,6 +3,8 @@
 //! source by `cargo xtask build-functions`.
 
 mod client;
+mod mcp;
+mod policies;
 mod run;
 mod service;
 

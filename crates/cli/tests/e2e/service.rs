@@ -98,6 +98,22 @@ fn the_whole_lifecycle_over_a_real_socket() {
         server: Server::start(d, &["--config", config.to_str().expect("utf-8")]),
         data,
     };
+    // Agents invoke nothing until their admin grants them: hr-bot what it
+    // is meant for, fin-bot every function of its own tenant.
+    let (code, out, err) = env.cli(
+        &admin,
+        &[
+            "policy",
+            "set",
+            "hr-bot",
+            "--allow",
+            "calculate_leave_days,spin",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("policy v1"), "{out}");
+    let (code, _, err) = env.cli(&g_admin, &["policy", "set", "fin-bot", "--allow", "*"]);
+    assert_eq!(code, 0, "{err}");
 
     // An author uploads a real example function: pending, and cannot run.
     let wasm = function_wasm("calculate_leave_days");
@@ -384,6 +400,7 @@ fn the_whole_lifecycle_over_a_real_socket() {
             "key_created",
             "key_created",
             "key_created",
+            "policy_set",
             "upload",
             "approve",
             "upload",

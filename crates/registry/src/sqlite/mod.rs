@@ -6,15 +6,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+mod policies;
 mod rows;
 mod schema;
 mod tx;
 
-use aifn_types::{FunctionName, TenantId, VersionState};
+use aifn_types::{FunctionName, Subject, TenantId, VersionState};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::store::{ActiveLookup, RegistryStore, Result, StoredKey, WriteTx};
-use crate::{FunctionDetail, FunctionSummary, KeyInfo, RegistryError, VersionInfo, VersionRef};
+use crate::{
+    AgentInfo, FunctionDetail, FunctionSummary, KeyInfo, PolicyInfo, RegistryError, TenantInfo,
+    VersionInfo, VersionRef,
+};
 use rows::{KEY_COLUMNS, VERSION_COLUMNS, VersionRow};
 
 /// Idle read connections kept for reuse; more are opened under load.
@@ -241,6 +245,26 @@ impl RegistryStore for SqliteStore {
                 })
                 .map_err(db("list keys"))
         })
+    }
+
+    fn policies(&self, tenant: &TenantId) -> Result<Vec<PolicyInfo>> {
+        self.read(|c| policies::policies(c, tenant))
+    }
+
+    fn policy(&self, tenant: &TenantId, subject: &Subject) -> Result<Option<PolicyInfo>> {
+        self.read(|c| policies::policy(c, tenant, subject))
+    }
+
+    fn tenant_settings(&self, tenant: &TenantId) -> Result<TenantInfo> {
+        self.read(|c| policies::tenant_settings(c, tenant))
+    }
+
+    fn agents(&self, tenant: &TenantId) -> Result<Vec<AgentInfo>> {
+        self.read(|c| policies::agents(c, tenant))
+    }
+
+    fn open_tenants(&self) -> Result<Vec<TenantId>> {
+        self.read(policies::open_tenants)
     }
 }
 

@@ -16,7 +16,7 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> RegistryError {
     RegistryError::Corrupt(format!("{what}: {e}"))
 }
 
-fn json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
+pub(super) fn json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| corrupt(what, e))
 }
 

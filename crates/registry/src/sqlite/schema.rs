@@ -8,7 +8,7 @@ use crate::RegistryError;
 use crate::store::Result;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Applies the migrations not applied yet, in one transaction.
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
@@ -141,4 +141,55 @@ BEGIN SELECT RAISE(ABORT, 'only a key''s revocation changes'); END;
 CREATE TRIGGER api_keys_revoked_once BEFORE UPDATE OF revoked_at, revoked_by ON api_keys
 WHEN OLD.revoked_at IS NOT NULL
 BEGIN SELECT RAISE(ABORT, 'a revoked key stays revoked'); END;
+"#;
+
+/// Agent policies and tenant settings. A policy's history is append-only
+/// and its versions unique per agent, so a version is never reused, not
+/// even after a delete; the current policy points into the history.
+const V2: &str = r#"
+CREATE TABLE policy_history (
+    tenant     TEXT NOT NULL CHECK (length(tenant) BETWEEN 1 AND 64),
+    subject    TEXT NOT NULL CHECK (length(subject) BETWEEN 1 AND 128),
+    version    INTEGER NOT NULL CHECK (version >= 1),
+    policy     TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL,
+    UNIQUE (tenant, subject, version)
+);
+
+CREATE TABLE agent_policies (
+    tenant  TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (tenant, subject),
+    FOREIGN KEY (tenant, subject, version) REFERENCES policy_history (tenant, subject, version)
+);
+
+CREATE TABLE tenant_settings (
+    tenant     TEXT PRIMARY KEY CHECK (length(tenant) BETWEEN 1 AND 64),
+    settings   TEXT NOT NULL,
+    version    INTEGER NOT NULL CHECK (version >= 1),
+    updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL
+);
+
+-- A new policy version is always the next one of its agent.
+CREATE TRIGGER policy_history_next BEFORE INSERT ON policy_history
+WHEN NEW.version <> 1 + coalesce((SELECT max(h.version) FROM policy_history h
+                                  WHERE h.tenant = NEW.tenant AND h.subject = NEW.subject), 0)
+BEGIN SELECT RAISE(ABORT, 'a policy version follows the last one'); END;
+
+CREATE TRIGGER policy_history_no_update BEFORE UPDATE ON policy_history
+BEGIN SELECT RAISE(ABORT, 'policy history is append-only'); END;
+
+CREATE TRIGGER policy_history_no_delete BEFORE DELETE ON policy_history
+BEGIN SELECT RAISE(ABORT, 'policy history is append-only'); END;
+
+CREATE TRIGGER tenant_settings_first BEFORE INSERT ON tenant_settings
+WHEN NEW.version <> 1
+BEGIN SELECT RAISE(ABORT, 'tenant settings start at version 1'); END;
+
+CREATE TRIGGER tenant_settings_next BEFORE UPDATE ON tenant_settings
+WHEN NEW.version <> OLD.version + 1 OR NEW.tenant <> OLD.tenant
+BEGIN SELECT RAISE(ABORT, 'tenant settings change one version at a time'); END;
 "#;

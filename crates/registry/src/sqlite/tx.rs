@@ -4,9 +4,10 @@ use aifn_types::{FunctionName, ModuleReport, Subject, TenantId, Timestamp, Versi
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::db;
+use super::policies;
 use super::rows::{self, HEAD_COLUMNS};
 use crate::store::{NewVersionRow, Result, StoredKey, VersionHead, WriteTx};
-use crate::{Decision, KeyInfo, RegistryError, VersionInfo, VersionRef};
+use crate::{Decision, KeyInfo, PolicyInfo, RegistryError, TenantInfo, VersionInfo, VersionRef};
 
 /// A write transaction on the write connection.
 pub(super) struct SqliteTx<'a> {
@@ -168,5 +169,29 @@ impl WriteTx for SqliteTx<'_> {
             });
         }
         Ok(())
+    }
+
+    fn policy(&mut self, tenant: &TenantId, subject: &Subject) -> Result<Option<PolicyInfo>> {
+        policies::policy(self.conn, tenant, subject)
+    }
+
+    fn last_policy_version(&mut self, tenant: &TenantId, subject: &Subject) -> Result<u64> {
+        policies::last_version(self.conn, tenant, subject)
+    }
+
+    fn put_policy(&mut self, tenant: &TenantId, info: &PolicyInfo) -> Result<()> {
+        policies::put_policy(self.conn, tenant, info)
+    }
+
+    fn delete_policy(&mut self, tenant: &TenantId, subject: &Subject) -> Result<()> {
+        policies::delete_policy(self.conn, tenant, subject)
+    }
+
+    fn tenant_settings(&mut self, tenant: &TenantId) -> Result<TenantInfo> {
+        policies::tenant_settings(self.conn, tenant)
+    }
+
+    fn put_tenant_settings(&mut self, info: &TenantInfo) -> Result<()> {
+        policies::put_tenant_settings(self.conn, info)
     }
 }

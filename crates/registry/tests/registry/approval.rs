@@ -630,6 +630,8 @@ fn every_action_is_audited_with_its_facts() {
         sha256: Some(sha.into()),
         notes: notes.map(Into::into),
         refused: None,
+        before: None,
+        after: None,
     };
     assert_eq!(
         rec.take(),
@@ -673,6 +675,8 @@ fn every_action_is_audited_with_its_facts() {
         rec.take(),
         [RegistryAction {
             refused: Some(refused),
+            before: None,
+            after: None,
             ..action(
                 RegistryActionKind::Approve,
                 "bob",

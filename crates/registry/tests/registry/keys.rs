@@ -196,6 +196,8 @@ fn key_actions_are_audited_and_roll_back_without_their_record() {
         sha256: None,
         notes: notes.map(Into::into),
         refused: None,
+        before: None,
+        after: None,
     };
     assert_eq!(
         rec.take(),

@@ -3,6 +3,7 @@
 mod approval;
 mod crash;
 mod keys;
+mod policies;
 mod refusals;
 mod state_machine;
 mod storage;
@@ -90,6 +91,7 @@ pub(crate) fn manifest(description: &str) -> Manifest {
         output_schema: None,
         limits: Default::default(),
         capture: None,
+        output_guard: None,
     }
 }
 

@@ -170,6 +170,7 @@ fn run_ctx(rt: &Runtime, wat: &str, execution_id: &str, start: SystemTime) -> Ve
     };
     let inv = Invocation {
         start_time: start,
+        cancel: None,
         ..Invocation::new(b"{}", &ctx, Limits::default())
     };
     let v = output(&rt.invoke(&m, &inv));

@@ -40,6 +40,8 @@ pub(crate) async fn invoke(
         function: name,
         input: body.input,
         user_id: body.user_id,
+        traceparent: None,
+        cancel: None,
     };
     let ticket = blocking(move || Ok(s.start_invoke(&who, request))).await?;
     let outcome = ticket

@@ -2,11 +2,13 @@
 //! runs one service use case on a blocking thread, and answers a typed
 //! body.
 
+mod agents;
 mod functions;
 mod invoke;
 mod queries;
+mod tenant;
 
-use aifn_service::Status;
+use aifn_service::{Readiness, Status};
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
@@ -16,11 +18,13 @@ use serde_json::Value;
 use crate::AppState;
 use crate::error::ApiError;
 
+pub(crate) use agents::{delete_policy, get_policy, list_agents, put_policy, usage};
 pub(crate) use functions::{
     Action, decide, get_function, get_version, list_functions, pending, upload,
 };
 pub(crate) use invoke::invoke;
 pub(crate) use queries::{audit, tools};
+pub(crate) use tenant::{get_tenant, put_budget, put_mode, put_output_guard};
 
 pub(crate) async fn healthz() -> Json<Status> {
     Json(Status {
@@ -28,10 +32,18 @@ pub(crate) async fn healthz() -> Json<Status> {
     })
 }
 
-pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
-    state.service.ready()?;
-    Ok(Json(Status {
+/// Ready when the audit log can write; lists the tenants in `open` mode so
+/// that a development setting left on in production is seen.
+pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
+    let s = state.service;
+    let open_tenants = crate::blocking(move || {
+        s.ready()?;
+        Ok(s.open_tenants()?)
+    })
+    .await?;
+    Ok(Json(Readiness {
         status: "ready".into(),
+        open_tenants,
     }))
 }
 

@@ -53,11 +53,13 @@ fn errors() -> Value {
                 "violations": {"type": "array", "description": "invalid_input only: each way the input breaks the function's schema",
                     "items": {"type": "object", "required": ["path", "message"], "properties": {
                         "path": {"type": "string", "description": "JSON Pointer into the input (empty: the whole input)"},
-                        "message": {"type": "string"}}}}
+                        "message": {"type": "string"}}}},
+                "reason": {"type": "string", "enum": ["not_allowed", "denied", "budget_exhausted"],
+                    "description": "a call the gateway rejected: not_allowed or denied (forbidden), budget_exhausted (rate_limited)"}
             }},
             "execution_id": {"type": "string", "description": "the audit record of a refused call"}
         }},
-        "InvocationFailure": {"description": "a call that ran (or was loaded) and failed or hit a limit; recorded in the audit log under execution_id",
+        "InvocationFailure": {"description": "a call that ran (or was loaded) and failed or hit a limit, or whose output the output guard withheld (output_blocked: the output is never answered); recorded in the audit log under execution_id",
             "allOf": [schema_ref("Error")],
             "type": "object", "required": ["error", "execution_id", "version", "fuel_used", "duration_ms"],
             "properties": {
@@ -161,9 +163,27 @@ fn audit() -> Value {
     let mut registry = json!({
         "stream": {"const": "registry"}, "time": time(), "tenant_id": {"type": "string"},
         "actor": {"type": "string"},
-        "action": {"type": "string", "enum": ["upload", "approve", "reject", "revoke", "key_created", "key_revoked"]},
-        "target": {"type": "string", "description": "name@version, or a key id"},
+        "action": {"type": "string", "enum": ["upload", "approve", "reject", "revoke", "key_created", "key_revoked", "policy_set", "policy_deleted", "tenant_settings"]},
+        "target": {"type": "string", "description": "name@version, a key id, an agent's subject, or tenant"},
         "sha256": {"oneOf": [sha256(), {"type": "null"}]}, "notes": nullable("string"), "node": {"type": "string"}
+    });
+    // Optional members (absent, not null, when empty), so not required.
+    let registry_extra = json!({
+        "before": {"description": "policy and tenant-settings actions: the state before (null: none)"},
+        "after": {"description": "policy and tenant-settings actions: the state after (null: deleted)"}
+    });
+    let execution_extra = json!({
+        "admission": {"type": "object", "required": ["decision"], "description": "the gateway's decision on the call",
+            "properties": {"decision": {"type": "string", "enum": ["allow", "reject"]},
+                "reason": {"type": "string", "enum": ["not_allowed", "denied", "budget_exhausted"]},
+                "allowed_by": {"type": "string", "enum": ["policy", "open_mode"]},
+                "policy_version": {"type": "integer", "minimum": 1}}},
+        "findings": {"type": "array", "description": "the output guard's findings: kinds and JSON paths, never values",
+            "items": {"type": "object", "required": ["kind", "path"], "properties": {
+                "kind": {"type": "string", "enum": ["ssn", "payment_card", "iban", "credential", "pattern"]},
+                "path": {"type": "string"}, "pattern": {"type": "string"}}}},
+        "traceparent": {"type": "string"},
+        "cancelled": {"type": "boolean"}
     });
     let entry = |props: &mut Value| {
         let map = props.as_object_mut().map(|m| {
@@ -174,9 +194,15 @@ fn audit() -> Value {
         });
         json!({"type": "object", "required": map.unwrap_or_default(), "properties": props})
     };
+    let with = |mut e: Value, extra: Value| {
+        if let (Some(p), Value::Object(x)) = (e["properties"].as_object_mut(), extra) {
+            p.extend(x);
+        }
+        e
+    };
     json!({
-        "ExecutionEntry": entry(&mut execution),
-        "RegistryEntry": entry(&mut registry),
+        "ExecutionEntry": with(entry(&mut execution), execution_extra),
+        "RegistryEntry": with(entry(&mut registry), registry_extra),
         "AuditEntry": {"oneOf": [schema_ref("ExecutionEntry"), schema_ref("RegistryEntry")]}
     })
 }

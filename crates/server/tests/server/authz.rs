@@ -25,6 +25,15 @@ enum Route {
     Pending,
     Tools,
     Audit,
+    Agents,
+    GetPolicy,
+    PutPolicy,
+    DeletePolicy,
+    Usage,
+    Tenant,
+    PutMode,
+    PutBudget,
+    PutGuard,
 }
 
 impl Route {
@@ -42,12 +51,22 @@ impl Route {
             Route::Pending => ("GET", "/v1/pending"),
             Route::Tools => ("GET", "/v1/tools"),
             Route::Audit => ("GET", "/v1/audit"),
+            Route::Agents => ("GET", "/v1/agents"),
+            Route::GetPolicy => ("GET", "/v1/agents/{subject}/policy"),
+            Route::PutPolicy => ("PUT", "/v1/agents/{subject}/policy"),
+            Route::DeletePolicy => ("DELETE", "/v1/agents/{subject}/policy"),
+            Route::Usage => ("GET", "/v1/agents/{subject}/usage"),
+            Route::Tenant => ("GET", "/v1/tenant"),
+            Route::PutMode => ("PUT", "/v1/tenant/mode"),
+            Route::PutBudget => ("PUT", "/v1/tenant/budget"),
+            Route::PutGuard => ("PUT", "/v1/tenant/output-guard"),
         }
     }
 }
 
 const OK: u16 = 200;
 const CREATED: u16 = 201;
+const DELETED: u16 = 204;
 /// Wrong role: 403 `forbidden`, whoever owns the target.
 const DENIED: u16 = 403;
 /// Another tenant's target: 404 `not_found`, never 403.
@@ -63,6 +82,9 @@ const NA: u16 = 0;
 /// versions only (it has no pending queue: 404, as if there were none).
 /// Uploading to a name that exists in another tenant creates the caller's
 /// own function (the tenant is the key's); the other tenant's is untouched.
+/// Policies and tenant settings: the admin changes them, approvers and
+/// authors read them, agents are refused every one; another tenant's
+/// agent has no policy here (404).
 #[rustfmt::skip]
 const MATRIX: &[(Route, [(u16, u16); 4])] = &[
     //                     author               approver            admin               agent
@@ -77,6 +99,15 @@ const MATRIX: &[(Route, [(u16, u16); 4])] = &[
     (Route::Pending,     [(OK, NA),           (OK, NA),           (OK, NA),           (HIDDEN, NA)]),
     (Route::Tools,       [(DENIED, NA),       (DENIED, NA),       (DENIED, NA),       (OK, NA)]),
     (Route::Audit,       [(DENIED, NA),       (OK, NA),           (OK, NA),           (DENIED, NA)]),
+    (Route::Agents,      [(OK, NA),           (OK, NA),           (OK, NA),           (DENIED, NA)]),
+    (Route::GetPolicy,   [(OK, HIDDEN),       (OK, HIDDEN),       (OK, HIDDEN),       (DENIED, DENIED)]),
+    (Route::PutPolicy,   [(DENIED, NA),       (DENIED, NA),       (OK, NA),           (DENIED, NA)]),
+    (Route::DeletePolicy,[(DENIED, DENIED),   (DENIED, DENIED),   (DELETED, HIDDEN),  (DENIED, DENIED)]),
+    (Route::Usage,       [(DENIED, NA),       (DENIED, NA),       (OK, NA),           (DENIED, NA)]),
+    (Route::Tenant,      [(OK, NA),           (OK, NA),           (OK, NA),           (DENIED, NA)]),
+    (Route::PutMode,     [(DENIED, NA),       (DENIED, NA),       (OK, NA),           (DENIED, NA)]),
+    (Route::PutBudget,   [(DENIED, NA),       (DENIED, NA),       (OK, NA),           (DENIED, NA)]),
+    (Route::PutGuard,    [(DENIED, NA),       (DENIED, NA),       (OK, NA),           (DENIED, NA)]),
 ];
 
 /// Roles in the order of the matrix columns.
@@ -150,12 +181,47 @@ impl World {
                 .replace("{name}", name)
                 .replace("{version}", &version.to_string())
         };
+        let agent = format!("{}-agent", owner.name);
+        let on_agent = |subject: &str| template.replace("{subject}", subject);
+        let plain = |body: Option<Value>| Target {
+            path: template.to_owned(),
+            body,
+            version: None,
+        };
         match route {
-            Route::List | Route::Pending | Route::Tools | Route::Audit => Target {
-                path: template.to_owned(),
+            Route::List
+            | Route::Pending
+            | Route::Tools
+            | Route::Audit
+            | Route::Agents
+            | Route::Tenant => plain(None),
+            Route::PutMode => plain(Some(json!({"mode": "allowlist"}))),
+            Route::PutBudget => plain(Some(json!({}))),
+            Route::PutGuard => plain(Some(json!({"mode": "flag"}))),
+            Route::GetPolicy | Route::Usage => Target {
+                path: on_agent(&agent),
                 body: None,
                 version: None,
             },
+            Route::PutPolicy => Target {
+                path: on_agent(&agent),
+                body: Some(json!({"allow": ["*"]})),
+                version: None,
+            },
+            Route::DeletePolicy => {
+                // A policy of its own to delete (acme's admin grants it);
+                // another tenant's is never there to see.
+                if own {
+                    self.h
+                        .grant(&self.acme.admin, "doomed-bot", json!({"allow": ["echo"]}))
+                        .await;
+                }
+                Target {
+                    path: on_agent(if own { "doomed-bot" } else { &agent }),
+                    body: None,
+                    version: None,
+                }
+            }
             Route::GetFunction | Route::GetVersion => Target {
                 path: fill(named, &json!(1)),
                 body: None,
@@ -343,7 +409,10 @@ async fn missing_malformed_and_unknown_keys_are_unauthenticated_everywhere() {
     tampered.push(if last == '0' { '1' } else { '0' });
     for (route, _) in MATRIX {
         let (method, template) = route.template();
-        let path = template.replace("{name}", "echo").replace("{version}", "1");
+        let path = template
+            .replace("{name}", "echo")
+            .replace("{version}", "1")
+            .replace("{subject}", "acme-agent");
         for (what, header) in BAD_AUTH {
             let header =
                 header.map(|h| h.replace("{valid}", valid).replace("{tampered}", &tampered));

@@ -12,17 +12,20 @@ mod cors;
 mod errors;
 mod invoke;
 mod limits;
+mod mcp;
+mod policies;
 mod regressions;
 mod routes;
 mod socket;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aifn_server::{AppState, ServerConfig};
-use aifn_service::{DataDir, LocalAdmin, Service, ServiceConfig};
+use aifn_service::{Credential, DataDir, LocalAdmin, ManualClock, Origin, Service, ServiceConfig};
 use aifn_test_support::{TempService, plenty_of_fuel};
-use aifn_types::{Role, Subject, TenantId};
+use aifn_types::{AgentPolicy, FunctionPattern, Role, Subject, TenantId};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
@@ -122,6 +125,29 @@ impl Harness {
         }
     }
 
+    /// A harness whose budget windows are counted in `clock`.
+    pub(crate) fn with_clock(clock: Arc<ManualClock>) -> Harness {
+        let dir = tempfile::Builder::new()
+            .prefix("aifn-test-")
+            .tempdir()
+            .expect("tempdir");
+        let admin = LocalAdmin::open(DataDir::new(dir.path(), "test")).expect("local admin");
+        let mut config = ServiceConfig {
+            data_dir: dir.path().to_path_buf(),
+            node: Some("test".into()),
+            ..ServiceConfig::default()
+        };
+        plenty_of_fuel(&mut config);
+        let service = Service::open_with_clock(config, clock).expect("service");
+        let app = aifn_server::router(AppState::new(service.clone(), ServerConfig::default()));
+        Harness {
+            app,
+            service,
+            admin,
+            dir,
+        }
+    }
+
     pub(crate) fn data_dir(&self) -> DataDir {
         DataDir::new(self.dir.path(), "test")
     }
@@ -150,15 +176,56 @@ impl Harness {
             .expect("revoke key");
     }
 
-    /// A tenant with one key per role.
+    /// A tenant with one key per role, whose admin has granted its agent
+    /// every function (`allow = ["*"]`): agents invoke nothing by default.
+    /// The grant goes through the service with the admin's key, as the
+    /// `PUT /v1/agents/{subject}/policy` handler does (synchronous, so that
+    /// fixtures outside a runtime can make tenants); the `policies` tests
+    /// make their own agents through the route.
     pub(crate) fn tenant(&self, name: &str) -> Tenant {
-        Tenant {
+        let t = Tenant {
             name: name.to_owned(),
             author: self.key(name, Role::Author, &format!("{name}-author")),
             approver: self.key(name, Role::Approver, &format!("{name}-approver")),
             admin: self.key(name, Role::Admin, &format!("{name}-admin")),
             agent: self.key(name, Role::Agent, &format!("{name}-agent")),
-        }
+        };
+        let admin = self
+            .service
+            .authenticate(
+                &Credential::ApiKey(t.admin.secret.clone()),
+                Origin {
+                    route: "(test fixture)",
+                    remote: None,
+                },
+            )
+            .expect("the admin key authenticates");
+        let all = AgentPolicy {
+            allow: vec![FunctionPattern::new("*").expect("pattern")],
+            ..AgentPolicy::default()
+        };
+        let agent = Subject::new(format!("{name}-agent")).expect("subject");
+        let p = self
+            .service
+            .set_policy(&admin, &agent, all)
+            .expect("the admin grants its agent");
+        assert_eq!(p.version, 1, "a fresh tenant's agent had no policy");
+        t
+    }
+
+    /// Sets `agent`'s policy as `admin`, through the API; asserts it took
+    /// and returns the answer (the policy with its version).
+    pub(crate) async fn grant(&self, admin: &Key, agent: &str, policy: Value) -> Value {
+        let (status, body) = self
+            .request(
+                "PUT",
+                &format!("/v1/agents/{agent}/policy"),
+                Some(admin),
+                Some(policy),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "policy of {agent}: {body}");
+        body
     }
 
     /// Sends a request; error answers are checked with [`check_error`].

@@ -20,7 +20,7 @@ fn role_for(method: &str, path: &str) -> Role {
             Role::Approver
         }
         ("POST", "/v1/functions/{name}/invoke") | ("GET", "/v1/tools") => Role::Agent,
-        ("GET", "/v1/audit") => Role::Admin,
+        ("GET", "/v1/audit" | "/v1/agents/{subject}/usage") | ("PUT" | "DELETE", _) => Role::Admin,
         _ => Role::Author,
     }
 }
@@ -31,6 +31,8 @@ async fn every_route_is_served() {
     let t = h.tenant("acme");
     h.deploy(&t, "echo", &echo(), manifest("echo", text_schema()))
         .await;
+    // A policy for the policy routes to read, replace and delete.
+    h.grant(&t.admin, "bot-1", json!({"allow": ["echo"]})).await;
     for (method, template) in ROUTES {
         // Something each route can act on: a fresh pending version to
         // approve or reject, a fresh active function to revoke.
@@ -52,13 +54,18 @@ async fn every_route_is_served() {
         };
         let path = template
             .replace("{name}", name)
-            .replace("{version}", &version.to_string());
+            .replace("{version}", &version.to_string())
+            .replace("{subject}", "bot-1");
         let body = match *template {
             p if p.ends_with("/approve") || p.ends_with("/reject") => {
                 Some(json!({"sha256": pending["sha256"], "notes": "ok"}))
             }
             p if p.ends_with("/revoke") => Some(json!({"notes": "ok"})),
             p if p.ends_with("/invoke") => Some(json!({"input": {"text": "hi"}})),
+            p if p.ends_with("/policy") && *method == "PUT" => Some(json!({"allow": ["echo"]})),
+            "/v1/tenant/mode" => Some(json!({"mode": "allowlist"})),
+            "/v1/tenant/budget" => Some(json!({})),
+            "/v1/tenant/output-guard" => Some(json!({"mode": "flag"})),
             p if p.ends_with("/versions") => Some(
                 json!({"manifest": manifest("echo", text_schema()), "module": crate::b64(&crate::wasm(&echo()))}),
             ),
@@ -157,6 +164,9 @@ async fn a_wrong_method_is_a_json_405() {
         ("GET", "/v1/functions/echo/versions"),
         ("GET", "/v1/functions/echo/versions/1/approve"),
         ("POST", "/v1/audit"),
+        ("POST", "/v1/agents/bot-1/policy"),
+        ("GET", "/v1/tenant/mode"),
+        ("DELETE", "/v1/tenant"),
     ] {
         let r = h.reply(method, path, Some(&t.admin), Some(json!({}))).await;
         assert_eq!(
@@ -185,7 +195,13 @@ async fn health_metrics_and_openapi_answer_without_a_key() {
     let (status, body) = h.request("GET", "/healthz", None, None).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
     let (status, body) = h.request("GET", "/readyz", None, None).await;
-    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ready"})));
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"status": "ready", "open_tenants": []})
+        )
+    );
     let r = h.raw("GET", "/metrics", None, Vec::new()).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(

@@ -1,11 +1,16 @@
 //! The service's use cases in-process: invocation rules, caches, and
 //! failing closed when the audit log cannot write.
 
+mod budgets;
+mod guard;
+mod policies;
 mod use_cases;
 
+use std::sync::Arc;
+
 use aifn_service::{
-    Credential, Decision, InvokeRequest, LocalAdmin, Origin, Principal, Service, ServiceConfig,
-    ServiceError, UploadRequest, VersionInfo,
+    Clock, Credential, Decision, InvokeRequest, LocalAdmin, Origin, Principal, Service,
+    ServiceConfig, ServiceError, SystemClock, UploadRequest, VersionInfo,
 };
 use aifn_test_support::TempService;
 use aifn_types::{Manifest, OutcomeKind, Role, Subject, TenantId};
@@ -17,6 +22,8 @@ pub(crate) struct Harness {
     pub(crate) approver: Principal,
     pub(crate) agent: Principal,
     pub(crate) admin: Principal,
+    /// A second agent of the tenant, with no policy.
+    pub(crate) rover: Principal,
     pub(crate) dir: tempfile::TempDir,
 }
 
@@ -35,20 +42,29 @@ fn principal(admin: &LocalAdmin, service: &Service, role: Role, subject: &str) -
 }
 
 pub(crate) fn harness(tune: impl FnOnce(&mut ServiceConfig)) -> Harness {
+    harness_at(Arc::new(SystemClock), tune)
+}
+
+/// [`harness`] whose budgets count in `clock`.
+pub(crate) fn harness_at(clock: Arc<dyn Clock>, tune: impl FnOnce(&mut ServiceConfig)) -> Harness {
     let TempService {
         service,
         admin,
         dir,
-    } = TempService::open(tune);
+    } = TempService::open_with_clock(&std::env::temp_dir(), clock, tune);
     let h = Harness {
         author: principal(&admin, &service, Role::Author, "alice"),
         approver: principal(&admin, &service, Role::Approver, "bob"),
         agent: principal(&admin, &service, Role::Agent, "bot"),
         admin: principal(&admin, &service, Role::Admin, "carol"),
+        rover: principal(&admin, &service, Role::Agent, "rover"),
         service,
         dir,
     };
     admin.close().expect("close");
+    // Deny by default: the agent is granted every function, as an admin
+    // does; the tests of policies take it back.
+    h.grant(&h.agent, &["*"]);
     h
 }
 
@@ -75,6 +91,20 @@ pub(crate) fn returning(output: &str) -> Vec<u8> {
 }
 
 impl Harness {
+    /// Sets the policy of `agent` to allow `patterns`, as the admin.
+    pub(crate) fn grant(&self, agent: &Principal, patterns: &[&str]) -> aifn_service::PolicyInfo {
+        let policy = aifn_types::AgentPolicy {
+            allow: patterns
+                .iter()
+                .map(|p| aifn_types::FunctionPattern::new(*p).expect("pattern"))
+                .collect(),
+            ..Default::default()
+        };
+        self.service
+            .set_policy(&self.admin, &agent.subject, policy)
+            .expect("set policy")
+    }
+
     pub(crate) fn deploy(&self, name: &str, module: Vec<u8>, manifest: Manifest) -> VersionInfo {
         let v = self
             .service
@@ -102,14 +132,49 @@ impl Harness {
         name: &str,
         input: Value,
     ) -> Result<aifn_service::InvokeOutcome, aifn_service::Refused> {
+        self.invoke_as(&self.agent, name, input)
+    }
+
+    /// An invocation of `name` with an empty input by the agent `who`.
+    pub(crate) fn invoke_as(
+        &self,
+        who: &Principal,
+        name: &str,
+        input: Value,
+    ) -> Result<aifn_service::InvokeOutcome, aifn_service::Refused> {
         self.service.invoke(
-            &self.agent,
+            who,
             InvokeRequest {
                 function: name.into(),
                 input,
                 user_id: "u".into(),
+                traceparent: None,
+                cancel: None,
             },
         )
+    }
+
+    /// The tenant's newest records of one stream (up to 1,000), newest
+    /// first, as JSON.
+    pub(crate) fn entries(&self, stream: aifn_service::AuditStream) -> Vec<Value> {
+        let q = aifn_service::AuditQuery {
+            stream: Some(stream),
+            limit: Some(1000),
+            ..aifn_service::AuditQuery::default()
+        };
+        let page = self.service.audit(&self.admin, q).expect("audit");
+        page.entries
+            .iter()
+            .map(|e| serde_json::to_value(e).expect("json"))
+            .collect()
+    }
+
+    /// The audit record of one execution, as JSON.
+    pub(crate) fn record(&self, execution_id: &str) -> Value {
+        self.entries(aifn_service::AuditStream::Execution)
+            .into_iter()
+            .find(|e| e["execution_id"] == execution_id)
+            .unwrap_or_else(|| panic!("no record of {execution_id}"))
     }
 }
 
@@ -227,6 +292,8 @@ fn only_agents_invoke_and_the_refusal_is_recorded() {
                 function: "f".into(),
                 input: json!({}),
                 user_id: String::new(),
+                traceparent: None,
+                cancel: None,
             },
         )
         .expect_err("authors do not invoke");
@@ -322,6 +389,8 @@ fn an_awaited_ticket_answers_only_with_a_durable_record_and_fails_closed_without
                 function: "f".into(),
                 input: json!({"padding": "x".repeat(200)}),
                 user_id: "u".into(),
+                traceparent: None,
+                cancel: None,
             },
         )
     };

@@ -433,6 +433,8 @@ fn a_ticket_resolves_once() {
             function: "f".into(),
             input: json!({}),
             user_id: String::new(),
+            traceparent: None,
+            cancel: None,
         },
     );
     let mut ticket = pin!(ticket);
@@ -458,6 +460,8 @@ fn a_ticket_resolves_once() {
             function: "f".into(),
             input: json!({}),
             user_id: String::new(),
+            traceparent: None,
+            cancel: None,
         },
     );
     assert!(
@@ -639,6 +643,8 @@ fn a_record_carries_the_answers_duration_and_only_an_accepted_output() {
                 function: "ok".into(),
                 input: json!({}),
                 user_id: String::new(),
+                traceparent: None,
+                cancel: None,
             },
         )
     };

@@ -72,6 +72,8 @@ pub(super) struct Case {
     pub(super) method: &'static str,
     pub(super) name: &'static str,
     pub(super) version: &'static str,
+    /// The agent subject of the policy routes.
+    pub(super) subject: &'static str,
     /// The raw query string, without `?`.
     pub(super) query: String,
     pub(super) auth: Auth,
@@ -91,7 +93,8 @@ impl Case {
         let mut p = self
             .template()
             .replace("{name}", self.name)
-            .replace("{version}", self.version);
+            .replace("{version}", self.version)
+            .replace("{subject}", self.subject);
         if !self.query.is_empty() {
             p.push('?');
             p.push_str(&self.query);
@@ -117,6 +120,10 @@ pub(super) fn roles_of(template: &str, method: &str) -> &'static [Role] {
         ("POST", "/v1/functions/{name}/versions") => &[Role::Author],
         ("POST", "/v1/functions/{name}/invoke") | ("GET", "/v1/tools") => &[Role::Agent],
         ("GET", "/v1/audit") => &[Role::Admin, Role::Approver],
+        ("GET", "/v1/agents" | "/v1/agents/{subject}/policy" | "/v1/tenant") => {
+            &[Role::Author, Role::Approver, Role::Admin]
+        }
+        ("GET", "/v1/agents/{subject}/usage") | ("PUT" | "DELETE", _) => &[Role::Admin],
         ("POST", _) => &[Role::Approver],
         _ => &[],
     }
@@ -135,6 +142,16 @@ pub(super) const NAMES: &[&str] = &[
     "Bad-Name",
     "%88",
     "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdef",
+];
+/// `bot-1` is an agent of acme with a policy; acme's own `acme-agent`
+/// is left alone, so that its invocations keep answering.
+pub(super) const SUBJECTS: &[&str] = &[
+    "bot-1",
+    "nobody",
+    "bot@example.com",
+    "two%20words",
+    "%88",
+    "beta-agent",
 ];
 pub(super) const VERSIONS: &[&str] = &["1", "2", "3", "0", "999", "abc", "-1", "%88", "4294967296"];
 pub(super) const QUERY_KEYS: &[&str] = &[
@@ -225,35 +242,43 @@ pub(super) fn case() -> impl Strategy<Value = Case> {
         3 => Just("1"),
         3 => prop::sample::select(VERSIONS),
     ];
+    let subject = prop_oneof![
+        3 => Just("bot-1"),
+        3 => prop::sample::select(SUBJECTS),
+    ];
     (
         0..ROUTES.len(),
         method,
         name,
         version,
+        subject,
         query(),
         auth(),
         body(),
     )
-        .prop_map(|(route, method, name, version, query, auth, body)| {
-            let (route_method, template) = ROUTES[route];
-            // echo and boom stay active: revoking or superseding them would
-            // leave the rest of the run without a 200 or a 422 to check.
-            let decision = template.ends_with("/approve") || template.ends_with("/revoke");
-            let name = if decision && ["echo", "boom"].contains(&name) {
-                "victim"
-            } else {
-                name
-            };
-            Case {
-                route,
-                method: method.unwrap_or(route_method),
-                name,
-                version,
-                query,
-                auth,
-                body,
-            }
-        })
+        .prop_map(
+            |(route, method, name, version, subject, query, auth, body)| {
+                let (route_method, template) = ROUTES[route];
+                // echo and boom stay active: revoking or superseding them would
+                // leave the rest of the run without a 200 or a 422 to check.
+                let decision = template.ends_with("/approve") || template.ends_with("/revoke");
+                let name = if decision && ["echo", "boom"].contains(&name) {
+                    "victim"
+                } else {
+                    name
+                };
+                Case {
+                    route,
+                    method: method.unwrap_or(route_method),
+                    name,
+                    version,
+                    subject,
+                    query,
+                    auth,
+                    body,
+                }
+            },
+        )
 }
 
 /// A case with the route's own method and defaults: the route's role,
@@ -263,6 +288,13 @@ pub(super) fn fixed(template: &str) -> Case {
         .iter()
         .position(|(_, t)| *t == template)
         .unwrap_or_else(|| panic!("no route {template}"));
+    fixed_at(route)
+}
+
+/// [`fixed`] for the route at `route` in [`ROUTES`] (a path may serve
+/// several methods).
+pub(super) fn fixed_at(route: usize) -> Case {
+    let template = ROUTES[route].1;
     // What each decision can succeed on: echo 2 is the pending version
     // the fixed upload before it creates.
     let (name, version, body) = match template {
@@ -276,6 +308,7 @@ pub(super) fn fixed(template: &str) -> Case {
         method: ROUTES[route].0,
         name,
         version,
+        subject: "bot-1",
         query: String::new(),
         auth: Auth::Allowed,
         body,
@@ -284,7 +317,7 @@ pub(super) fn fixed(template: &str) -> Case {
 
 /// The edge cases every run sends, before the random ones.
 pub(super) fn edge_cases() -> Vec<Case> {
-    let mut cases: Vec<Case> = ROUTES.iter().map(|(_, t)| fixed(t)).collect();
+    let mut cases: Vec<Case> = (0..ROUTES.len()).map(fixed_at).collect();
     let with = |t: &str, f: &dyn Fn(&mut Case)| {
         let mut c = fixed(t);
         f(&mut c);
@@ -378,8 +411,43 @@ pub(super) fn edge_cases() -> Vec<Case> {
         ("POST", "/healthz"),
         ("GET", "/v1/functions/{name}/invoke"),
         ("PUT", "/v1/audit"),
+        ("POST", "/v1/agents/{subject}/policy"),
+        ("GET", "/v1/tenant/mode"),
     ] {
         cases.push(with(t, &|c| c.method = method));
+    }
+    // The policy routes: agents refused, a subject with no policy, one
+    // that is not a subject, bodies the document refuses.
+    for t in [
+        "/v1/agents",
+        "/v1/agents/{subject}/policy",
+        "/v1/agents/{subject}/usage",
+        "/v1/tenant",
+        "/v1/tenant/mode",
+    ] {
+        cases.push(with(t, &|c| c.auth = Auth::Role(Role::Agent)));
+    }
+    for subject in ["nobody", "two%20words", "%88"] {
+        cases.push(with("/v1/agents/{subject}/policy", &|c| {
+            c.subject = subject
+        }));
+    }
+    for body in [
+        BodyKind::UnknownField,
+        BodyKind::WrongTypes,
+        BodyKind::NotJson,
+    ] {
+        let put = ROUTES
+            .iter()
+            .position(|r| *r == ("PUT", "/v1/agents/{subject}/policy"))
+            .unwrap_or_else(|| panic!("no PUT policy route"));
+        cases.push(with("/v1/agents/{subject}/policy", &|c| {
+            c.route = put;
+            c.method = "PUT";
+            c.auth = Auth::Role(Role::Admin);
+            c.body = body;
+        }));
+        cases.push(with("/v1/tenant/output-guard", &|c| c.body = body));
     }
     // A burst of calls past the tenant's rate: some answer 429.
     for _ in 0..12 {
