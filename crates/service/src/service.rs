@@ -152,7 +152,8 @@ impl Service {
     /// The Prometheus text exposition.
     pub fn metrics_text(&self) -> String {
         let audit = self.inner.audit.stats();
-        let cached = self.inner.runtime.stats().cached_modules as u64;
+        let runtime = self.inner.runtime.stats();
+        let cached = runtime.cached_modules as u64;
         let series = |name, help, value| Series { name, help, value };
         self.inner.metrics.render(
             self.inner.limiter.running(),
@@ -166,6 +167,16 @@ impl Service {
                     "aifn_audit_commits_total",
                     "Audit commits (each one fsync).",
                     audit.commits,
+                ),
+                series(
+                    "aifn_module_cache_hits_total",
+                    "Compiled modules loaded from the memory or disk cache.",
+                    runtime.memory_hits + runtime.disk_hits,
+                ),
+                series(
+                    "aifn_module_compiles_total",
+                    "Modules compiled by this process.",
+                    runtime.compiles,
                 ),
             ],
             &[

@@ -2,6 +2,7 @@
 //! failing closed when the audit log cannot write.
 
 mod budgets;
+mod cache;
 mod guard;
 mod policies;
 mod use_cases;
