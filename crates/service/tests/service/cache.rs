@@ -8,15 +8,18 @@ use crate::{Harness, harness, manifest, returning};
 /// Compiled-module loads so far: cache hits and compiles.
 fn loads(h: &Harness) -> u64 {
     let text = h.service.metrics_text();
-    ["aifn_module_cache_hits_total ", "aifn_module_compiles_total "]
-        .iter()
-        .map(|name| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or_else(|| panic!("no {name} in {text}"))
-        })
-        .sum()
+    [
+        "aifn_module_cache_hits_total ",
+        "aifn_module_compiles_total ",
+    ]
+    .iter()
+    .map(|name| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    })
+    .sum()
 }
 
 #[test]

@@ -215,3 +215,38 @@ fn only_the_admin_sets_the_output_guard() {
             .is_ok()
     );
 }
+
+#[test]
+fn a_blocked_output_is_not_captured_and_an_answered_one_is() {
+    let h = harness(|_| {});
+    set_guard(&h, GuardMode::Block, &[]);
+    let capture = json!({"capture": {"retention_days": 1}});
+    h.deploy("leaky", returning(LEAK), manifest(capture.clone()));
+    h.deploy("masked", returning(MASKED), manifest(capture));
+    let blocked = h.invoke("leaky", json!({"n": 1})).expect("ran");
+    assert_eq!(blocked.kind, OutcomeKind::OutputBlocked);
+    let clean = h.invoke("masked", json!({"n": 2})).expect("ran");
+    assert_eq!(clean.kind, OutcomeKind::Ok);
+
+    let db = h
+        .service
+        .config()
+        .layout()
+        .expect("layout")
+        .audit_config()
+        .db_path;
+    let conn = rusqlite::Connection::open(db).expect("audit db");
+    let output = |execution_id: &str| -> (Vec<u8>, Option<Vec<u8>>) {
+        conn.query_row(
+            "SELECT input, output FROM audit_captures WHERE execution_id = ?1",
+            [execution_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("a capture row")
+    };
+    // The input is captured either way; the blocked output nowhere.
+    let (input, out) = output(&blocked.execution_id);
+    assert_eq!((input, out), (br#"{"n":1}"#.to_vec(), None));
+    let (_, out) = output(&clean.execution_id);
+    assert_eq!(out.as_deref(), Some(MASKED.as_bytes()));
+}
