@@ -125,7 +125,7 @@ pub struct AgentList {
 
 /// `PUT /v1/tenant/mode`: the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct TenantModeBody {
     /// `allowlist` or `open`.
     pub mode: TenantMode,

@@ -9,7 +9,7 @@ use crate::policy::{Budget, TenantMode};
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", expecting = "off, flag or block")]
 pub enum GuardMode {
     /// No scan.
     Off,
@@ -34,7 +34,7 @@ impl GuardMode {
 /// A tenant-defined detector: a named regular expression (linear-time
 /// engine, size-capped when compiled).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct GuardPattern {
     /// The name findings of it carry (`[a-z0-9_]`, up to 64 bytes).
     pub name: String,
@@ -45,7 +45,7 @@ pub struct GuardPattern {
 /// A tenant's output-guard settings. A function's manifest may lower or
 /// raise the mode for that function (it is approved with it).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct GuardSettings {
     /// The tenant's mode (default `flag`).
     #[serde(default)]
@@ -99,7 +99,7 @@ pub struct Finding {
 /// A tenant's settings, changed by its admin; each change is a registry
 /// action and takes effect at the next call.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct TenantSettings {
     /// `allowlist` (the default) or `open`.
     #[serde(default)]

@@ -10,7 +10,7 @@ use crate::{FunctionName, NameError};
 
 /// How a tenant admits its agents' calls.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", expecting = "allowlist or open")]
 pub enum TenantMode {
     /// Production: an agent may invoke only what its policy allows.
     #[default]
@@ -115,7 +115,7 @@ impl fmt::Display for FunctionPattern {
 /// Limits a policy lowers for one function (never raises: the call runs
 /// under the smaller of these and the function's own).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct FunctionLimits {
     /// Fuel per call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,7 +130,7 @@ pub struct FunctionLimits {
 
 /// Budgets over a fixed one-hour window (see the service's budget module).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct Budget {
     /// Fuel all calls in the window may use together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,7 +150,7 @@ impl Budget {
 /// One agent's policy in its tenant. Deny wins over allow; an agent with
 /// no policy may invoke nothing unless its tenant is `open`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct AgentPolicy {
     /// The functions the agent may invoke.
     #[serde(default)]
@@ -339,5 +339,18 @@ mod tests {
             policy_version: None,
         };
         assert_eq!(open.to_string(), "allow open_mode");
+    }
+
+    #[test]
+    fn errors_name_no_rust_types() {
+        let messages = [
+            serde_json::from_str::<AgentPolicy>("7").map(drop),
+            serde_json::from_str::<TenantMode>("7").map(drop),
+            serde_json::from_str::<crate::GuardSettings>("{\"mode\":7}").map(drop),
+        ];
+        for m in messages {
+            let msg = m.expect_err("refused").to_string();
+            assert!(!msg.contains("enum ") && !msg.contains("struct "), "{msg}");
+        }
     }
 }
