@@ -29,7 +29,8 @@ fn compile_threads() -> usize {
 /// Waits until compile threads abandoned after a `compile_timeout` have
 /// finished (they hold their memory until then).
 fn settle() {
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // Generous: on a loaded 2-core machine a compile bomb can take minutes.
+    let deadline = Instant::now() + Duration::from_secs(600);
     while compile_threads() > 0 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(50));
     }
