@@ -421,6 +421,7 @@ pub fn bench_service_config(dir: &Path) -> ServiceConfig {
             rate_per_second: 1e12,
             burst: u32::MAX,
             max_concurrent: 4096,
+            ..TenantLimits::default()
         },
         max_concurrent: 64,
         ..ServiceConfig::default()
@@ -494,6 +495,7 @@ pub fn deploy(
                 name: name.into(),
                 manifest,
                 module,
+                source: None,
             },
         )
         .unwrap_or_else(|e| panic!("upload {name}: {e}"));

@@ -83,6 +83,9 @@ fn exec(tenant: &str, i: u64) -> ExecutionRecord {
         findings: Vec::new(),
         traceparent: None,
         cancelled: false,
+        run: Default::default(),
+        test_name: None,
+        replay_of: None,
     };
     rec.set_input(format!(r#"{{"days":{i}}}"#).as_bytes());
     rec.set_output(Some(br#"{"ok":true}"#));
@@ -110,6 +113,7 @@ fn template() -> &'static Template {
             refused: None,
             before: None,
             after: None,
+            override_failing_tests: false,
         })
         .expect("registry");
         log.record_security(SecurityEvent {
@@ -325,7 +329,8 @@ fn rehash(conn: &rusqlite::Connection, from: i64) -> rusqlite::Result<usize> {
         let mut h = Sha256::new();
         h.update(prev);
         h.update((seq as u64).to_be_bytes());
-        h.update(body.as_bytes());
+        // Chain format 2: the template is a fresh log, every record is.
+        h.update(Sha256::digest(body.as_bytes()));
         let hash: [u8; 32] = h.finalize().into();
         conn.execute(
             "UPDATE audit_entries SET prev_hash = ?1, hash = ?2 WHERE seq = ?3",

@@ -46,7 +46,7 @@ fn fixture() -> &'static Fixture {
         let svc = TempService::open_in(&base, |config| {
             config.limits.fuel = 1_000_000;
             config.limits.timeout_ms = 200;
-            config.tenant = TenantLimits { rate_per_second: 1e9, burst: u32::MAX, max_concurrent: 64 };
+            config.tenant = TenantLimits { rate_per_second: 1e9, burst: u32::MAX, max_concurrent: 64, ..TenantLimits::default() };
         });
         let key = |tenant: &str, role: Role, subject: &str| svc.key(tenant, role, subject).secret;
         let keys = vec![
@@ -66,10 +66,11 @@ fn fixture() -> &'static Fixture {
             limits: Default::default(),
             capture: None,
             output_guard: None,
+            tests: Vec::new(),
         };
         let module = wat::parse_str(ECHO_WAT).expect("wat");
         let v = service
-            .upload(&who(&keys[0]), UploadRequest { name: "echo".into(), manifest, module })
+            .upload(&who(&keys[0]), UploadRequest { name: "echo".into(), manifest, module, source: None })
             .expect("upload");
         service.decide(&who(&keys[1]), ("echo", v.version), Decision::Approve { sha256: &v.sha256 }, "fuzz fixture").expect("approve");
         // Agents are denied by default; acme's may call everything.
@@ -94,7 +95,7 @@ enum MethodChoice {
 
 #[derive(Debug, Arbitrary)]
 enum PathChoice {
-    /// One of the routes with its `{name}`/`{version}` filled in.
+    /// One of the routes with its parameters filled in.
     Route { index: u8, name: NameChoice, version: VersionChoice, query: Option<String> },
     /// Anything at all.
     Raw(String),
@@ -239,7 +240,13 @@ fn uri(p: &PathChoice) -> String {
                 VersionChoice::Two => "2".to_owned(),
                 VersionChoice::Raw(s) => s.clone(),
             };
-            let mut path = template.replace("{name}", &name).replace("{version}", &version);
+            // Every other parameter (an agent's subject, an execution id)
+            // takes the name's choice too.
+            let mut path = template
+                .replace("{name}", &name)
+                .replace("{version}", &version)
+                .replace("{subject}", &name)
+                .replace("{id}", &name);
             if let Some(q) = query {
                 path.push('?');
                 path.push_str(q);
@@ -335,11 +342,12 @@ fuzz_target!(|data: &[u8]| {
     let sent = sent.to_lowercase();
     let Ok(request) = b.body(Body::from(body)) else { return };
     let described = format!("{method} {}", request.uri());
-    let (status, bytes) = f.rt.block_on(async {
+    let (status, content_type, bytes) = f.rt.block_on(async {
         let response = f.app.clone().oneshot(request).await.expect("the router is infallible");
         let status = response.status();
+        let content_type = response.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes().to_vec());
         let bytes = response.into_body().collect().await.expect("body").to_bytes();
-        (status, bytes)
+        (status, content_type, bytes)
     });
     assert!(!status.is_informational(), "{status} for {described}");
     if method == Method::HEAD {
@@ -350,7 +358,10 @@ fuzz_target!(|data: &[u8]| {
         check_error(status, &bytes, f, &described, &sent);
     } else {
         assert!(status.is_success(), "{status} for {described}");
-        if !described.contains("/metrics") {
+        if content_type.as_deref() == Some(b"application/wasm".as_slice()) {
+            // A version's module (GET .../module): the wasm bytes themselves.
+            assert!(bytes.starts_with(b"\0asm"), "{status}: application/wasm that is not a module for {described}");
+        } else if !described.contains("/metrics") {
             let v: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{status}: body is not JSON ({e}) for {described}"));
             if let Some(kind) = v.get("error") {
                 panic!("success status {status} with an error body {kind} for {described}");

@@ -58,6 +58,7 @@ fn write_str(s: &str, out: &mut Vec<u8>) {
     drop(serde_json::to_writer(&mut *out, s));
 }
 
+/// Format 1, the chain of records made before migration 3:
 /// `sha256(prev_hash || seq as 8 bytes big-endian || body)`.
 pub(crate) fn chain_hash(prev: &[u8; 32], seq: u64, body: &str) -> [u8; 32] {
     let mut h = Sha256::new();
@@ -65,6 +66,40 @@ pub(crate) fn chain_hash(prev: &[u8; 32], seq: u64, body: &str) -> [u8; 32] {
     h.update(seq.to_be_bytes());
     h.update(body.as_bytes());
     h.finalize().into()
+}
+
+/// Format 2: `sha256(prev_hash || seq as 8 bytes big-endian || sha256(body))`,
+/// so a link can be checked from the body's digest alone (evidence carries
+/// other tenants' links without their bodies).
+pub(crate) fn chain_hash_digest(prev: &[u8; 32], seq: u64, body_sha256: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(seq.to_be_bytes());
+    h.update(body_sha256);
+    h.finalize().into()
+}
+
+/// Which formula chains the record at a seq: format 2 from `format_2_from`
+/// on (`None`: a log that predates migration 3, all format 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChainFormat {
+    pub(crate) format_2_from: Option<u64>,
+}
+
+impl ChainFormat {
+    /// True when the record at `seq` is chained with format 2.
+    pub(crate) fn is_digest(self, seq: u64) -> bool {
+        self.format_2_from.is_some_and(|from| seq >= from)
+    }
+
+    /// The hash of the record at `seq` with its format.
+    pub(crate) fn hash(self, prev: &[u8; 32], seq: u64, body: &str) -> [u8; 32] {
+        if self.is_digest(seq) {
+            chain_hash_digest(prev, seq, &Sha256::digest(body.as_bytes()).into())
+        } else {
+            chain_hash(prev, seq, body)
+        }
+    }
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
@@ -125,5 +160,37 @@ mod tests {
         assert_eq!(h, <[u8; 32]>::from(manual.finalize()));
         assert_eq!(decode_hash(&hex::encode(h)), Some(h));
         assert_eq!(decode_hash("zz"), None);
+    }
+
+    #[test]
+    fn format_2_hashes_the_body_digest_from_its_boundary() {
+        let digest: [u8; 32] = Sha256::digest(b"{}").into();
+        let h2 = chain_hash_digest(&GENESIS, 1, &digest);
+        let mut manual = Sha256::new();
+        manual.update([0u8; 32]);
+        manual.update([0, 0, 0, 0, 0, 0, 0, 1]);
+        manual.update(digest);
+        assert_eq!(h2, <[u8; 32]>::from(manual.finalize()));
+        assert_ne!(h2, chain_hash_digest(&GENESIS, 2, &digest));
+        assert_ne!(h2, chain_hash_digest(&h2, 1, &digest));
+        assert_ne!(h2, chain_hash_digest(&GENESIS, 1, &[0; 32]));
+
+        let mixed = ChainFormat {
+            format_2_from: Some(5),
+        };
+        assert!(!mixed.is_digest(4) && mixed.is_digest(5) && mixed.is_digest(6));
+        assert_eq!(mixed.hash(&GENESIS, 4, "{}"), chain_hash(&GENESIS, 4, "{}"));
+        assert_eq!(
+            mixed.hash(&GENESIS, 5, "{}"),
+            chain_hash_digest(&GENESIS, 5, &digest)
+        );
+        let legacy = ChainFormat {
+            format_2_from: None,
+        };
+        assert!(!legacy.is_digest(u64::MAX));
+        assert_eq!(
+            legacy.hash(&GENESIS, 9, "{}"),
+            chain_hash(&GENESIS, 9, "{}")
+        );
     }
 }

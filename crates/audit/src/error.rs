@@ -90,6 +90,23 @@ pub enum AuditError {
         /// Why.
         reason: String,
     },
+    /// Evidence was asked for a seq that is not a record of the tenant.
+    #[error("no audit record {seq} in this tenant")]
+    UnknownRecord {
+        /// The seq asked for.
+        seq: u64,
+    },
+    /// Evidence cannot prove a record: a record of another tenant (or a
+    /// host-level one) chained with format 1 lies between it and the next
+    /// checkpoint, and its link cannot be shown without its body; or no
+    /// valid checkpoint covers it.
+    #[error("audit record {seq} cannot be proven: {reason}")]
+    Unprovable {
+        /// The record that cannot be proven.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
     /// The log was closed (or its writer stopped); nothing more is recorded.
     #[error("the audit log is closed")]
     Closed,

@@ -19,8 +19,15 @@
 //! an async server holds no thread while the commit fsyncs.
 //!
 //! Tamper evidence: ONE global hash chain across all tenants and streams,
-//! `hash = sha256(prev_hash || seq as u64 big-endian || body)` where body is
-//! the canonical JSON (sorted keys, no whitespace) of the tagged record.
+//! `hash = sha256(prev_hash || seq as u64 big-endian || sha256(body))`
+//! where body is the canonical JSON (sorted keys, no whitespace) of the
+//! tagged record (chain format 2). Records appended before migration 3
+//! keep format 1, `sha256(prev_hash || seq || body)`; the database holds
+//! the boundary (`chain_format_2_from`, the first format 2 seq) and
+//! [`verify`] checks each record with its format. Format 2 lets a record's
+//! link be checked from its body's digest alone, so [`Evidence`] can tie a
+//! tenant's records to a signed checkpoint showing other tenants' records
+//! as links only (seq, hashes, body digest), never their bodies.
 //! Global rather than per tenant because there is one writer and so one
 //! order anyway, and because any deletion anywhere then breaks the chain:
 //! per-tenant chains could each be truncated without the others noticing.
@@ -38,6 +45,7 @@ mod ack;
 mod canon;
 mod checkpoint;
 mod error;
+mod evidence;
 mod log;
 mod prepare;
 mod query;
@@ -51,6 +59,9 @@ mod writer;
 pub use ack::Pending;
 pub use checkpoint::Checkpoint;
 pub use error::AuditError;
+pub use evidence::{
+    Evidence, EvidenceError, EvidenceLink, EvidenceRecord, EvidenceReport, verify_evidence,
+};
 pub use log::{Appended, AuditConfig, AuditLog, AuditStats, PruneReport};
 pub use query::{AuditPage, AuditQuery, DEFAULT_PAGE, MAX_PAGE, SecurityQuery};
 pub use record::{

@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use aifn_types::{RegistryAction, Timestamp};
+use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
 use crate::AuditError;
@@ -108,15 +109,19 @@ pub struct PruneReport {
 /// The writer stops on [`AuditLog::close`] or when the last clone drops.
 #[derive(Clone)]
 pub struct AuditLog {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     tx: SyncSender<Msg>,
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
     node: String,
     db_path: PathBuf,
+    pub(crate) checkpoint_path: PathBuf,
+    /// The public half of the signing key: evidence only uses checkpoints
+    /// this log signed with its current key.
+    pub(crate) public_key: VerifyingKey,
     readers: Pool<SqliteStore>,
 }
 
@@ -154,6 +159,7 @@ impl AuditLog {
             create_parent(p)?;
         }
         let key = load_or_create_key(&cfg.signing_key_path)?;
+        let public_key = key.verifying_key();
         let mut store = SqliteStore::open_writer(&cfg.db_path, cfg.max_db_bytes)?;
         let head = store.head()?;
         let db_seq = head.as_ref().map_or(0, |h| h.0);
@@ -207,6 +213,8 @@ impl AuditLog {
                 writer: Mutex::new(Some(handle)),
                 node: cfg.node,
                 db_path: cfg.db_path,
+                checkpoint_path: cfg.checkpoint_path,
+                public_key,
                 readers: Pool::new(IDLE_READERS),
             }),
         })

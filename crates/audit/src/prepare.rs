@@ -232,6 +232,7 @@ mod tests {
             refused: None,
             before: None,
             after: None,
+            override_failing_tests: false,
         };
         let e = prepare_registry(&approve, "node-1", at).expect("entry");
         assert_eq!(

@@ -79,6 +79,37 @@ impl AuditLog {
         self.page(tenant_filter(tenant, q)?, Some(tenant.as_str()))
     }
 
+    /// The execution record with this id in this tenant (the first one, if
+    /// a bug ever wrote two); never another tenant's. Uses the lookup index
+    /// of migration 3.
+    pub fn execution(
+        &self,
+        tenant: &TenantId,
+        execution_id: &str,
+    ) -> Result<Option<AuditEntry>, AuditError> {
+        let filter = Filter {
+            tenant: Some(tenant.to_string()),
+            streams: vec![Stream::Execution],
+            execution_id: Some(execution_id.to_owned()),
+            limit: 1,
+            ascending: true,
+            ..Filter::default()
+        };
+        let rows = self.with_reader(|s| s.select(&filter))?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let entry = to_entry(row, Some(tenant.as_str()))?;
+        // The index column found it; the chained body must agree.
+        match &entry.record {
+            AuditRecord::Execution(r) if r.execution_id == execution_id => Ok(Some(entry)),
+            _ => Err(corrupt(
+                row.seq,
+                "body's execution id does not match its index",
+            )),
+        }
+    }
+
     /// One page of the host-level `security` and `system` records.
     pub fn query_security(&self, q: &SecurityQuery) -> Result<AuditPage, AuditError> {
         self.page(host_filter(q)?, None)
@@ -195,6 +226,7 @@ fn tenant_filter(tenant: &TenantId, q: &AuditQuery) -> Result<Filter, AuditError
         agent_id: q.agent_id.clone(),
         user_id: q.user_id.clone(),
         outcome: q.outcome,
+        execution_id: None,
         since_ms: ms_of(q.since),
         until_ms: ms_of(q.until),
         before_seq: q.before_seq,
@@ -235,7 +267,7 @@ fn corrupt(seq: u64, reason: impl Into<String>) -> AuditError {
 
 /// Parses a stored row and re-checks its tenant against the body, so an
 /// edited index column cannot leak a record to another tenant.
-fn to_entry(row: &StoredRow, tenant: Option<&str>) -> Result<AuditEntry, AuditError> {
+pub(crate) fn to_entry(row: &StoredRow, tenant: Option<&str>) -> Result<AuditEntry, AuditError> {
     let body = row
         .body
         .as_deref()

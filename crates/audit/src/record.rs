@@ -1,6 +1,6 @@
 //! The records: what callers hand in, what is chained and what queries return.
 
-use aifn_types::{Admission, Context, Finding, OutcomeKind, RegistryAction, Timestamp};
+use aifn_types::{Admission, Context, Finding, OutcomeKind, RegistryAction, RunKind, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -67,6 +67,16 @@ pub struct ExecutionRecord {
     /// interrupted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cancelled: bool,
+    /// Why the version ran. Absent (an agent's invocation) in records made
+    /// before test runs and replays, so their bytes and hashes are unchanged.
+    #[serde(default, skip_serializing_if = "RunKind::is_invocation")]
+    pub run: RunKind,
+    /// The manifest test's name, for a test run of one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_name: Option<String>,
+    /// The execution id this replay re-ran, for a replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<String>,
 }
 
 impl ExecutionRecord {
@@ -101,6 +111,9 @@ impl ExecutionRecord {
             findings: Vec::new(),
             traceparent: None,
             cancelled: false,
+            run: RunKind::Invocation,
+            test_name: None,
+            replay_of: None,
         };
         rec.set_input(b"");
         rec
@@ -296,7 +309,9 @@ pub struct AuditEntry {
     pub seq: u64,
     /// Lowercase hex hash of the previous record (zeros for seq 1).
     pub prev_hash: String,
-    /// Lowercase hex `sha256(prev_hash || seq || canonical body)`.
+    /// Lowercase hex `sha256(prev_hash || seq || sha256(canonical body))`
+    /// (chain format 2), or `sha256(prev_hash || seq || canonical body)` for
+    /// records made before migration 3 (format 1).
     pub hash: String,
     /// The record.
     #[serde(flatten)]
@@ -356,6 +371,55 @@ mod tests {
         assert_eq!(
             rec.output_sha256.as_deref(),
             Some(sha256_hex(b"{}").as_str())
+        );
+    }
+
+    #[test]
+    fn run_fields_are_left_out_of_an_invocation_and_kept_otherwise() {
+        let rec = ExecutionRecord::from_context(
+            &Context::local(),
+            Timestamp::UNIX_EPOCH,
+            OutcomeKind::Ok,
+        );
+        assert_eq!(
+            (rec.run, &rec.test_name, &rec.replay_of),
+            (RunKind::Invocation, &None, &None)
+        );
+        // An invocation's bytes are what they were before these fields.
+        let v = serde_json::to_value(&rec).expect("serialize");
+        for absent in ["run", "test_name", "replay_of"] {
+            assert!(v.get(absent).is_none(), "{absent} in {v}");
+        }
+        let old: ExecutionRecord = serde_json::from_value(v).expect("old record");
+        assert_eq!(old, rec);
+
+        let test = ExecutionRecord {
+            run: RunKind::TestRun,
+            test_name: Some("three_days".into()),
+            ..rec.clone()
+        };
+        let v = serde_json::to_value(&test).expect("serialize");
+        assert_eq!(
+            (&v["run"], &v["test_name"]),
+            (&json!("test_run"), &json!("three_days"))
+        );
+        assert_eq!(
+            serde_json::from_value::<ExecutionRecord>(v).expect("back"),
+            test
+        );
+        let replay = ExecutionRecord {
+            run: RunKind::Replay,
+            replay_of: Some("exec-1".into()),
+            ..rec
+        };
+        let v = serde_json::to_value(&replay).expect("serialize");
+        assert_eq!(
+            (&v["run"], &v["replay_of"]),
+            (&json!("replay"), &json!("exec-1"))
+        );
+        assert_eq!(
+            serde_json::from_value::<ExecutionRecord>(v).expect("back"),
+            replay
         );
     }
 

@@ -4,6 +4,7 @@
 
 use aifn_types::OutcomeKind;
 
+use crate::canon::ChainFormat;
 use crate::prepare::{IndexCols, NewEntry};
 use crate::record::{StoredCapture, Stream};
 use crate::{Appended, AuditError};
@@ -37,6 +38,7 @@ pub(crate) struct Filter {
     pub(crate) agent_id: Option<String>,
     pub(crate) user_id: Option<String>,
     pub(crate) outcome: Option<OutcomeKind>,
+    pub(crate) execution_id: Option<String>,
     pub(crate) since_ms: Option<i64>,
     pub(crate) until_ms: Option<i64>,
     pub(crate) before_seq: Option<u64>,
@@ -63,6 +65,9 @@ pub(crate) trait AuditStore: Send {
 
     /// Deletes captured payloads expired at `now_ms`; returns how many.
     fn expire_captures(&mut self, now_ms: i64) -> Result<u64, AuditError>;
+
+    /// How records are chained (format 2 from which seq).
+    fn format(&self) -> ChainFormat;
 
     /// The last record's seq and hash.
     fn head(&mut self) -> Result<Option<(u64, String)>, AuditError>;

@@ -6,7 +6,7 @@ use std::fmt;
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
-use crate::canon::{GENESIS, chain_hash, decode_hash};
+use crate::canon::{ChainFormat, GENESIS, decode_hash};
 use crate::checkpoint::{Checkpoint, read_key, read_lines};
 use crate::prepare::IndexCols;
 use crate::record::{AuditRecord, SystemEvent};
@@ -122,6 +122,10 @@ pub struct VerifyReport {
     pub last_seq: Option<u64>,
     /// The chain starts after this seq (0 unless pruned).
     pub anchor_seq: u64,
+    /// Records from this seq on are chained with format 2 (the body's
+    /// digest); older ones with format 1. `None`: a log from before
+    /// migration 3, all format 1.
+    pub chain_format_2_from: Option<u64>,
     /// Checkpoint lines checked.
     pub checkpoints: u64,
     /// The highest seq covered by a valid checkpoint; records after it are
@@ -174,6 +178,7 @@ pub fn verify(
         first_seq: None,
         last_seq: None,
         anchor_seq: 0,
+        chain_format_2_from: store.format().format_2_from,
         checkpoints: 0,
         checkpointed_seq: None,
         key_source,
@@ -264,6 +269,7 @@ fn check_chain(store: &mut dyn AuditStore, report: &mut VerifyReport) -> Result<
         max_seq: max,
         anchor_hash: prev,
     };
+    let format = store.format();
     let mut expected = min;
     loop {
         let rows = store.scan(expected - 1, 1000)?;
@@ -271,7 +277,7 @@ fn check_chain(store: &mut dyn AuditStore, report: &mut VerifyReport) -> Result<
             return Ok(chain);
         }
         for row in rows {
-            if let Some(f) = check_row(&row, expected, min, &prev) {
+            if let Some(f) = check_row(&row, expected, min, &prev, format) {
                 report.finding = Some(f);
                 return Ok(chain);
             }
@@ -283,7 +289,13 @@ fn check_chain(store: &mut dyn AuditStore, report: &mut VerifyReport) -> Result<
     }
 }
 
-fn check_row(row: &StoredRow, expected: u64, first: u64, prev: &[u8; 32]) -> Option<Finding> {
+fn check_row(
+    row: &StoredRow,
+    expected: u64,
+    first: u64,
+    prev: &[u8; 32],
+    format: ChainFormat,
+) -> Option<Finding> {
     let seq = row.seq;
     if seq != expected {
         return Some(Finding::Deleted {
@@ -300,7 +312,7 @@ fn check_row(row: &StoredRow, expected: u64, first: u64, prev: &[u8; 32]) -> Opt
     ) else {
         return edited;
     };
-    if chain_hash(&stored_prev, seq, body) != stored_hash {
+    if format.hash(&stored_prev, seq, body) != stored_hash {
         // Changed in place keeps the link; content moved from elsewhere
         // brings a foreign link along.
         return if stored_prev == *prev {

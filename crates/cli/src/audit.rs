@@ -104,6 +104,13 @@ pub(crate) enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write an evidence bundle about an execution or a function: one file
+    /// anyone can verify offline (through the server: approver or admin).
+    Bundle(crate::bundle::BundleArgs),
+    /// Check an evidence bundle offline: every hash link, the checkpoint
+    /// signatures, the modules; exit 1 with the finding if anything was
+    /// changed.
+    VerifyBundle(crate::bundle::VerifyArgs),
     /// Sign a checkpoint of the chain head now.
     Checkpoint {
         /// Data directory.
@@ -196,6 +203,15 @@ fn summary_row(e: &AuditEntry) -> Vec<String> {
             }
             if let Some(a) = &r.admission {
                 what.push_str(&format!(" [{a}]"));
+            }
+            // Test runs and replays are never an agent's execution: say so.
+            match (&r.test_name, &r.replay_of) {
+                (Some(t), _) => what.push_str(&format!(" (test run {t:?})")),
+                (None, Some(id)) => what.push_str(&format!(" (replay of {id})")),
+                (None, None) if !r.run.is_invocation() => {
+                    what.push_str(&format!(" ({})", r.run.as_str().replace('_', " ")));
+                }
+                (None, None) => {}
             }
             (r.time, what)
         }
@@ -415,16 +431,7 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
             if let Some(k) = signing_key {
                 dir.signing_key = k;
             }
-            let key = match public_key {
-                Some(h) => {
-                    let bytes = hex::decode(h.trim()).context("--public-key must be hex")?;
-                    Some(
-                        <[u8; 32]>::try_from(bytes.as_slice())
-                            .map_err(|_| anyhow::anyhow!("--public-key must be 32 bytes"))?,
-                    )
-                }
-                None => None,
-            };
+            let key = crate::bundle::public_key(public_key.as_deref())?;
             let report = aifn_service::verify_audit(&dir, key.as_ref())?;
             if json {
                 output::json(&serde_json::to_value(&report)?);
@@ -451,6 +458,8 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
                 Exit::Failed
             })
         }
+        AuditCommand::Bundle(args) => crate::bundle::bundle(args),
+        AuditCommand::VerifyBundle(args) => crate::bundle::verify(args),
         AuditCommand::Checkpoint { data_dir } => {
             let admin = keys::open(data_dir)?;
             let c = admin.checkpoint()?;

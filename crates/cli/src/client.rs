@@ -12,6 +12,9 @@ use serde_json::Value;
 use crate::Exit;
 use crate::output::{self, err};
 
+/// The largest response body read (a bundle with modules is the largest).
+const BODY_LIMIT: u64 = 256 << 20;
+
 /// Where the server is and who we are.
 #[derive(clap::Args, Clone)]
 pub(crate) struct Conn {
@@ -147,15 +150,36 @@ impl Conn {
             .context("no API key: pass --key or set AIFN_KEY")
     }
 
-    /// `GET path`.
-    pub(crate) fn get(&self, path: &str) -> anyhow::Result<Reply> {
+    fn send_get(&self, path: &str) -> anyhow::Result<ureq::http::Response<ureq::Body>> {
         let url = format!("{}{path}", base_url(&self.server)?);
-        let resp = Self::agent()
+        Self::agent()
             .get(&url)
             .header("Authorization", &format!("Bearer {}", self.key()?))
             .call()
-            .with_context(|| format!("cannot reach {}", self.server))?;
-        Self::reply(format!("GET {path}"), resp)
+            .with_context(|| format!("cannot reach {}", self.server))
+    }
+
+    /// `GET path`.
+    pub(crate) fn get(&self, path: &str) -> anyhow::Result<Reply> {
+        Self::reply(format!("GET {path}"), self.send_get(path)?)
+    }
+
+    /// `GET path` as the body's exact bytes (a module, a bundle file);
+    /// `None` once a refusal has been printed.
+    pub(crate) fn get_bytes(&self, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let mut resp = self.send_get(path)?;
+        if !(200..300).contains(&resp.status().as_u16()) {
+            let reply = Self::reply(format!("GET {path}"), resp)?;
+            failed(&reply, self.json)?;
+            return Ok(None);
+        }
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(BODY_LIMIT)
+            .read_to_vec()
+            .context("cannot read the response")?;
+        Ok(Some(bytes))
     }
 
     /// `POST path` with a JSON body.
@@ -244,7 +268,7 @@ impl Conn {
         let text = resp
             .body_mut()
             .with_config()
-            .limit(64 << 20)
+            .limit(BODY_LIMIT)
             .read_to_string()
             .context("cannot read the response")?;
         let (body, is_json) = match serde_json::from_str(&text) {

@@ -6,8 +6,11 @@
 //! function that failed or hit a limit); 2 a usage error or a module
 //! refused before it ran.
 
+mod approval;
 mod audit;
+mod bundle;
 mod client;
+mod diff;
 mod functions;
 mod invoke;
 mod keys;
@@ -50,13 +53,17 @@ enum Command {
     Upload {
         /// The function name.
         name: String,
-        /// The module (.wasm or .wat).
+        /// The module: a .wasm binary, or a .wat text file sent as the
+        /// source the server builds and approvers read.
         module: PathBuf,
         /// The manifest (TOML: description, input_schema or input_schema_file,
-        /// optional output_schema, [limits], [capture]). Default: MODULE.toml,
-        /// aifn.toml beside the module, or ./aifn.toml.
+        /// optional output_schema, [limits], [capture], [[tests]]). Default:
+        /// MODULE.toml, aifn.toml beside the module, or ./aifn.toml.
         #[arg(long)]
         manifest: Option<PathBuf>,
+        /// Send a .wat file compiled, as module bytes, instead of as source.
+        #[arg(long)]
+        as_module: bool,
         #[command(flatten)]
         conn: client::Conn,
     },
@@ -70,15 +77,30 @@ enum Command {
         #[command(flatten)]
         conn: client::Conn,
     },
-    /// Show a function, or one version's inspection report (NAME@VERSION).
+    /// Show a function, or one version's inspection report (NAME@VERSION),
+    /// or with --diff what changed since the previous and the active version.
     Inspect {
         /// NAME or NAME@VERSION.
         target: String,
+        /// Show what differs from the previous version and the active one
+        /// (NAME@VERSION only).
+        #[arg(long)]
+        diff: bool,
+        /// With --diff: compare against this version instead.
+        #[arg(long, requires = "diff")]
+        against: Option<u32>,
         #[command(flatten)]
         conn: client::Conn,
     },
     /// Approve NAME@VERSION (approver; never your own upload).
-    Approve(Decision),
+    Approve {
+        #[command(flatten)]
+        decision: Decision,
+        /// Approve although a manifest test fails; the notes must say why,
+        /// and the override is recorded in the audit log.
+        #[arg(long)]
+        override_failing_tests: bool,
+    },
     /// Reject NAME@VERSION (approver).
     Reject(Decision),
     /// Revoke the active NAME@VERSION (approver).
@@ -95,6 +117,16 @@ enum Command {
         #[command(flatten)]
         conn: client::Conn,
     },
+    /// Run an input on NAME@VERSION, any state, pending included (the
+    /// version's author or an approver); recorded as a test run, never as
+    /// an agent's execution.
+    Test(approval::TestArgs),
+    /// Download the module bytes a version runs (or its source) to a file
+    /// (author, approver, admin).
+    Fetch(approval::FetchArgs),
+    /// Run a recorded execution again with its captured input, context and
+    /// start time, and say whether it reproduced (approver, admin).
+    Replay(approval::ReplayArgs),
     /// Agent policies: what each agent may invoke, and its usage (admin
     /// sets; approvers and authors read).
     #[command(subcommand)]
@@ -159,14 +191,47 @@ fn main() -> ExitCode {
             name,
             module,
             manifest,
+            as_module,
             conn,
-        } => functions::upload(&conn, &name, &module, manifest),
+        } => functions::upload(&conn, &name, &module, manifest, as_module),
         Command::List { conn } => functions::list(&conn),
         Command::Pending { conn } => functions::pending(&conn),
-        Command::Inspect { target, conn } => functions::inspect(&conn, &target),
-        Command::Approve(d) => functions::decide(&d.conn, "approve", &d.target, &d.notes, d.sha256),
-        Command::Reject(d) => functions::decide(&d.conn, "reject", &d.target, &d.notes, d.sha256),
-        Command::Revoke(d) => functions::decide(&d.conn, "revoke", &d.target, &d.notes, d.sha256),
+        Command::Inspect {
+            target,
+            diff: true,
+            against,
+            conn,
+        } => diff::inspect_diff(&conn, &target, against),
+        Command::Inspect { target, conn, .. } => functions::inspect(&conn, &target),
+        Command::Approve {
+            decision: d,
+            override_failing_tests,
+        } => functions::decide(
+            &d.conn,
+            functions::Action::Approve {
+                override_failing_tests,
+            },
+            &d.target,
+            &d.notes,
+            d.sha256,
+        ),
+        Command::Reject(d) => functions::decide(
+            &d.conn,
+            functions::Action::Reject,
+            &d.target,
+            &d.notes,
+            d.sha256,
+        ),
+        Command::Revoke(d) => functions::decide(
+            &d.conn,
+            functions::Action::Revoke,
+            &d.target,
+            &d.notes,
+            d.sha256,
+        ),
+        Command::Test(args) => approval::test(&args),
+        Command::Fetch(args) => approval::fetch(&args),
+        Command::Replay(args) => approval::replay(&args),
         Command::Invoke {
             name,
             input,

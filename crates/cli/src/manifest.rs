@@ -4,10 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use aifn_types::{CapturePolicy, GuardMode, LimitsRequest, Manifest};
+use std::collections::HashSet;
+
+use aifn_types::{CapturePolicy, GuardMode, LimitsRequest, Manifest, ManifestTest};
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 use serde_json::Value;
+use toml::Spanned;
 
 /// The file's shape: the [`Manifest`], with schemas inline or in files.
 #[derive(Deserialize)]
@@ -22,6 +25,49 @@ struct ManifestFile {
     limits: LimitsRequest,
     capture: Option<CapturePolicy>,
     output_guard: Option<GuardMode>,
+    /// `[[tests]]`, each with its place in the file for errors.
+    #[serde(default)]
+    tests: Vec<Spanned<ManifestTest>>,
+}
+
+/// The longest test name the host accepts.
+const MAX_TEST_NAME: usize = 64;
+
+/// The host's rules for `[[tests]]`, checked here too so that a mistake
+/// points at its `[[tests]]` entry in the author's file.
+fn tests(
+    path: &Path,
+    text: &str,
+    tests: Vec<Spanned<ManifestTest>>,
+) -> anyhow::Result<Vec<ManifestTest>> {
+    if tests.len() > Manifest::MAX_TESTS {
+        let at = position(path, text, tests[Manifest::MAX_TESTS].span().start);
+        bail!(
+            "{at}: at most {} [[tests]] per manifest",
+            Manifest::MAX_TESTS
+        );
+    }
+    let mut names = HashSet::new();
+    let mut out = Vec::with_capacity(tests.len());
+    for t in tests {
+        let at = position(path, text, t.span().start);
+        let t = t.into_inner();
+        let chars = t.name.chars().count();
+        if chars == 0 || chars > MAX_TEST_NAME {
+            bail!("{at}: a test's name must be 1 to {MAX_TEST_NAME} characters");
+        }
+        if !names.insert(t.name.clone()) {
+            bail!(
+                "{at}: two tests are named {:?}: names must be unique",
+                t.name
+            );
+        }
+        if let Err(e) = t.expectation() {
+            bail!("{at}: {e}");
+        }
+        out.push(t);
+    }
+    Ok(out)
 }
 
 /// What to write when there is no input schema (docs/authoring.md).
@@ -102,6 +148,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> anyhow::Result<Manifest> {
         limits: file.limits,
         capture: file.capture,
         output_guard: file.output_guard,
+        tests: tests(path, text, file.tests)?,
     })
 }
 
@@ -168,6 +215,83 @@ mod tests {
         assert!(e.contains("input_schema = "), "{e}");
         assert!(e.contains("schema.json beside the manifest"), "{e}");
         assert!(!e.contains("line"), "no position in a JSON body: {e}");
+    }
+
+    const SCHEMA: &str = "description = \"d\"\ninput_schema = { type = \"object\" }\n";
+
+    #[test]
+    fn tests_parse_with_each_kind_of_expectation() {
+        let text = format!(
+            "{SCHEMA}[[tests]]\nname = \"adds\"\ninput = {{ a = 1, b = [2, 3] }}\nexpect_output = {{ sum = 6 }}\n\
+             [[tests]]\nname = \"spins\"\ninput = {{}}\nexpect_kind = \"fuel_exhausted\"\n\
+             [[tests]]\nname = \"shape\"\ninput = {{}}\n[tests.expect_output_schema]\ntype = \"object\"\n"
+        );
+        let m = parse(Path::new("f.toml"), &text).expect("parses");
+        assert_eq!(m.tests.len(), 3);
+        assert_eq!(m.tests[0].name, "adds");
+        assert_eq!(m.tests[0].input, serde_json::json!({"a": 1, "b": [2, 3]}));
+        assert_eq!(
+            m.tests[0].expect_output,
+            Some(serde_json::json!({"sum": 6}))
+        );
+        assert_eq!(
+            m.tests[1].expect_kind,
+            Some(aifn_types::OutcomeKind::FuelExhausted)
+        );
+        assert_eq!(
+            m.tests[2].expect_output_schema,
+            Some(serde_json::json!({"type": "object"}))
+        );
+        // Without [[tests]] there are none.
+        assert!(
+            parse(Path::new("f.toml"), SCHEMA)
+                .expect("parses")
+                .tests
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_test_without_exactly_one_expectation_points_at_its_entry() {
+        let e = parse_err(&format!("{SCHEMA}[[tests]]\nname = \"t\"\ninput = {{}}\n"));
+        assert!(e.starts_with("dir/f.toml:3:1: "), "{e}");
+        assert!(e.contains("exactly one of expect_output"), "{e}");
+        let e = parse_err(&format!(
+            "{SCHEMA}[[tests]]\nname = \"t\"\ninput = {{}}\nexpect_kind = \"ok\"\nexpect_output = 1\n"
+        ));
+        assert!(e.contains("exactly one of expect_output"), "{e}");
+    }
+
+    #[test]
+    fn test_names_are_unique_and_bounded() {
+        let one = "[[tests]]\nname = \"t\"\ninput = {}\nexpect_kind = \"ok\"\n";
+        let e = parse_err(&format!("{SCHEMA}{one}{one}"));
+        assert!(e.starts_with("dir/f.toml:7:1: "), "{e}");
+        assert!(e.contains("names must be unique"), "{e}");
+        let e = parse_err(&format!("{SCHEMA}{}", one.replace("\"t\"", "\"\"")));
+        assert!(e.contains("1 to 64 characters"), "{e}");
+        let long = format!("\"{}\"", "x".repeat(65));
+        let e = parse_err(&format!("{SCHEMA}{}", one.replace("\"t\"", &long)));
+        assert!(e.contains("1 to 64 characters"), "{e}");
+        let many: String = (0..=Manifest::MAX_TESTS)
+            .map(|i| one.replace("\"t\"", &format!("\"t{i}\"")))
+            .collect();
+        let e = parse_err(&format!("{SCHEMA}{many}"));
+        assert!(e.contains("at most 32 [[tests]]"), "{e}");
+        let exactly: String = (0..Manifest::MAX_TESTS)
+            .map(|i| one.replace("\"t\"", &format!("\"t{i}\"")))
+            .collect();
+        let m = parse(Path::new("f.toml"), &format!("{SCHEMA}{exactly}")).expect("32 is allowed");
+        assert_eq!(m.tests.len(), Manifest::MAX_TESTS);
+    }
+
+    #[test]
+    fn unknown_keys_in_a_test_point_into_the_file() {
+        let e = parse_err(&format!(
+            "{SCHEMA}[[tests]]\nname = \"t\"\ninput = {{}}\nexpect = 1\n"
+        ));
+        assert!(e.starts_with("dir/f.toml:"), "{e}");
+        assert!(e.contains("expect"), "{e}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! and the limits it runs with. Plain words only: no `null`, no Rust names.
 
 use aifn_service::VersionInfo;
-use aifn_types::{InspectionReport, Limits, LimitsRequest};
+use aifn_types::{InspectionReport, Limits, LimitsRequest, TestResult};
 
 use crate::output::out;
 
@@ -39,6 +39,35 @@ pub(crate) fn print_report(r: &InspectionReport) {
             list_or_none(&d.imports_removed),
             d.size_change_bytes
         );
+    }
+    print_tests(&r.tests);
+}
+
+/// One test's result in one line: name, verdict, expectation, outcome.
+pub(crate) fn test_line(t: &TestResult) -> String {
+    let verdict = if t.passed { "passed" } else { "FAILED" };
+    let mut line = format!(
+        "{} {verdict}: expected {}, got {}, fuel {}, {:.3} ms",
+        t.name, t.expected, t.kind, t.fuel_used, t.duration_ms
+    );
+    if let Some(h) = &t.output_sha256 {
+        line.push_str(&format!(", output sha256 {h}"));
+    }
+    if let Some(m) = &t.message {
+        line.push_str(&format!(" ({m})"));
+    }
+    line
+}
+
+/// The manifest tests as run at upload.
+fn print_tests(tests: &[TestResult]) {
+    if tests.is_empty() {
+        return;
+    }
+    let failed = tests.iter().filter(|t| !t.passed).count();
+    out!("  tests: {} passed, {failed} failed", tests.len() - failed);
+    for t in tests {
+        out!("    {}", test_line(t));
     }
 }
 
@@ -90,6 +119,14 @@ pub(crate) fn print_version(v: &VersionInfo) {
         v.uploaded_at
     );
     out!("  sha256 {}", v.sha256);
+    if let Some(src) = &v.source {
+        out!(
+            "  source: {}, {} bytes, sha256 {} (built by the server: `aifn fetch --source` reads it)",
+            src.language,
+            src.size_bytes,
+            src.sha256
+        );
+    }
     out!("  {}", v.manifest.description);
     let schema = serde_json::to_string(&v.manifest.input_schema).unwrap_or_default();
     out!("  input schema: {schema}");
@@ -101,6 +138,17 @@ pub(crate) fn print_version(v: &VersionInfo) {
     }
     print_report(&v.report);
     for d in &v.decisions {
-        out!("  {} by {} at {}: {}", d.action, d.actor, d.at, d.notes);
+        let overridden = if d.override_failing_tests {
+            " (overriding failing tests)"
+        } else {
+            ""
+        };
+        out!(
+            "  {} by {} at {}{overridden}: {}",
+            d.action,
+            d.actor,
+            d.at,
+            d.notes
+        );
     }
 }

@@ -63,8 +63,23 @@ impl std::fmt::Display for ModuleFileError {
 
 impl std::error::Error for ModuleFileError {}
 
-/// Reads a module: wasm by its `.wasm` name or its `\0asm` header, else WAT.
-pub(crate) fn read_module(path: &Path) -> Result<Vec<u8>, ModuleFileError> {
+/// A module file as read: a wasm binary, or WAT text with the module it
+/// builds (checked here, so that an error names the author's file).
+pub(crate) enum ModuleFile {
+    /// A `.wasm` binary.
+    Wasm(Vec<u8>),
+    /// A `.wat` text file.
+    Wat {
+        /// The text as written.
+        text: String,
+        /// The module it builds.
+        wasm: Vec<u8>,
+    },
+}
+
+/// Reads a module file: wasm by its `.wasm` name or its `\0asm` header,
+/// else WAT.
+pub(crate) fn read_module_file(path: &Path) -> Result<ModuleFile, ModuleFileError> {
     let shown = path.display();
     let bytes =
         std::fs::read(path).map_err(|e| ModuleFileError(format!("cannot read {shown}: {e}")))?;
@@ -75,14 +90,23 @@ pub(crate) fn read_module(path: &Path) -> Result<Vec<u8>, ModuleFileError> {
                 "{shown} is not a wasm module: it does not start with the \\0asm header"
             )));
         }
-        return Ok(bytes);
+        return Ok(ModuleFile::Wasm(bytes));
     }
-    let text = std::str::from_utf8(&bytes).map_err(|_| {
+    let text = String::from_utf8(bytes).map_err(|_| {
         ModuleFileError(format!(
             "{shown} is neither a wasm module (no \\0asm header) nor WAT text (not UTF-8)"
         ))
     })?;
-    wat::parse_str(text).map_err(|e| ModuleFileError(format!("{shown} is not valid WAT: {e}")))
+    let wasm = wat::parse_str(&text)
+        .map_err(|e| ModuleFileError(format!("{shown} is not valid WAT: {e}")))?;
+    Ok(ModuleFile::Wat { text, wasm })
+}
+
+/// Reads a module's bytes: a wasm binary as it is, WAT compiled.
+pub(crate) fn read_module(path: &Path) -> Result<Vec<u8>, ModuleFileError> {
+    Ok(match read_module_file(path)? {
+        ModuleFile::Wasm(bytes) | ModuleFile::Wat { wasm: bytes, .. } => bytes,
+    })
 }
 
 /// The input bytes: `--input`, `--input-file` (`-` is stdin) or `{}`.

@@ -16,6 +16,8 @@ struct Ask<'a> {
     action: VersionAction,
     inspected_sha256: Option<&'a str>,
     notes: &'a str,
+    /// The approver overrides failing manifest tests.
+    override_failing_tests: bool,
 }
 
 impl<'a> Ask<'a> {
@@ -33,6 +35,7 @@ impl<'a> Ask<'a> {
             action,
             inspected_sha256: Some(sha256),
             notes,
+            override_failing_tests: false,
         }
     }
 }
@@ -44,20 +47,23 @@ impl Registry {
     /// The actor must be an approver of the target's tenant and not the
     /// version's author; `sha256` is the module hash the approver inspected
     /// and must be the stored one; `notes` must not be blank.
+    ///
+    /// While a manifest test failed at upload the approval is refused
+    /// ([`RegistryError::FailingTests`]) unless `override_failing_tests`:
+    /// then the decision and its record carry the override. An override
+    /// with no failing test overrides nothing and is recorded as none.
     pub fn approve(
         &self,
         actor: &Principal,
         target: &VersionRef,
         sha256: &str,
         notes: &str,
+        override_failing_tests: bool,
     ) -> Result<VersionInfo> {
-        self.decide(Ask::bound(
-            actor,
-            target,
-            VersionAction::Approve,
-            sha256,
-            notes,
-        ))
+        self.decide(Ask {
+            override_failing_tests,
+            ..Ask::bound(actor, target, VersionAction::Approve, sha256, notes)
+        })
     }
 
     /// Refuses a pending version, for good. Same rules as [`Registry::approve`].
@@ -92,6 +98,7 @@ impl Registry {
             action: VersionAction::Revoke,
             inspected_sha256: None,
             notes,
+            override_failing_tests: false,
         })
     }
 
@@ -123,6 +130,7 @@ impl Registry {
             refused: None,
             before: None,
             after: None,
+            override_failing_tests: false,
         };
         let mut stored_sha256 = None;
         let result = self.decide_in_tx(&ask, notes, &attempt, &mut stored_sha256);
@@ -166,21 +174,22 @@ impl Registry {
                     version: Some(target.version),
                 })?;
             *stored_sha256 = Some(head.sha256.clone());
-            check_decision(ask, &head)?;
+            let overriding = check_decision(ask, &head)?;
             let to = transition(head.state, action)?;
             if to == VersionState::Active
                 && let Some(old) = tx.active_head(head.function_id)?
             {
                 let notes = format!("superseded by version {}", head.version);
-                apply(tx, &old, VersionAction::Supersede, actor, at, &notes)?;
+                apply(tx, &old, VersionAction::Supersede, actor, at, &notes, false)?;
             }
-            apply(tx, &head, action, actor, at, notes)?;
+            apply(tx, &head, action, actor, at, notes, overriding)?;
             let info = tx
                 .version(target)?
                 .ok_or_else(|| RegistryError::Corrupt("decided version vanished".into()))?;
             // The attempt's tenant is the target's: checked above.
             self.record(&RegistryAction {
                 sha256: Some(head.sha256.clone()),
+                override_failing_tests: overriding,
                 ..attempt.clone()
             })?;
             Ok(info)
@@ -188,9 +197,9 @@ impl Registry {
     }
 }
 
-/// Separation of duties, then the hash binding (the state machine is
-/// checked by the caller through [`transition`]).
-fn check_decision(ask: &Ask<'_>, head: &VersionHead) -> Result<()> {
+/// Separation of duties, the state, the hash binding, then the manifest
+/// tests of an approval; whether the approval overrides failing tests.
+fn check_decision(ask: &Ask<'_>, head: &VersionHead) -> Result<bool> {
     if ask.action != VersionAction::Revoke && head.author == ask.actor.subject {
         return Err(RegistryError::forbidden(format!(
             "separation of duties: the author of a version may not {} it",
@@ -207,7 +216,16 @@ fn check_decision(ask: &Ask<'_>, head: &VersionHead) -> Result<()> {
             given: given.to_owned(),
         });
     }
-    Ok(())
+    if ask.action != VersionAction::Approve || head.failing_tests.is_empty() {
+        return Ok(false);
+    }
+    if ask.override_failing_tests {
+        Ok(true)
+    } else {
+        Err(RegistryError::FailingTests {
+            names: head.failing_tests.clone(),
+        })
+    }
 }
 
 /// Keeps the decision and moves the version to the state it leads to.
@@ -218,6 +236,7 @@ fn apply(
     actor: &Principal,
     at: Timestamp,
     notes: &str,
+    override_failing_tests: bool,
 ) -> Result<()> {
     let to = transition(head.state, action)?;
     tx.insert_decision(
@@ -228,6 +247,7 @@ fn apply(
             at,
             notes: notes.to_owned(),
             sha256: head.sha256.clone(),
+            override_failing_tests,
         },
     )?;
     tx.set_state(head.id, head.state, to)

@@ -77,6 +77,26 @@ pub enum RegistryError {
         /// The sha256 the approver named.
         given: String,
     },
+    /// Manifest tests failed at upload and the approval did not override
+    /// them.
+    #[error(
+        "{} failed at upload ({}); approve only with the override of failing tests and notes that say why",
+        tests_word(names.len()),
+        names.join(", ")
+    )]
+    FailingTests {
+        /// The failing tests, in manifest order.
+        names: Vec<String>,
+    },
+    /// Another upload of the function took the version number this one's
+    /// tests ran as; nothing was stored (try again).
+    #[error("version {expected} was taken by another upload; the next version is {next}")]
+    VersionRace {
+        /// The number the upload was prepared as.
+        expected: u32,
+        /// The number it would get now.
+        next: u32,
+    },
     /// The module report handed in at upload does not describe the bytes.
     #[error(
         "module report does not match the module: {field} is {report} in the report, {module} for the bytes"
@@ -133,6 +153,14 @@ pub enum RegistryError {
     },
 }
 
+fn tests_word(n: usize) -> &'static str {
+    if n == 1 {
+        "a manifest test"
+    } else {
+        "manifest tests"
+    }
+}
+
 fn not_found(name: &FunctionName, version: Option<u32>) -> String {
     match version {
         Some(v) => format!("function {name} has no version {v}"),
@@ -165,7 +193,9 @@ impl RegistryError {
             | RegistryError::PolicyNotFound { .. } => Some(RefusalKind::NotFound),
             RegistryError::IllegalTransition { .. }
             | RegistryError::HashMismatch { .. }
-            | RegistryError::KeyAlreadyRevoked { .. } => Some(RefusalKind::Conflict),
+            | RegistryError::KeyAlreadyRevoked { .. }
+            | RegistryError::FailingTests { .. }
+            | RegistryError::VersionRace { .. } => Some(RefusalKind::Conflict),
             RegistryError::NotesRequired { .. }
             | RegistryError::ReportMismatch { .. }
             | RegistryError::Limit(_)

@@ -47,6 +47,7 @@ impl Registry {
                 refused: None,
                 before: None,
                 after: None,
+                override_failing_tests: false,
             })
         })?;
         Ok(NewKey {
@@ -104,6 +105,7 @@ impl Registry {
             refused: None,
             before: None,
             after: None,
+            override_failing_tests: false,
         };
         let result = self.write(|tx| {
             let key = tx.key(key_id)?.ok_or_else(|| RegistryError::KeyNotFound {

@@ -44,3 +44,4 @@ pub use model::{
 };
 pub use registry::{DATABASE_FILE, Registry, RegistryOptions};
 pub use transition::{VersionAction, transition};
+pub use upload::check_manifest;

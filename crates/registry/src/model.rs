@@ -1,8 +1,8 @@
 use std::fmt;
 
 use aifn_types::{
-    AgentPolicy, FunctionName, InspectionReport, Manifest, ModuleReport, Role, Subject, TenantId,
-    TenantSettings, Timestamp, VersionState,
+    AgentPolicy, FunctionName, InspectionReport, Manifest, ModuleReport, Role, Source, SourceInfo,
+    Subject, TenantId, TenantSettings, TestResult, Timestamp, VersionState,
 };
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +74,11 @@ pub struct Decision {
     pub notes: String,
     /// The module sha256 the decision was bound to.
     pub sha256: String,
+    /// An approval taken although manifest tests failed at upload, with
+    /// the approver's explicit override (the notes say why). Absent when
+    /// false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub override_failing_tests: bool,
 }
 
 /// Everything about one version except its module bytes.
@@ -99,6 +104,10 @@ pub struct VersionInfo {
     pub report: InspectionReport,
     /// Its decisions, oldest first.
     pub decisions: Vec<Decision>,
+    /// The source the module was built from, for a source upload (the
+    /// text itself through [`Registry::source`](crate::Registry::source)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceInfo>,
 }
 
 /// How many versions of a function are in each state.
@@ -185,6 +194,16 @@ pub struct Upload<'a> {
     pub module: &'a [u8],
     /// The runtime's report on exactly these bytes.
     pub report: ModuleReport,
+    /// The manifest's tests as the service ran them on these bytes, in
+    /// manifest order; stored in the inspection report.
+    pub tests: Vec<TestResult>,
+    /// The source the module was built from, for a source upload.
+    pub source: Option<Source>,
+    /// The version number the tests ran as: when the next number is
+    /// another (a racing upload took it), the upload is refused with
+    /// [`RegistryError::VersionRace`](crate::RegistryError::VersionRace)
+    /// and stores nothing. `None`: whatever number is next.
+    pub expected_version: Option<u32>,
 }
 
 /// An agent's policy as stored, with its version (per tenant and agent:

@@ -56,6 +56,7 @@ impl Registry {
             refused: None,
             before: None,
             after: None,
+            override_failing_tests: false,
         }
     }
 

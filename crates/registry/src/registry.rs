@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aifn_types::{FunctionName, Refusal, RegistryAction, TenantId, VersionState};
+use aifn_types::{FunctionName, Refusal, RegistryAction, Source, TenantId, VersionState};
 use sha2::{Digest, Sha256};
 
 use crate::sqlite::SqliteStore;
@@ -198,6 +198,18 @@ impl Registry {
                 version: None,
             }),
         }
+    }
+
+    /// The source a version was built from: `None` when it was uploaded as
+    /// a module, `NotFound` without such a version.
+    pub fn source(&self, target: &VersionRef) -> Result<Option<Source>> {
+        self.store
+            .source(target)?
+            .ok_or_else(|| RegistryError::NotFound {
+                tenant: target.tenant.clone(),
+                name: target.name.clone(),
+                version: Some(target.version),
+            })
     }
 
     /// The module stored under `sha256`, checked against it. Modules are

@@ -6,7 +6,7 @@
 //! nodes implements the same two traits (`SERIALIZABLE` or row locks in
 //! place of `BEGIN IMMEDIATE`).
 
-use aifn_types::{FunctionName, ModuleReport, Subject, TenantId, Timestamp, VersionState};
+use aifn_types::{FunctionName, ModuleReport, Source, Subject, TenantId, Timestamp, VersionState};
 
 use crate::{
     AgentInfo, Decision, FunctionDetail, FunctionSummary, KeyInfo, PolicyInfo, RegistryError,
@@ -24,6 +24,8 @@ pub(crate) struct VersionHead {
     pub(crate) state: VersionState,
     pub(crate) sha256: String,
     pub(crate) author: Subject,
+    /// The manifest tests that failed at upload, from the stored report.
+    pub(crate) failing_tests: Vec<String>,
 }
 
 /// A version row to insert; always `pending`.
@@ -36,6 +38,8 @@ pub(crate) struct NewVersionRow<'a> {
     pub(crate) description: &'a str,
     pub(crate) manifest_json: &'a str,
     pub(crate) report_json: &'a str,
+    /// The source and the sha256 of its text, for a source upload.
+    pub(crate) source: Option<(&'a Source, &'a str)>,
 }
 
 /// A key as stored: its info and the sha256 of its secret.
@@ -98,6 +102,11 @@ pub(crate) trait RegistryStore: Send + Sync {
     fn list_functions(&self, tenant: &TenantId) -> Result<Vec<FunctionSummary>>;
     fn function(&self, tenant: &TenantId, name: &FunctionName) -> Result<Option<FunctionDetail>>;
     fn version(&self, target: &VersionRef) -> Result<Option<VersionInfo>>;
+    /// The newest version number of a function, `None` without one.
+    fn latest_version(&self, tenant: &TenantId, name: &FunctionName) -> Result<Option<u32>>;
+    /// A version's source: `None` without such a version, `Some(None)`
+    /// when it was not uploaded from source.
+    fn source(&self, target: &VersionRef) -> Result<Option<Option<Source>>>;
     /// A tenant's versions in one state, by name then version.
     fn versions_in_state(&self, tenant: &TenantId, state: VersionState)
     -> Result<Vec<VersionInfo>>;

@@ -1,8 +1,10 @@
 //! Upload: a validated module becomes the next `pending` version.
 
+use std::collections::BTreeSet;
+
 use aifn_types::{
-    AuditTarget, CapturePolicy, InspectionReport, Limits, Manifest, RegistryAction,
-    RegistryActionKind, ReportDiff, Role, Timestamp,
+    AuditTarget, CapturePolicy, FunctionName, InspectionReport, Limits, Manifest, RegistryAction,
+    RegistryActionKind, ReportDiff, Role, TenantId, TestResult, Timestamp,
 };
 
 use crate::registry::{Result, sha256_hex};
@@ -20,7 +22,12 @@ pub(crate) fn require_role(actor: &Principal, role: Role, what: &str) -> Result<
     }
 }
 
-pub(crate) fn check_manifest(manifest: &Manifest) -> Result<()> {
+/// The registry's rules for a manifest, as an upload applies them: its
+/// schemas are JSON objects, its capture retention is in range, and its
+/// tests are at most [`Manifest::MAX_TESTS`], uniquely named (1 to 64
+/// characters) and each with exactly one expectation. Callers that run
+/// the tests before uploading check them first with this.
+pub fn check_manifest(manifest: &Manifest) -> Result<()> {
     if !manifest.input_schema.is_object() {
         return Err(RegistryError::InvalidManifest(
             "input_schema must be a JSON object".into(),
@@ -43,6 +50,48 @@ pub(crate) fn check_manifest(manifest: &Manifest) -> Result<()> {
                 CapturePolicy::MAX_RETENTION_DAYS
             )));
         }
+    }
+    check_tests(manifest)
+}
+
+/// The longest manifest test name.
+const MAX_TEST_NAME: usize = 64;
+
+/// At most [`Manifest::MAX_TESTS`] tests, each named (uniquely, 1 to 64
+/// characters) and with exactly one expectation.
+fn check_tests(manifest: &Manifest) -> Result<()> {
+    let invalid = |m: String| Err(RegistryError::InvalidManifest(m));
+    if manifest.tests.len() > Manifest::MAX_TESTS {
+        return invalid(format!(
+            "a manifest has at most {} tests, not {}",
+            Manifest::MAX_TESTS,
+            manifest.tests.len()
+        ));
+    }
+    let mut names = BTreeSet::new();
+    for test in &manifest.tests {
+        let len = test.name.chars().count();
+        if !(1..=MAX_TEST_NAME).contains(&len) || test.name.trim().is_empty() {
+            return invalid(format!(
+                "a test name has 1 to {MAX_TEST_NAME} characters and is not blank; {:?} is not one",
+                test.name
+            ));
+        }
+        if !names.insert(test.name.as_str()) {
+            return invalid(format!("two tests are named {:?}", test.name));
+        }
+        test.expectation().map_err(RegistryError::InvalidManifest)?;
+    }
+    Ok(())
+}
+
+/// The results handed in are those of the manifest's tests, in its order.
+fn check_results(manifest: &Manifest, results: &[TestResult]) -> Result<()> {
+    let ran = results.iter().map(|r| r.name.as_str());
+    if !ran.eq(manifest.tests.iter().map(|t| t.name.as_str())) {
+        return Err(RegistryError::InvalidManifest(
+            "the test results are not those of the manifest's tests, in its order".into(),
+        ));
     }
     Ok(())
 }
@@ -73,12 +122,32 @@ fn check_report(upload: &Upload<'_>, sha256: &str) -> Result<()> {
     Ok(())
 }
 
+/// The number after `latest` (1 for a new function).
+fn following(latest: Option<u32>) -> Result<u32> {
+    match latest {
+        None => Ok(1),
+        Some(v) => v
+            .checked_add(1)
+            .ok_or_else(|| RegistryError::Corrupt("version overflow".into())),
+    }
+}
+
 impl Registry {
+    /// The number the next upload of `name` in `tenant` gets now (1 for a
+    /// new function). A racing upload may take it first: pass it as
+    /// [`Upload::expected_version`] to be told.
+    pub fn next_version(&self, tenant: &TenantId, name: &FunctionName) -> Result<u32> {
+        following(self.store().latest_version(tenant, name)?)
+    }
+
     /// Stores a validated module as the next version of `upload.name` in the
     /// actor's tenant, `pending`. The actor must be an author; the tenant and
     /// author are the actor's. The report must describe exactly these bytes,
-    /// the manifest's limits must fit within `host_limits`. A failed upload
-    /// stores nothing; a refused one is recorded as refused.
+    /// the manifest's limits must fit within `host_limits`, the test
+    /// results must be those of the manifest's tests (they are stored in
+    /// the inspection report) and, when given, `expected_version` must be
+    /// the next number. A failed upload stores nothing; a refused one is
+    /// recorded as refused.
     pub fn upload(
         &self,
         actor: &Principal,
@@ -98,6 +167,7 @@ impl Registry {
             refused: None,
             before: None,
             after: None,
+            override_failing_tests: false,
         };
         self.store_upload(actor, upload, host_limits, &sha256, &attempt)
             .map_err(|e| self.refused(attempt, e))
@@ -118,9 +188,14 @@ impl Registry {
             manifest,
             module,
             report,
+            tests,
+            source,
+            expected_version,
         } = upload;
         let effective_limits = host_limits.narrowed(&manifest.limits)?;
         check_manifest(&manifest)?;
+        check_results(&manifest, &tests)?;
+        let source_sha256 = source.as_ref().map(|s| sha256_hex(s.text.as_bytes()));
         let manifest_json = encode("encode manifest", &manifest)?;
         let tenant = &actor.tenant;
         let at = Timestamp::now();
@@ -132,17 +207,21 @@ impl Registry {
             // Numbered inside the write transaction, so racing uploads of
             // one function get consecutive numbers.
             let previous = tx.latest_report(function_id)?;
-            let version = match &previous {
-                None => 1,
-                Some((v, _)) => v
-                    .checked_add(1)
-                    .ok_or_else(|| RegistryError::Corrupt("version overflow".into()))?,
-            };
+            let version = following(previous.as_ref().map(|(v, _)| *v))?;
+            if let Some(expected) = expected_version
+                && expected != version
+            {
+                return Err(RegistryError::VersionRace {
+                    expected,
+                    next: version,
+                });
+            }
             let inspection = InspectionReport {
                 module: report.clone(),
                 requested_limits: manifest.limits,
                 effective_limits,
                 diff: previous.map(|(v, old)| ReportDiff::between(v, &old, &report)),
+                tests: tests.clone(),
             };
             let report_json = encode("encode report", &inspection)?;
             tx.put_module(sha256, module)?;
@@ -155,6 +234,7 @@ impl Registry {
                 description: &manifest.description,
                 manifest_json: &manifest_json,
                 report_json: &report_json,
+                source: source.as_ref().zip(source_sha256.as_deref()),
             })?;
             let target = VersionRef {
                 tenant: tenant.clone(),

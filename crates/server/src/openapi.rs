@@ -2,6 +2,7 @@
 //! status each route can answer, each with the schema of its body
 //! (`tests/server/conformance.rs` holds a real server to it).
 
+mod approval;
 mod gateway;
 mod schemas;
 
@@ -141,14 +142,16 @@ fn decision(action: &str, needs_hash: bool, to: &str) -> Value {
         vec![name_param(), version_param()],
         Some(json!({
             "type": "object", "additionalProperties": false, "required": required,
-            "properties": {"sha256": {"type": "string", "description": "the module hash the approver inspected"}, "notes": {"type": "string", "minLength": 1}}
+            "properties": {"sha256": {"type": "string", "description": "the module hash the approver inspected"}, "notes": {"type": "string", "minLength": 1},
+                "override_failing_tests": {"type": "boolean", "default": false,
+                    "description": "approve only: approve although a manifest test failed at upload (the notes say why; the override is recorded)"}}
         })),
         json!({
             "200": ok("the version after the decision", schema_ref("Version")),
-            "400": error_response("invalid_request: notes or sha256 missing, or a malformed body"),
+            "400": error_response("invalid_request: notes or sha256 missing, override_failing_tests on another decision than approve, or a malformed body"),
             "403": error_response("forbidden: not an approver, or the approver is the version's author"),
             "404": error_response(NOT_FOUND),
-            "409": error_response("conflict: illegal transition or a hash that is not the version's"),
+            "409": error_response("conflict: illegal transition, a hash that is not the version's, or (approve) a manifest test failed at upload and override_failing_tests is not set"),
         }),
     )
 }
@@ -184,14 +187,20 @@ fn upload() -> Value {
         Access::Roles("author"),
         vec![name_param()],
         Some(json!({
-            "type": "object", "additionalProperties": false, "required": ["manifest", "module"],
-            "properties": {"manifest": schema_ref("Manifest"), "module": {"type": "string", "contentEncoding": "base64"}}
+            "type": "object", "additionalProperties": false, "required": ["manifest"],
+            "description": "exactly one of module and source: a source is built into the module by aifn, so the approver reads the code that runs",
+            "oneOf": [{"required": ["module"]}, {"required": ["source"]}],
+            "properties": {"manifest": schema_ref("Manifest"), "module": {"type": "string", "contentEncoding": "base64"},
+                "source": schema_ref("Source")}
         })),
         json!({
-            "201": ok("the pending version with its inspection report", schema_ref("Version")),
-            "400": error_response("invalid_request: bad name, manifest, limits, base64 or body"),
-            "413": error_response("payload_too_large: over the module size cap"),
-            "422": error_response("invalid_module, forbidden_import or compile_timeout")
+            "201": ok("the pending version with its inspection report (the manifest's tests run at upload, their results in report.tests)", schema_ref("Version")),
+            "400": error_response("invalid_request: bad name, manifest, tests, limits, base64 or body, both or neither of module and source, or a source that does not build"),
+            "413": error_response("payload_too_large: over the module or source size cap"),
+            "422": error_response("invalid_module, forbidden_import or compile_timeout"),
+            "429": {"description": "rate_limited: the manifest's tests do not fit in the tenant's test runs for this hour",
+                "headers": {"Retry-After": header("seconds to wait", json!({"type": "integer", "minimum": 1}))},
+                "content": {"application/json": {"schema": schema_ref("Error")}}}
         }),
     )
 }
@@ -260,8 +269,10 @@ pub fn openapi() -> Value {
         operation(summary, Access::AnyRole, params, None, responses)
     };
     let mut schemas = schemas::schemas();
-    if let (Some(all), Value::Object(more)) = (schemas.as_object_mut(), gateway::schemas()) {
-        all.extend(more);
+    for more in [gateway::schemas(), approval::schemas()] {
+        if let (Some(all), Value::Object(more)) = (schemas.as_object_mut(), more) {
+            all.extend(more);
+        }
     }
     let mut doc = json!({
         "openapi": "3.1.0",
@@ -302,8 +313,10 @@ pub fn openapi() -> Value {
             "/v1/audit": {"get": audit()}
         }
     });
-    if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), gateway::paths()) {
-        paths.extend(more);
+    for more in [gateway::paths(), approval::paths()] {
+        if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), more) {
+            paths.extend(more);
+        }
     }
     doc
 }

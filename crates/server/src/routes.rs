@@ -31,10 +31,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/functions/{name}/versions/{version}/approve"),
     ("POST", "/v1/functions/{name}/versions/{version}/reject"),
     ("POST", "/v1/functions/{name}/versions/{version}/revoke"),
+    ("POST", "/v1/functions/{name}/versions/{version}/test"),
+    ("GET", "/v1/functions/{name}/versions/{version}/diff"),
+    ("GET", "/v1/functions/{name}/versions/{version}/module"),
+    ("GET", "/v1/functions/{name}/versions/{version}/source"),
     ("POST", "/v1/functions/{name}/invoke"),
+    ("POST", "/v1/executions/{id}/replay"),
     ("GET", "/v1/pending"),
     ("GET", "/v1/tools"),
     ("GET", "/v1/audit"),
+    ("GET", "/v1/audit/bundle"),
     ("GET", "/v1/agents"),
     ("GET", "/v1/agents/{subject}/policy"),
     ("PUT", "/v1/agents/{subject}/policy"),
@@ -78,12 +84,30 @@ pub(crate) fn router(state: AppState) -> Router {
             post(|s, c, p, b| handlers::decide(s, c, p, b, Action::Revoke)),
         )
         .route(
+            "/v1/functions/{name}/versions/{version}/test",
+            post(handlers::test_run).layer(DefaultBodyLimit::max(limits.invoke)),
+        )
+        .route(
+            "/v1/functions/{name}/versions/{version}/diff",
+            get(handlers::diff),
+        )
+        .route(
+            "/v1/functions/{name}/versions/{version}/module",
+            get(handlers::module),
+        )
+        .route(
+            "/v1/functions/{name}/versions/{version}/source",
+            get(handlers::source),
+        )
+        .route(
             "/v1/functions/{name}/invoke",
             post(handlers::invoke).layer(DefaultBodyLimit::max(limits.invoke)),
         )
+        .route("/v1/executions/{id}/replay", post(handlers::replay))
         .route("/v1/pending", get(handlers::pending))
         .route("/v1/tools", get(handlers::tools))
         .route("/v1/audit", get(handlers::audit))
+        .route("/v1/audit/bundle", get(handlers::bundle))
         .route("/v1/agents", get(handlers::list_agents))
         .route(
             "/v1/agents/{subject}/policy",

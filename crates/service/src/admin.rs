@@ -272,6 +272,17 @@ impl LocalAdmin {
             .map_err(|e| ServiceError::internal("audit export", &e))
     }
 
+    /// An evidence bundle of `tenant` (the operator's view of a data dir:
+    /// any tenant, no API key), as [`Service::bundle`](crate::Service::bundle)
+    /// makes one for an approver or admin.
+    pub fn bundle(
+        &self,
+        tenant: &TenantId,
+        req: crate::BundleRequest,
+    ) -> Result<crate::Bundle, ServiceError> {
+        crate::bundle::build(&self.audit, &self.registry, tenant, req)
+    }
+
     /// Signs a checkpoint of the chain head now.
     pub fn checkpoint(&self) -> Result<aifn_audit::Checkpoint, ServiceError> {
         self.audit

@@ -17,6 +17,10 @@ pub struct TenantLimits {
     pub burst: u32,
     /// Invocations of one tenant running at once. Default 8.
     pub max_concurrent: u32,
+    /// Test runs of one tenant per UTC hour: manifest tests at upload
+    /// and runs by approvers and authors; never counted as invocations.
+    /// Default 600.
+    pub test_runs_per_hour: u32,
 }
 
 impl Default for TenantLimits {
@@ -25,6 +29,7 @@ impl Default for TenantLimits {
             rate_per_second: 200.0,
             burst: 400,
             max_concurrent: 8,
+            test_runs_per_hour: 600,
         }
     }
 }

@@ -257,11 +257,13 @@ impl From<aifn_registry::RegistryError> for ServiceError {
                 name: name.to_string(),
             },
             R::Forbidden { reason } => ServiceError::Forbidden { reason },
-            R::IllegalTransition { .. } | R::HashMismatch { .. } | R::KeyAlreadyRevoked { .. } => {
-                ServiceError::Conflict {
-                    message: e.to_string(),
-                }
-            }
+            R::IllegalTransition { .. }
+            | R::HashMismatch { .. }
+            | R::KeyAlreadyRevoked { .. }
+            | R::FailingTests { .. }
+            | R::VersionRace { .. } => ServiceError::Conflict {
+                message: e.to_string(),
+            },
             R::NotesRequired { .. }
             | R::Limit(_)
             | R::InvalidManifest(_)

@@ -1,37 +1,55 @@
-//! Registry use cases: upload (validate and compile in the runtime, store
-//! pending) and the decisions (approve, reject, revoke). Every attempt is
-//! recorded, refusals included: the registry records the ones it decides
-//! inside its transaction's rules, this module the ones decided before
-//! the registry is asked (the role, the manifest, the module).
+//! Registry use cases: upload (build a source upload's module, validate
+//! and compile it in the runtime, run the manifest's tests, store pending)
+//! and the decisions (approve, reject, revoke). Every attempt is recorded,
+//! refusals included: the registry records the ones it decides inside its
+//! transaction's rules, this module the ones decided before the registry
+//! is asked (the role, the manifest, the module).
 
-use aifn_registry::{Principal, Upload, VersionInfo, VersionRef};
-use aifn_runtime::ModuleError;
+use std::borrow::Cow;
+
+use aifn_registry::{Principal, RegistryError, Upload, VersionInfo, VersionRef};
+use aifn_runtime::{LoadedModule, ModuleError};
 use aifn_types::{
-    AuditTarget, FunctionName, Manifest, Refusal, RefusalKind, RegistryAction, RegistryActionKind,
-    Role,
+    AuditTarget, FunctionName, Manifest, OutcomeKind, Refusal, RefusalKind, RegistryAction,
+    RegistryActionKind, Role, Source, SourceLanguage,
 };
 
 use crate::auth::require;
 use crate::schema::{compile_schema, not_an_object_schema};
 use crate::{Service, ServiceError};
 
-/// An upload: the module and what its author declares.
+/// An upload: the module (or the source it is built from) and what its
+/// author declares.
 #[derive(Debug, Clone)]
 pub struct UploadRequest {
     /// The function name.
     pub name: String,
     /// The manifest.
     pub manifest: Manifest,
-    /// The wasm module bytes.
+    /// The wasm module bytes; empty for a source upload.
     pub module: Vec<u8>,
+    /// The source to build the module from (instead of `module`): the
+    /// approver then reads the code that runs.
+    pub source: Option<Source>,
 }
+
+/// Uploads that lose the race for their version number to another
+/// upload of the same function are tried again (tests re-run as the new
+/// number) this many times in all.
+const UPLOAD_ATTEMPTS: usize = 3;
 
 /// What an approver decides on one version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision<'a> {
     /// Activate it (superseding the active one), bound to the sha256 the
-    /// approver inspected.
+    /// approver inspected. Refused while a manifest test failed at upload.
     Approve {
+        /// The module hash the approver inspected.
+        sha256: &'a str,
+    },
+    /// [`Decision::Approve`] although manifest tests failed at upload: the
+    /// override is recorded with the decision (the notes say why).
+    ApproveOverridingTests {
         /// The module hash the approver inspected.
         sha256: &'a str,
     },
@@ -80,7 +98,49 @@ fn check_manifest(m: &Manifest) -> Result<(), ServiceError> {
     if let Some(s) = &m.output_schema {
         compile_schema("output_schema", s)?;
     }
+    // The registry's own rules (tests, capture), before anything runs.
+    aifn_registry::check_manifest(m).map_err(|e| invalid(e.to_string()))?;
+    for test in &m.tests {
+        if let Some(s) = &test.expect_output_schema {
+            compile_schema(
+                &format!("the expect_output_schema of test {:?}", test.name),
+                s,
+            )?;
+        }
+    }
     Ok(())
+}
+
+/// The module to upload: the bytes given, or those built from the source.
+fn module_of(req: &UploadRequest) -> Result<Cow<'_, [u8]>, ServiceError> {
+    let invalid = |message: &str| ServiceError::InvalidRequest {
+        message: message.to_owned(),
+    };
+    let source = match (&req.source, req.module.is_empty()) {
+        (None, false) => return Ok(Cow::Borrowed(&req.module)),
+        (Some(source), true) => source,
+        (Some(_), false) => return Err(invalid("give the module or its source, not both")),
+        (None, true) => return Err(invalid("a module or its source is required")),
+    };
+    if source.text.len() > Source::MAX_BYTES {
+        return Err(ServiceError::PayloadTooLarge {
+            message: format!(
+                "the source is {} bytes, over the limit of {} bytes",
+                source.text.len(),
+                Source::MAX_BYTES
+            ),
+        });
+    }
+    match source.language {
+        SourceLanguage::Wat => {
+            wat::parse_str(&source.text)
+                .map(Cow::Owned)
+                .map_err(|e| ServiceError::InvalidModule {
+                    kind: OutcomeKind::InvalidModule,
+                    message: format!("the WAT source does not build: {e}"),
+                })
+        }
+    }
 }
 
 /// The audit name of a refusal the service decided, if it is one. The
@@ -92,6 +152,7 @@ fn refusal_kind(e: &ServiceError) -> Option<RefusalKind> {
         ServiceError::Forbidden { .. } => RefusalKind::Forbidden,
         ServiceError::InvalidRequest { .. } => RefusalKind::InvalidRequest,
         ServiceError::PayloadTooLarge { .. } => RefusalKind::PayloadTooLarge,
+        ServiceError::RateLimited { .. } => RefusalKind::RateLimited,
         ServiceError::InvalidModule { kind, .. } => match kind {
             O::ForbiddenImport => RefusalKind::ForbiddenImport,
             O::CompileTimeout => RefusalKind::CompileTimeout,
@@ -130,6 +191,7 @@ impl Service {
             }),
             before: None,
             after: None,
+            override_failing_tests: false,
         };
         if let Err(e) = self.inner.audit.record_registry(&action) {
             tracing::error!(error = %e, action = action.action.as_str(), "could not record a refused registry action");
@@ -137,15 +199,22 @@ impl Service {
         error
     }
 
-    /// Validates, compiles and stores a new version, `pending`.
+    /// Builds (for a source upload), validates and compiles the module,
+    /// runs the manifest's tests on it (each run recorded) and stores it as
+    /// a new version, `pending`, with the tests' results in its report.
     pub fn upload(&self, who: &Principal, req: UploadRequest) -> Result<VersionInfo, ServiceError> {
         let name = parse_name(&req.name);
         let prepared = require(who, &[Role::Author], "uploading")
             .and_then(|()| name.clone().map(drop))
             .and_then(|()| check_manifest(&req.manifest))
-            .and_then(|()| self.check_module(&req));
-        let (name, report) = match (name, prepared) {
-            (Ok(name), Ok(report)) => (name, report),
+            .and_then(|()| module_of(&req))
+            .and_then(|bytes| Ok((self.check_module(&bytes, &req.manifest)?, bytes)))
+            .and_then(|prepared| {
+                self.admit_manifest_tests(who, &req.manifest)?;
+                Ok(prepared)
+            });
+        let (name, (loaded, module)) = match (name, prepared) {
+            (Ok(name), Ok(prepared)) => (name, prepared),
             (Ok(name), Err(e)) => {
                 let at = Attempted {
                     action: RegistryActionKind::Upload,
@@ -159,29 +228,45 @@ impl Service {
             // it is refused as a malformed request only.
             (Err(_), Err(e)) | (Err(e), Ok(_)) => return Err(e),
         };
-        let upload = Upload {
-            name,
-            manifest: req.manifest,
-            module: &req.module,
-            report,
+        let registry = &self.inner.registry;
+        let mut attempts = 0;
+        let info = loop {
+            attempts += 1;
+            if attempts > 1 {
+                // Another upload took the number: the tests run again, and
+                // count again.
+                self.admit_manifest_tests(who, &req.manifest)?;
+            }
+            let version = registry.next_version(&who.tenant, &name)?;
+            let tests = self.run_manifest_tests(who, &name, &req.manifest, &loaded, version)?;
+            let upload = Upload {
+                name: name.clone(),
+                manifest: req.manifest.clone(),
+                module: &module,
+                report: loaded.report().clone(),
+                tests,
+                source: req.source.clone(),
+                expected_version: Some(version),
+            };
+            match registry.upload(who, upload, self.inner.runtime.limits()) {
+                Err(RegistryError::VersionRace { .. }) if attempts < UPLOAD_ATTEMPTS => {}
+                stored => break stored?,
+            }
         };
-        let info = self
-            .inner
-            .registry
-            .upload(who, upload, self.inner.runtime.limits())?;
         tracing::info!(tenant = %who.tenant, function = %info.name, version = info.version, sha256 = %info.sha256, "uploaded");
         Ok(info)
     }
 
-    /// Validates and compiles the module; its report, if it may be stored.
-    fn check_module(&self, req: &UploadRequest) -> Result<aifn_types::ModuleReport, ServiceError> {
-        let loaded = self
-            .inner
-            .runtime
-            .load(&req.module)
-            .map_err(module_refusal)?;
-        let report = loaded.report().clone();
-        if let (Some(mem), Some(asked)) = (&report.memory, req.manifest.limits.memory_bytes)
+    /// Validates and compiles the module; the loaded module, if it may be
+    /// stored.
+    fn check_module(
+        &self,
+        module: &[u8],
+        manifest: &Manifest,
+    ) -> Result<LoadedModule, ServiceError> {
+        let loaded = self.inner.runtime.load(module).map_err(module_refusal)?;
+        let report = loaded.report();
+        if let (Some(mem), Some(asked)) = (&report.memory, manifest.limits.memory_bytes)
             && mem.min_pages.saturating_mul(65536) > asked
         {
             return Err(ServiceError::InvalidRequest {
@@ -191,7 +276,7 @@ impl Service {
                 ),
             });
         }
-        Ok(report)
+        Ok(loaded)
     }
 
     /// A decision on one version: the role first (so a caller without it
@@ -206,7 +291,7 @@ impl Service {
         notes: &str,
     ) -> Result<VersionInfo, ServiceError> {
         let (action, sha256, what) = match decision {
-            Decision::Approve { sha256 } => {
+            Decision::Approve { sha256 } | Decision::ApproveOverridingTests { sha256 } => {
                 (RegistryActionKind::Approve, Some(sha256), "approving")
             }
             Decision::Reject { sha256 } => (RegistryActionKind::Reject, Some(sha256), "rejecting"),
@@ -230,7 +315,10 @@ impl Service {
         };
         let registry = &self.inner.registry;
         let info = match decision {
-            Decision::Approve { sha256 } => registry.approve(who, &t, sha256, notes)?,
+            Decision::Approve { sha256 } => registry.approve(who, &t, sha256, notes, false)?,
+            Decision::ApproveOverridingTests { sha256 } => {
+                registry.approve(who, &t, sha256, notes, true)?
+            }
             Decision::Reject { sha256 } => registry.reject(who, &t, sha256, notes)?,
             Decision::Revoke => registry.revoke(who, &t, notes)?,
         };

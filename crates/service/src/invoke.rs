@@ -5,25 +5,21 @@
 //! gets an answer.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
 
-use aifn_audit::{Captured, ExecutionRecord, Pending};
+use aifn_audit::Captured;
 use aifn_registry::Principal;
 use aifn_runtime::{Execution, Invocation};
-use aifn_types::{
-    Admission, Context, Finding, FunctionName, GuardMode, Limits, LogLine, OutcomeKind, Role,
-    TenantId,
-};
+use aifn_types::{Context, FunctionName, Limits, LogLine, OutcomeKind, Role, RunKind, TenantId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::active_cache::{Active, Lookup};
 use crate::auth::require;
-use crate::gateway::{TenantView, lowered, traceparent};
-use crate::guard::effective_mode;
-use crate::schema::{compile_schema, violations};
+use crate::gateway::{lowered, traceparent};
+use crate::run::{Attempt, check_input};
+use crate::schema::compile_schema;
 use crate::ticket::{InvokeTicket, Ticket};
-use crate::{ErrorKind, Service, ServiceError, ids};
+use crate::{Service, ServiceError, ids};
 
 /// An invocation by an agent.
 #[derive(Debug, Clone)]
@@ -75,25 +71,6 @@ pub struct Refused {
     pub execution_id: Option<String>,
 }
 
-/// One attempt in progress: what its record needs whatever happens.
-struct Attempt {
-    ctx: Context,
-    now: SystemTime,
-    started: Instant,
-    /// The gateway's decision, once made.
-    admission: Option<Admission>,
-    /// The caller's `traceparent`, when well-formed.
-    traceparent: Option<String>,
-}
-
-impl Attempt {
-    /// What every record of the attempt carries beyond its context.
-    fn stamp(&self, rec: &mut ExecutionRecord) {
-        rec.admission = self.admission;
-        rec.traceparent.clone_from(&self.traceparent);
-    }
-}
-
 impl Service {
     /// Runs an active function for an agent. Every attempt is recorded
     /// before this returns; if the record cannot be written, the output is
@@ -115,22 +92,18 @@ impl Service {
     }
 
     fn run_invocation(&self, who: &Principal, req: InvokeRequest) -> Result<InvokeTicket, Refused> {
-        let now = SystemTime::now();
+        let now = crate::run::start_time();
         let execution_id = ids::execution_id(now);
-        let mut at = Attempt {
-            ctx: Context {
-                tenant_id: who.tenant.to_string(),
-                agent_id: who.subject.to_string(),
-                user_id: req.user_id,
-                function: req.function,
-                version: String::new(),
-                execution_id: execution_id.clone(),
-            },
-            now,
-            started: Instant::now(),
-            admission: None,
-            traceparent: traceparent(req.traceparent),
+        let ctx = Context {
+            tenant_id: who.tenant.to_string(),
+            agent_id: who.subject.to_string(),
+            user_id: req.user_id,
+            function: req.function,
+            version: String::new(),
+            execution_id: execution_id.clone(),
         };
+        let mut at = Attempt::new(ctx, now, RunKind::Invocation);
+        at.traceparent = traceparent(req.traceparent);
         if !self.inner.audit.is_healthy() {
             // Nothing runs while the audit log cannot write; recording this
             // refusal is attempted too, and a success reopens the door.
@@ -168,13 +141,15 @@ impl Service {
             Err(e) => return Err(self.refuse(&at, &input, None, e)),
         };
         at.ctx.version = active.info.version.to_string();
-        if let Err(e) = check_input(&active, &at.ctx.function, &input, &req.input) {
-            return Err(self.refuse(&at, &input, Some(&active), e));
+        let version = active.runnable();
+        if let Err(e) = check_input(&version, &at.ctx.function, &input, &req.input) {
+            return Err(self.refuse(&at, &input, Some(version.sha256), e));
         }
 
         let limits = lowered(active.limits, admitted.limits.as_ref());
-        let exec = self.inner.runtime.invoke(
-            &active.module,
+        let ran = self.execute(
+            &version,
+            &admitted.tenant,
             &Invocation {
                 input: &input,
                 context: &at.ctx,
@@ -187,116 +162,32 @@ impl Service {
         gate.budgets.add_fuel(
             &who.tenant,
             &who.subject,
-            charged_fuel(&exec, &limits),
+            charged_fuel(&ran.exec, &limits),
             gate.clock.now(),
         );
-        let mut checked = check_output(&active, &exec);
-        guard_output(&admitted.tenant, &active, &mut checked);
         let duration = at.started.elapsed();
-        let recorded = self.submit_invocation(|| {
-            let mut rec = ExecutionRecord::from_context(&at.ctx, now, checked.kind);
-            at.stamp(&mut rec);
-            rec.module_sha256 = Some(active.info.sha256.clone());
-            rec.error_message = checked.message.clone();
-            rec.findings = checked.findings.clone();
-            rec.cancelled = exec.cancelled;
-            rec.fuel_used = exec.fuel_used;
-            rec.memory_peak_bytes = exec.memory_peak_bytes;
-            rec.set_parsed_input(&input, &req.input);
-            rec.set_output(
-                exec.output
-                    .as_deref()
-                    .filter(|_| checked.kind == OutcomeKind::Ok),
-            );
-            rec.duration_ms = duration.as_secs_f64() * 1000.0;
+        let recorded = self.submit_record(RunKind::Invocation, || {
+            let mut rec = at.record(ran.checked.kind);
+            ran.fill(&mut rec, version.sha256, &input, &req.input, duration);
             let capture = active.info.manifest.capture.map(|c| Captured {
                 input: input.clone(),
                 // A blocked output is kept nowhere, captures included.
-                output: exec
+                output: ran
+                    .exec
                     .output
                     .clone()
-                    .filter(|_| checked.kind != OutcomeKind::OutputBlocked),
+                    .filter(|_| ran.checked.kind != OutcomeKind::OutputBlocked),
                 retention_days: c.retention_days,
             });
             (rec, capture)
         });
-        let outcome = InvokeOutcome {
-            execution_id,
-            function: at.ctx.function,
-            version: active.info.version,
-            kind: checked.kind,
-            output: checked.output,
-            message: checked.message,
-            fuel_used: exec.fuel_used,
-            duration_ms: duration.as_secs_f64() * 1000.0,
-            memory_peak_bytes: exec.memory_peak_bytes,
-            logs: exec.logs,
-        };
+        let outcome = ran.outcome(execution_id, at.ctx.function, active.info.version, duration);
         Ok(InvokeTicket(Ticket::Recording {
             pending: recorded,
             outcome: Some(outcome),
             duration,
             inner: Arc::clone(&self.inner),
         }))
-    }
-
-    /// Records a refusal and returns it.
-    fn refuse(
-        &self,
-        at: &Attempt,
-        input: &[u8],
-        active: Option<&Active>,
-        error: ServiceError,
-    ) -> Refused {
-        let kind = match error.kind() {
-            ErrorKind::Outcome(k) => k,
-            // The host cannot serve now (its audit log could not write): a
-            // capacity refusal. Recording it also probes whether the log
-            // can write again.
-            _ => OutcomeKind::RateLimited,
-        };
-        let recorded = self
-            .submit_invocation(|| {
-                let mut rec = ExecutionRecord::from_context(&at.ctx, at.now, kind);
-                at.stamp(&mut rec);
-                rec.module_sha256 = active.map(|a| a.info.sha256.clone());
-                rec.error_message = Some(error.to_string());
-                rec.set_input(input);
-                rec.duration_ms = at.started.elapsed().as_secs_f64() * 1000.0;
-                (rec, None)
-            })
-            .map_or(Ok(()), |p| p.wait().map(drop));
-        match recorded {
-            Ok(()) => {
-                self.inner.metrics.record(kind, at.started.elapsed(), 0);
-                Refused {
-                    error,
-                    execution_id: Some(at.ctx.execution_id.clone()),
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "audit record of a refusal failed");
-                Refused {
-                    error: ServiceError::Unavailable {
-                        message: "the audit log cannot write; calls are refused".into(),
-                    },
-                    execution_id: None,
-                }
-            }
-        }
-    }
-
-    /// Builds the record of one invocation attempt and queues it; `None`
-    /// only in the benchmark baseline, which records no invocations.
-    fn submit_invocation(
-        &self,
-        build: impl FnOnce() -> (ExecutionRecord, Option<Captured>),
-    ) -> Option<Pending> {
-        if !self.inner.record_invocations {
-            return None;
-        }
-        let (rec, capture) = build();
-        Some(self.inner.audit.submit_execution(rec, capture))
     }
 
     /// The active version of a function, from the cache while it is fresh.
@@ -327,12 +218,17 @@ impl Service {
         Ok(fresh)
     }
 
-    fn prepare(&self, info: aifn_registry::VersionInfo) -> Result<Active, ServiceError> {
+    /// A version ready to run: its module loaded, its schemas compiled,
+    /// its effective limits within the host's.
+    pub(crate) fn prepare(&self, info: aifn_registry::VersionInfo) -> Result<Active, ServiceError> {
         let bytes = self.inner.registry.module_bytes(&info.sha256)?;
         let module = self.inner.runtime.load(&bytes).map_err(|e| {
             // It passed validation at upload: the host's caps changed since.
             ServiceError::Unavailable {
-                message: format!("the active version no longer loads on this host: {e}"),
+                message: format!(
+                    "version {}@{} no longer loads on this host: {e}",
+                    info.name, info.version
+                ),
             }
         })?;
         let input = Arc::new(compile_schema("input_schema", &info.manifest.input_schema)?);
@@ -355,115 +251,6 @@ impl Service {
             limits,
         })
     }
-}
-
-/// The input's size and schema, before anything runs.
-fn check_input(
-    active: &Active,
-    function: &str,
-    bytes: &[u8],
-    input: &Value,
-) -> Result<(), ServiceError> {
-    if bytes.len() as u64 > active.limits.input_bytes {
-        return Err(ServiceError::InvalidInput {
-            message: format!(
-                "input is {} bytes, over the limit of {} bytes",
-                bytes.len(),
-                active.limits.input_bytes
-            ),
-            violations: Vec::new(),
-        });
-    }
-    let found = violations(&active.input, input);
-    if found.is_empty() {
-        return Ok(());
-    }
-    Err(ServiceError::InvalidInput {
-        message: format!(
-            "input does not match the schema of {function} ({})",
-            crate::schema::count(found.len())
-        ),
-        violations: found,
-    })
-}
-
-/// How a call ended once its output was checked.
-struct Checked {
-    kind: OutcomeKind,
-    output: Option<Value>,
-    message: Option<String>,
-    /// What the output guard found (kinds and paths, never values).
-    findings: Vec<Finding>,
-}
-
-/// An `ok` run whose output is not JSON, or breaks the output schema, is
-/// `invalid_output`; the output is then withheld.
-fn check_output(active: &Active, exec: &Execution) -> Checked {
-    let mut checked = Checked {
-        kind: exec.kind,
-        output: None,
-        message: exec.message.clone(),
-        findings: Vec::new(),
-    };
-    let Some(bytes) = &exec.output else {
-        return checked;
-    };
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(v) => {
-            let bad = active
-                .output
-                .as_deref()
-                .map(|s| violations(s, &v))
-                .unwrap_or_default();
-            if bad.is_empty() {
-                checked.output = Some(v);
-            } else {
-                let list: Vec<_> = bad
-                    .iter()
-                    .map(|b| format!("{}: {}", b.location(), b.message))
-                    .collect();
-                checked.kind = OutcomeKind::InvalidOutput;
-                checked.message = Some(format!(
-                    "output does not match the output schema ({}): {}",
-                    crate::schema::count(bad.len()),
-                    list.join("; ")
-                ));
-            }
-        }
-        Err(e) => {
-            checked.kind = OutcomeKind::InvalidOutput;
-            checked.message = Some(format!("output is not JSON: {e}"));
-        }
-    }
-    checked
-}
-
-/// Scans an accepted output: `flag` keeps the answer and lists the
-/// findings, `block` withholds it (`output_blocked`). The message names
-/// the kinds found, never the values.
-fn guard_output(tenant: &TenantView, active: &Active, checked: &mut Checked) {
-    let Some(output) = checked.output.as_ref() else {
-        return;
-    };
-    let mode = effective_mode(tenant.guard.mode(), active.info.manifest.output_guard);
-    if mode == GuardMode::Off {
-        return;
-    }
-    let findings = tenant.guard.scan(output);
-    if findings.is_empty() {
-        return;
-    }
-    if mode == GuardMode::Block {
-        let mut kinds: Vec<&str> = findings.iter().map(|f| f.kind.as_str()).collect();
-        kinds.dedup();
-        checked.kind = OutcomeKind::OutputBlocked;
-        checked.output = None;
-        checked.message = Some(format!(
-            "the output guard withheld the output: it holds {}",
-            kinds.join(", ")
-        ));
-    }
-    checked.findings = findings;
 }
 
 /// The fuel a call costs its budgets. wasmtime flushes its fuel counter at

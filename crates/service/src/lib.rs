@@ -18,9 +18,11 @@ mod active_cache;
 mod admin;
 mod auth;
 mod budget;
+mod bundle;
 mod catalog;
 mod clock;
 mod config;
+mod diff;
 mod error;
 mod functions;
 mod gateway;
@@ -30,10 +32,13 @@ mod invoke;
 mod limiter;
 mod metrics;
 mod policy;
+mod run;
 mod schema;
 mod service;
 mod sink;
+mod testing;
 mod ticket;
+mod versions;
 mod wire;
 
 pub use admin::{DataDir, LocalAdmin, verify as verify_audit};
@@ -42,13 +47,22 @@ pub use aifn_audit::{
     AuditEntry, AuditPage, AuditQuery, DEFAULT_PAGE as AUDIT_DEFAULT_PAGE,
     MAX_PAGE as AUDIT_MAX_PAGE, SecurityQuery, Stream as AuditStream, VerifyReport,
 };
+pub use aifn_audit::{Evidence, EvidenceError, EvidenceLink, EvidenceRecord, KeySource};
 pub use aifn_registry::{FunctionDetail, FunctionSummary, KeyInfo, NewKey, Principal, VersionInfo};
 pub use aifn_runtime::CancelToken;
 pub use auth::{Credential, Origin};
 pub use budget::{Usage, WindowUsage};
+pub use bundle::{
+    BUNDLE_FORMAT, Bundle, BundleError, BundleReport, BundleRequest, BundledVersion,
+    MAX_BUNDLE_RECORDS, verify_bundle,
+};
 pub use catalog::{AnthropicTool, OpenAiFunction, OpenAiTool, ToolDefinition, ToolFormat};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{AuditSettings, ServiceConfig, TenantLimits};
+pub use diff::{
+    Change, DiffRelation, DiffReport, FieldChange, JsonChange, JsonChangeKind, SourceDiff,
+    TestChange, TestChangeKind, VersionDiff, json_diff, line_diff,
+};
 pub use error::{ErrorKind, ServiceError, Violation};
 pub use functions::{Decision, UploadRequest};
 pub use guard::{GuardError, OutputGuard};
@@ -56,6 +70,7 @@ pub use invoke::{InvokeOutcome, InvokeRequest, Refused};
 pub use metrics::Metrics;
 pub use policy::{AgentInfo, PolicyInfo, TenantInfo};
 pub use service::Service;
+pub use testing::{ReplayReport, ReplayVerdict, TestRunRequest};
 pub use ticket::InvokeTicket;
 pub use wire::{
     AgentList, ErrorBody, ErrorDetail, FunctionList, InvocationFailure, InvokeReply, Readiness,

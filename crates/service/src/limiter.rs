@@ -126,6 +126,7 @@ mod tests {
                 rate_per_second: 1000.0,
                 burst: 1000,
                 max_concurrent: 2,
+                ..TenantLimits::default()
             },
             10,
         );
@@ -148,6 +149,7 @@ mod tests {
                 rate_per_second: 0.5,
                 burst: 2,
                 max_concurrent: 10,
+                ..TenantLimits::default()
             },
             10,
         );

@@ -6,11 +6,24 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use aifn_types::{OutcomeKind, TenantId};
+use aifn_types::{OutcomeKind, RunKind, TenantId};
 
 const BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
+
+/// A counter with one series per outcome kind.
+fn by_outcome(out: &mut String, name: &str, help: &str, counts: &[AtomicU64]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for (k, n) in OutcomeKind::ALL.iter().zip(counts) {
+        let _ = writeln!(
+            out,
+            "{name}{{outcome=\"{k}\"}} {}",
+            n.load(Ordering::Relaxed)
+        );
+    }
+}
 
 /// One named value in the exposition.
 pub(crate) struct Series<'a> {
@@ -19,10 +32,12 @@ pub(crate) struct Series<'a> {
     pub(crate) value: u64,
 }
 
-/// Counters of invocations by outcome, a latency histogram and fuel.
+/// Counters of invocations by outcome, a latency histogram and fuel; and
+/// of test runs by outcome (never counted as invocations).
 #[derive(Debug, Default)]
 pub struct Metrics {
     by_outcome: [AtomicU64; OutcomeKind::ALL.len()],
+    test_runs: [AtomicU64; OutcomeKind::ALL.len()],
     latency: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -54,6 +69,34 @@ impl Metrics {
             Ordering::Relaxed,
         );
         self.fuel.fetch_add(fuel, Ordering::Relaxed);
+    }
+
+    /// An attempt of any run kind: an invocation counts as one (with its
+    /// time and fuel), a test run as a test run, a replay in neither.
+    pub(crate) fn record_run(
+        &self,
+        run: RunKind,
+        kind: OutcomeKind,
+        duration: Duration,
+        fuel: u64,
+    ) {
+        match run {
+            RunKind::Invocation => self.record(kind, duration, fuel),
+            RunKind::TestRun => {
+                if let Some(i) = OutcomeKind::ALL.iter().position(|k| *k == kind) {
+                    self.test_runs[i].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            RunKind::Replay => {}
+        }
+    }
+
+    /// Test runs so far that ended in `kind`.
+    pub fn test_run_count(&self, kind: OutcomeKind) -> u64 {
+        OutcomeKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .map_or(0, |i| self.test_runs[i].load(Ordering::Relaxed))
     }
 
     /// A call of `tenant` rejected by a budget.
@@ -96,19 +139,18 @@ impl Metrics {
         gauges: &[Series<'_>],
     ) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP aifn_invocations_total Invocation attempts by outcome kind."
+        by_outcome(
+            &mut out,
+            "aifn_invocations_total",
+            "Invocation attempts by outcome kind.",
+            &self.by_outcome,
         );
-        let _ = writeln!(out, "# TYPE aifn_invocations_total counter");
-        for (i, k) in OutcomeKind::ALL.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "aifn_invocations_total{{outcome=\"{}\"}} {}",
-                k,
-                self.by_outcome[i].load(Ordering::Relaxed)
-            );
-        }
+        by_outcome(
+            &mut out,
+            "aifn_test_runs_total",
+            "Test runs (by approvers, authors and at upload) by outcome kind.",
+            &self.test_runs,
+        );
         let _ = writeln!(
             out,
             "# HELP aifn_invocation_duration_seconds Time from admission to answer."

@@ -17,6 +17,7 @@ use crate::gateway::Gateway;
 use crate::limiter::Limiter;
 use crate::metrics::Series;
 use crate::sink::RegistryAudit;
+use crate::testing::HourlyCap;
 use crate::{Metrics, ServiceConfig, ServiceError};
 
 pub(crate) struct Inner {
@@ -28,6 +29,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
     pub(crate) active: ActiveCache,
     pub(crate) gateway: Gateway,
+    /// The per-tenant hourly cap on test runs.
+    pub(crate) test_runs: HourlyCap,
     /// Always true, except in the benchmark baseline (feature
     /// `bench-unaudited`), which measures what the invocation records cost.
     pub(crate) record_invocations: bool,
@@ -106,6 +109,7 @@ impl Service {
         Ok(Service {
             inner: Arc::new(Inner {
                 limiter: Limiter::new(config.tenant, config.max_concurrent.max(1)),
+                test_runs: HourlyCap::new(config.tenant.test_runs_per_hour),
                 config,
                 runtime,
                 registry,

@@ -168,11 +168,14 @@ pub enum RefusalKind {
     CompileTimeout,
     /// The upload is larger than allowed.
     PayloadTooLarge,
+    /// Over a limit of this hour (an upload's tests over the tenant's
+    /// test runs).
+    RateLimited,
 }
 
 impl RefusalKind {
     /// Every kind, in a stable order.
-    pub const ALL: [RefusalKind; 8] = [
+    pub const ALL: [RefusalKind; 9] = [
         RefusalKind::Forbidden,
         RefusalKind::NotFound,
         RefusalKind::Conflict,
@@ -181,6 +184,7 @@ impl RefusalKind {
         RefusalKind::ForbiddenImport,
         RefusalKind::CompileTimeout,
         RefusalKind::PayloadTooLarge,
+        RefusalKind::RateLimited,
     ];
 
     /// The product name of the kind.
@@ -194,6 +198,7 @@ impl RefusalKind {
             RefusalKind::ForbiddenImport => "forbidden_import",
             RefusalKind::CompileTimeout => "compile_timeout",
             RefusalKind::PayloadTooLarge => "payload_too_large",
+            RefusalKind::RateLimited => "rate_limited",
         }
     }
 }
@@ -241,6 +246,11 @@ pub struct RegistryAction {
     /// For policy and tenant-settings actions: the state after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<serde_json::Value>,
+    /// An approval of a version whose manifest tests failed at upload,
+    /// taken with the approver's explicit override (the notes say why).
+    /// Absent when false, so other records keep their bytes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub override_failing_tests: bool,
 }
 
 /// The serialized form, whose target is read with its action's help.
@@ -258,6 +268,8 @@ struct StoredAction {
     before: Option<serde_json::Value>,
     #[serde(default)]
     after: Option<serde_json::Value>,
+    #[serde(default)]
+    override_failing_tests: bool,
 }
 
 impl TryFrom<StoredAction> for RegistryAction {
@@ -273,6 +285,7 @@ impl TryFrom<StoredAction> for RegistryAction {
             refused: s.refused,
             before: s.before,
             after: s.after,
+            override_failing_tests: s.override_failing_tests,
         })
     }
 }
@@ -294,6 +307,7 @@ mod tests {
             refused: None,
             before: None,
             after: None,
+            override_failing_tests: false,
         }
     }
 

@@ -17,6 +17,8 @@ mod outcome;
 mod policy;
 mod report;
 mod role;
+mod run;
+mod source;
 #[cfg(feature = "rusqlite")]
 mod sql;
 mod state;
@@ -26,7 +28,7 @@ pub use action::{AuditTarget, Refusal, RefusalKind, RegistryAction, RegistryActi
 pub use context::{Context, LogLevel, LogLine, LogStream};
 pub use guard::{Finding, FindingKind, GuardMode, GuardPattern, GuardSettings, TenantSettings};
 pub use limits::{LimitError, Limits, LimitsRequest};
-pub use manifest::{CapturePolicy, Manifest};
+pub use manifest::{CapturePolicy, Expectation, Manifest, ManifestTest};
 pub use names::{ExecutionId, FunctionName, NameError, Subject, TenantId};
 pub use outcome::{OutcomeKind, UnknownKind};
 pub use policy::{
@@ -35,7 +37,10 @@ pub use policy::{
 };
 pub use report::{
     ExportInfo, ImportInfo, InspectionReport, MemoryInfo, ModuleReport, ReportDiff, TableInfo,
+    TestResult,
 };
 pub use role::{Role, UnknownRole};
+pub use run::RunKind;
+pub use source::{Source, SourceInfo, SourceLanguage};
 pub use state::{UnknownState, VersionState};
 pub use timestamp::{Timestamp, TimestampError};

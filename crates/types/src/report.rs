@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Limits, LimitsRequest};
+use crate::{Limits, LimitsRequest, OutcomeKind};
 
 /// One import of a module: its only way to reach the host.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -150,7 +150,7 @@ impl ReportDiff {
 /// The inspection report stored with a version and shown to approvers:
 /// the static module facts, the limits the manifest asks for and the limits
 /// it will actually run with, and what changed since the previous version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InspectionReport {
     /// Static facts about the module.
     pub module: ModuleReport,
@@ -160,6 +160,44 @@ pub struct InspectionReport {
     pub effective_limits: Limits,
     /// Difference from the previous version, if there is one.
     pub diff: Option<ReportDiff>,
+    /// The manifest's tests as run at upload, in manifest order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<TestResult>,
+}
+
+impl InspectionReport {
+    /// The names of the tests that failed at upload.
+    pub fn failing_tests(&self) -> Vec<&str> {
+        self.tests
+            .iter()
+            .filter(|t| !t.passed)
+            .map(|t| t.name.as_str())
+            .collect()
+    }
+}
+
+/// One manifest test as run at upload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestResult {
+    /// The test's name.
+    pub name: String,
+    /// Whether the outcome met the expectation.
+    pub passed: bool,
+    /// What was expected, e.g. `output`, `kind fuel_exhausted`,
+    /// `output_schema`.
+    pub expected: String,
+    /// How the run ended.
+    pub kind: OutcomeKind,
+    /// Lowercase hex sha256 of the output bytes, if there was output.
+    pub output_sha256: Option<String>,
+    /// Fuel consumed.
+    pub fuel_used: u64,
+    /// Wall-clock time of the run in milliseconds.
+    pub duration_ms: f64,
+    /// Why it failed (or the run's error message); `None` when it passed
+    /// cleanly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::path::Path;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::seq_param;
-use crate::canon::{GENESIS, chain_hash, decode_hash};
+use crate::canon::{ChainFormat, GENESIS, decode_hash};
 use crate::prepare::NewEntry;
 use crate::{Appended, AuditError};
 
@@ -39,10 +39,12 @@ pub(super) fn head_in(tx: &Transaction<'_>, path: &Path) -> Result<(u64, [u8; 32
     }
 }
 
-/// Inserts entries after `head`, chaining them; returns their seq and hash.
+/// Inserts entries after `head`, chaining each with the format of its seq;
+/// returns their seq and hash.
 pub(super) fn insert_chained(
     tx: &Transaction<'_>,
     path: &Path,
+    format: ChainFormat,
     head: (u64, [u8; 32]),
     entries: &[NewEntry],
 ) -> Result<Vec<Appended>, AuditError> {
@@ -55,7 +57,7 @@ pub(super) fn insert_chained(
     let mut out = Vec::with_capacity(entries.len());
     for entry in entries {
         seq += 1;
-        let hash = chain_hash(&prev, seq, &entry.body);
+        let hash = format.hash(&prev, seq, &entry.body);
         let c = &entry.cols;
         ins.execute(params![
             seq_param(seq),

@@ -11,19 +11,21 @@ use aifn_types::Timestamp;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use crate::canon::GENESIS;
+use crate::canon::{ChainFormat, GENESIS};
 use crate::prepare::NewEntry;
 use crate::record::StoredCapture;
 use crate::store::{AuditStore, Filter, PruneFacts, StoredRow};
 use crate::{Appended, AuditError, Stream};
 use chain::{head_in, insert_chained};
-use migrate::{MIGRATIONS, migrate};
+use migrate::{MIGRATIONS, migrate, read_format, user_version};
 
 const COLUMNS: &str = "seq, stream, tenant_id, time_ms, function, agent_id, user_id, outcome, execution_id, body, prev_hash, hash";
 
 pub(crate) struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    /// Read once at open: the boundary never moves after migration 3.
+    format: ChainFormat,
 }
 
 pub(super) fn seq_param(seq: u64) -> i64 {
@@ -68,9 +70,19 @@ impl SqliteStore {
             .map_err(e("set max_page_count"))?;
         }
         migrate(&mut conn, path)?;
+        let format = read_format(&conn, path, user_version(&conn, path)?)?;
+        if format.format_2_from.is_none() {
+            // Appending without knowing the boundary would chain new
+            // records with the wrong formula.
+            return Err(AuditError::Corrupt {
+                seq: 0,
+                reason: "the chain format boundary (audit_meta) is missing".into(),
+            });
+        }
         Ok(SqliteStore {
             conn,
             path: path.to_owned(),
+            format,
         })
     }
 
@@ -88,9 +100,7 @@ impl SqliteStore {
         let conn = Connection::open_with_flags(path, flags).map_err(e("open read-only"))?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(e("set busy timeout"))?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(e("read user_version"))?;
+        let version = user_version(&conn, path)?;
         let supported = MIGRATIONS.len() as i64;
         if version < 1 || version > supported {
             return Err(AuditError::Schema {
@@ -99,9 +109,11 @@ impl SqliteStore {
                 supported,
             });
         }
+        let format = read_format(&conn, path, version)?;
         Ok(SqliteStore {
             conn,
             path: path.to_owned(),
+            format,
         })
     }
 
@@ -121,7 +133,7 @@ impl AuditStore for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(e("begin append"))?;
         let head = head_in(&tx, path)?;
-        let out = insert_chained(&tx, path, head, entries)?;
+        let out = insert_chained(&tx, path, self.format, head, entries)?;
         tx.commit().map_err(e("commit"))?;
         Ok(out)
     }
@@ -208,7 +220,7 @@ impl AuditStore for SqliteStore {
             captures_expired,
         };
         let entry = make(&facts)?;
-        let appended = insert_chained(&tx, path, head, std::slice::from_ref(&entry))?;
+        let appended = insert_chained(&tx, path, self.format, head, std::slice::from_ref(&entry))?;
         tx.commit().map_err(e("commit prune"))?;
         let appended = appended.into_iter().next().ok_or(AuditError::Closed)?;
         Ok((facts, appended))
@@ -223,6 +235,10 @@ impl AuditStore for SqliteStore {
             )
             .map_err(self.err("expire captures"))?;
         Ok(n as u64)
+    }
+
+    fn format(&self) -> ChainFormat {
+        self.format
     }
 
     fn head(&mut self) -> Result<Option<(u64, String)>, AuditError> {
@@ -330,6 +346,7 @@ impl AuditStore for SqliteStore {
         eq("agent_id", &f.agent_id);
         eq("user_id", &f.user_id);
         eq("outcome", &f.outcome.map(|o| o.as_str().to_owned()));
+        eq("execution_id", &f.execution_id);
         let mut cmp = |cond: &str, v: Option<i64>| {
             if let Some(v) = v {
                 sql.push_str(cond);

@@ -2,7 +2,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aifn_audit::{AuditConfig, AuditLog, ExecutionRecord};
-use aifn_types::{AuditTarget, OutcomeKind, RegistryAction, RegistryActionKind, Subject, TenantId};
+use aifn_types::{
+    AuditTarget, OutcomeKind, RegistryAction, RegistryActionKind, RunKind, Subject, TenantId,
+};
 use sha2::{Digest, Sha256};
 
 /// 2026-11-22T10:00:00.000Z
@@ -53,6 +55,9 @@ pub(crate) fn exec(tenant: &str, function: &str, i: u64) -> ExecutionRecord {
         findings: Vec::new(),
         traceparent: None,
         cancelled: false,
+        run: RunKind::Invocation,
+        test_name: None,
+        replay_of: None,
     };
     rec.set_input(format!(r#"{{"days":{i},"name":"secret-{i}"}}"#).as_bytes());
     rec.set_output(Some(br#"{"ok":true}"#));
@@ -79,6 +84,7 @@ pub(crate) fn registry(
         refused: None,
         before: None,
         after: None,
+        override_failing_tests: false,
     }
 }
 
@@ -97,22 +103,116 @@ pub(crate) fn db(cfg: &AuditConfig) -> rusqlite::Connection {
     rusqlite::Connection::open(&cfg.db_path).expect("open raw db")
 }
 
-pub(crate) fn public_key(cfg: &AuditConfig) -> [u8; 32] {
+pub(crate) fn signing_key(cfg: &AuditConfig) -> ed25519_dalek::SigningKey {
     let text = std::fs::read_to_string(&cfg.signing_key_path).expect("read key");
     let mut secret = [0u8; 32];
     hex::decode_to_slice(text.trim(), &mut secret).expect("hex key");
     ed25519_dalek::SigningKey::from_bytes(&secret)
-        .verifying_key()
-        .to_bytes()
 }
 
-/// The chain hash, computed independently of the crate.
+pub(crate) fn public_key(cfg: &AuditConfig) -> [u8; 32] {
+    signing_key(cfg).verifying_key().to_bytes()
+}
+
+/// The chain hash of format 2 (every record appended since migration 3),
+/// computed independently of the crate: the body's digest is chained.
 pub(crate) fn chain_hash(prev_hex: &str, seq: u64, body: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(hex::decode(prev_hex).expect("hex"));
+    h.update(seq.to_be_bytes());
+    h.update(Sha256::digest(body.as_bytes()));
+    hex::encode(h.finalize())
+}
+
+/// The chain hash of format 1 (records made before migration 3).
+pub(crate) fn chain_hash_v1(prev_hex: &str, seq: u64, body: &str) -> String {
     let mut h = Sha256::new();
     h.update(hex::decode(prev_hex).expect("hex"));
     h.update(seq.to_be_bytes());
     h.update(body.as_bytes());
     hex::encode(h.finalize())
+}
+
+/// The schema as the release before chain format 2 left it (migrations 1
+/// and 2, `user_version` 2), copied so the fixture does not depend on the
+/// crate's current migrations.
+const SCHEMA_V2: &str = "CREATE TABLE audit_entries (
+        seq INTEGER PRIMARY KEY, stream TEXT NOT NULL, tenant_id TEXT,
+        time_ms BIGINT NOT NULL, function TEXT, agent_id TEXT, user_id TEXT,
+        outcome TEXT, execution_id TEXT, body TEXT NOT NULL,
+        prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+    CREATE INDEX audit_entries_tenant ON audit_entries (tenant_id, seq);
+    CREATE TABLE audit_captures (seq BIGINT PRIMARY KEY, tenant_id TEXT NOT NULL,
+        execution_id TEXT NOT NULL, input BLOB NOT NULL, output BLOB,
+        expires_ms BIGINT NOT NULL);
+    CREATE INDEX audit_captures_execution ON audit_captures (tenant_id, execution_id);
+    CREATE INDEX audit_captures_expiry ON audit_captures (expires_ms);
+    CREATE INDEX audit_entries_host ON audit_entries (stream, seq) WHERE tenant_id IS NULL;
+    PRAGMA user_version = 2;";
+
+/// A database as the previous release wrote it: execution records of the
+/// given tenants (one per entry, in order), chained with format 1, with
+/// bodies and columns as the log writes them.
+pub(crate) fn legacy_db(cfg: &AuditConfig, tenants: &[&str]) {
+    std::fs::create_dir_all(cfg.db_path.parent().expect("parent")).expect("mkdir");
+    let conn = rusqlite::Connection::open(&cfg.db_path).expect("create db");
+    conn.execute_batch(SCHEMA_V2).expect("schema v2");
+    let mut prev = "00".repeat(32);
+    for (i, t) in tenants.iter().enumerate() {
+        let seq = i as u64 + 1;
+        let mut rec = exec(t, "leave_days", seq);
+        rec.node = cfg.node.clone();
+        let mut v = serde_json::to_value(&rec).expect("json");
+        v["stream"] = "execution".into();
+        let body = canonical(&v);
+        let hash = chain_hash_v1(&prev, seq, &body);
+        conn.execute(
+            "INSERT INTO audit_entries (seq, stream, tenant_id, time_ms, function, agent_id,
+                user_id, outcome, execution_id, body, prev_hash, hash)
+             VALUES (?1, 'execution', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            rusqlite::params![
+                seq as i64,
+                rec.tenant_id,
+                rec.time.unix_ms(),
+                rec.function,
+                rec.agent_id,
+                rec.user_id,
+                rec.outcome.as_str(),
+                rec.execution_id,
+                body,
+                prev,
+                hash
+            ],
+        )
+        .expect("legacy row");
+        prev = hash;
+    }
+}
+
+/// Canonical JSON as the log writes it: keys sorted, no whitespace.
+pub(crate) fn canonical(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .into_iter()
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        serde_json::to_string(k).expect("key"),
+                        canonical(&map[k])
+                    )
+                })
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        serde_json::Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(canonical).collect();
+            format!("[{}]", items.join(","))
+        }
+        other => serde_json::to_string(other).expect("json"),
+    }
 }
 
 pub(crate) fn checkpoint_lines(cfg: &AuditConfig) -> Vec<serde_json::Value> {

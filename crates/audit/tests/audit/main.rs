@@ -4,6 +4,10 @@ mod common;
 
 mod chain;
 mod durability;
+mod evidence;
+mod evidence_tamper;
+mod formats;
+mod lookup;
 mod query;
 mod retention;
 mod tamper;

@@ -2,7 +2,9 @@
 //! a real socket, real SQLite files, the real example functions built from
 //! source by `cargo xtask build-functions`.
 
+mod approval;
 mod client;
+mod evidence;
 mod mcp;
 mod policies;
 mod run;

@@ -180,6 +180,14 @@ impl RegistryStore for SqliteStore {
         self.read(|c| rows::version_of(c, target))
     }
 
+    fn latest_version(&self, tenant: &TenantId, name: &FunctionName) -> Result<Option<u32>> {
+        self.read(|c| rows::latest_version(c, tenant, name))
+    }
+
+    fn source(&self, target: &VersionRef) -> Result<Option<Option<aifn_types::Source>>> {
+        self.read(|c| rows::source_of(c, target))
+    }
+
     fn versions_in_state(
         &self,
         tenant: &TenantId,

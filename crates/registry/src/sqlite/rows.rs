@@ -2,7 +2,8 @@
 //! times), and JSON columns are decoded once, here.
 
 use aifn_types::{
-    FunctionName, InspectionReport, ModuleReport, Subject, TenantId, Timestamp, VersionState,
+    FunctionName, InspectionReport, ModuleReport, Source, SourceInfo, SourceLanguage, Subject,
+    TenantId, Timestamp, VersionState,
 };
 use rusqlite::{Connection, OptionalExtension, Row};
 
@@ -21,12 +22,23 @@ pub(super) fn json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Re
 }
 
 /// Columns of a [`VersionInfo`], decisions folded into one JSON array so a
-/// version is always one query.
+/// version is always one query. The source text is not read (only its
+/// language, sha256 and size).
 pub(super) const VERSION_COLUMNS: &str = "f.tenant, f.name, v.version, v.sha256, v.author, v.uploaded_at, v.state, \
      v.manifest, v.report, \
      (SELECT json_group_array(json_object('action', d.action, 'actor', d.actor, 'at', d.at, \
-                                          'notes', d.notes, 'sha256', d.sha256) ORDER BY d.id) \
-      FROM decisions d WHERE d.version_id = v.id)";
+                                          'notes', d.notes, 'sha256', d.sha256, \
+                                          'override_failing_tests', \
+                                          json(CASE d.override_failing_tests WHEN 1 THEN 'true' ELSE 'false' END)) \
+                              ORDER BY d.id) \
+      FROM decisions d WHERE d.version_id = v.id), \
+     v.source_language, v.source_sha256, length(CAST(v.source AS BLOB))";
+
+/// A stored source language, read like every other column: validated.
+pub(super) fn language(text: &str) -> Result<SourceLanguage> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|e| corrupt("source language", e))
+}
 
 /// A version row: typed columns, JSON columns still text (decoded outside
 /// rusqlite's callback, so their errors stay ours).
@@ -41,6 +53,9 @@ pub(super) struct VersionRow {
     manifest: String,
     report: String,
     decisions: String,
+    source_language: Option<String>,
+    source_sha256: Option<String>,
+    source_size: Option<u32>,
 }
 
 impl VersionRow {
@@ -56,10 +71,27 @@ impl VersionRow {
             manifest: row.get(7)?,
             report: row.get(8)?,
             decisions: row.get(9)?,
+            source_language: row.get(10)?,
+            source_sha256: row.get(11)?,
+            source_size: row.get(12)?,
         })
     }
 
     pub(super) fn decode(self) -> Result<VersionInfo> {
+        let source = match (self.source_language, self.source_sha256, self.source_size) {
+            (Some(language), Some(sha256), Some(size_bytes)) => Some(SourceInfo {
+                language: self::language(&language)?,
+                sha256,
+                size_bytes: u64::from(size_bytes),
+            }),
+            (None, None, None) => None,
+            _ => {
+                return Err(corrupt(
+                    "source",
+                    "language, text and sha256 not all stored",
+                ));
+            }
+        };
         Ok(VersionInfo {
             tenant: self.tenant,
             name: self.name,
@@ -71,6 +103,7 @@ impl VersionRow {
             manifest: json("manifest", &self.manifest)?,
             report: json("report", &self.report)?,
             decisions: json::<Vec<Decision>>("decisions", &self.decisions)?,
+            source,
         })
     }
 }
@@ -184,10 +217,18 @@ pub(super) fn key_of(conn: &Connection, key_id: &str) -> Result<Option<StoredKey
         .map_err(db("read key"))
 }
 
-/// Columns of a [`VersionHead`], for `head`.
-pub(super) const HEAD_COLUMNS: &str = "v.id, v.function_id, v.version, v.state, v.sha256, v.author";
+/// Columns of a [`VersionHead`], for `head`: the names of the tests that
+/// failed are picked out of the stored report by the database (the same
+/// rule its approval trigger applies).
+pub(super) const HEAD_COLUMNS: &str = "v.id, v.function_id, v.version, v.state, v.sha256, v.author, \
+     (SELECT json_group_array(json_extract(t.value, '$.name')) FROM json_each(v.report, '$.tests') t \
+      WHERE json_extract(t.value, '$.passed') = 0)";
 
 pub(super) fn head(r: &Row<'_>) -> rusqlite::Result<VersionHead> {
+    let failing: String = r.get(6)?;
+    let failing_tests = serde_json::from_str(&failing).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e))
+    })?;
     Ok(VersionHead {
         id: r.get(0)?,
         function_id: r.get(1)?,
@@ -195,7 +236,49 @@ pub(super) fn head(r: &Row<'_>) -> rusqlite::Result<VersionHead> {
         state: r.get(3)?,
         sha256: r.get(4)?,
         author: r.get(5)?,
+        failing_tests,
     })
+}
+
+/// A version's source: `None` without the version, `Some(None)` when it
+/// has no source.
+pub(super) fn source_of(conn: &Connection, target: &VersionRef) -> Result<Option<Option<Source>>> {
+    let raw: Option<(Option<String>, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT v.source_language, v.source FROM versions v JOIN functions f ON f.id = v.function_id \
+             WHERE f.tenant = ?1 AND f.name = ?2 AND v.version = ?3",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                rusqlite::params![target.tenant, target.name, target.version],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })
+        .map_err(db("read source"))?;
+    raw.map(|columns| match columns {
+        (Some(language), Some(text)) => Ok(Some(Source {
+            language: self::language(&language)?,
+            text,
+        })),
+        (None, None) => Ok(None),
+        _ => Err(corrupt("source", "language and text not both stored")),
+    })
+    .transpose()
+}
+
+/// The newest version number of a function.
+pub(super) fn latest_version(
+    conn: &Connection,
+    tenant: &TenantId,
+    name: &FunctionName,
+) -> Result<Option<u32>> {
+    conn.prepare_cached(
+        "SELECT max(v.version) FROM versions v JOIN functions f ON f.id = v.function_id \
+         WHERE f.tenant = ?1 AND f.name = ?2",
+    )
+    .and_then(|mut s| s.query_row(rusqlite::params![tenant, name], |r| r.get(0)))
+    .map_err(db("read latest version number"))
 }
 
 pub(super) fn latest_report(

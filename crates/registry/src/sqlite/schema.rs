@@ -8,7 +8,7 @@ use crate::RegistryError;
 use crate::store::Result;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Applies the migrations not applied yet, in one transaction.
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
@@ -192,4 +192,33 @@ BEGIN SELECT RAISE(ABORT, 'tenant settings start at version 1'); END;
 CREATE TRIGGER tenant_settings_next BEFORE UPDATE ON tenant_settings
 WHEN NEW.version <> OLD.version + 1 OR NEW.tenant <> OLD.tenant
 BEGIN SELECT RAISE(ABORT, 'tenant settings change one version at a time'); END;
+"#;
+
+/// Source uploads and manifest tests. A version's source (its language,
+/// text and the text's sha256) is all there or all absent, and as
+/// immutable as the rest of the version. An approval of a version whose
+/// stored report has a failing test needs the recorded override: the
+/// database refuses it otherwise, whatever the code above it does.
+const V3: &str = r#"
+ALTER TABLE versions ADD COLUMN source_language TEXT NULL
+    CHECK (source_language IS NULL OR source_language IN ('wat'));
+ALTER TABLE versions ADD COLUMN source TEXT NULL
+    CHECK ((source IS NULL) = (source_language IS NULL));
+ALTER TABLE versions ADD COLUMN source_sha256 TEXT NULL
+    CHECK ((source_sha256 IS NULL) = (source IS NULL)
+           AND (source_sha256 IS NULL
+                OR (length(source_sha256) = 64 AND source_sha256 NOT GLOB '*[^0-9a-f]*')));
+
+CREATE TRIGGER versions_source_immutable
+BEFORE UPDATE OF source_language, source, source_sha256 ON versions
+BEGIN SELECT RAISE(ABORT, 'only a version''s state changes'); END;
+
+ALTER TABLE decisions ADD COLUMN override_failing_tests INTEGER NOT NULL DEFAULT 0
+    CHECK (override_failing_tests IN (0, 1));
+
+CREATE TRIGGER decisions_tests_pass BEFORE INSERT ON decisions
+WHEN NEW.action = 'approve' AND NEW.override_failing_tests = 0 AND EXISTS (
+    SELECT 1 FROM versions v, json_each(v.report, '$.tests') t
+    WHERE v.id = NEW.version_id AND json_extract(t.value, '$.passed') = 0)
+BEGIN SELECT RAISE(ABORT, 'approving a version with failing tests needs the override'); END;
 "#;

@@ -53,7 +53,8 @@ impl WriteTx for SqliteTx<'_> {
         self.conn
             .prepare_cached(
                 "INSERT INTO versions (function_id, version, sha256, author, uploaded_at, state, description, \
-                 manifest, report) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8)",
+                 manifest, report, source_language, source, source_sha256) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -64,7 +65,10 @@ impl WriteTx for SqliteTx<'_> {
                     row.uploaded_at,
                     row.description,
                     row.manifest_json,
-                    row.report_json
+                    row.report_json,
+                    row.source.map(|(s, _)| s.language.as_str()),
+                    row.source.map(|(s, _)| s.text.as_str()),
+                    row.source.map(|(_, sha256)| sha256),
                 ])
             })
             .map_err(db("insert version"))?;
@@ -116,10 +120,19 @@ impl WriteTx for SqliteTx<'_> {
     fn insert_decision(&mut self, version_id: i64, d: &Decision) -> Result<()> {
         self.conn
             .prepare_cached(
-                "INSERT INTO decisions (version_id, action, actor, at, notes, sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO decisions (version_id, action, actor, at, notes, sha256, override_failing_tests) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .and_then(|mut s| {
-                s.execute(params![version_id, d.action.as_str(), d.actor, d.at, d.notes, d.sha256])
+                s.execute(params![
+                    version_id,
+                    d.action.as_str(),
+                    d.actor,
+                    d.at,
+                    d.notes,
+                    d.sha256,
+                    d.override_failing_tests
+                ])
             })
             .map_err(db("record decision"))?;
         Ok(())

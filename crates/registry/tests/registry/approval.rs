@@ -33,7 +33,7 @@ fn another_approver_may_approve() {
     let bob = principal("acme", Role::Approver, "bob");
     let active = f
         .reg
-        .approve(&bob, &target(&v), &v.sha256, "reviewed")
+        .approve(&bob, &target(&v), &v.sha256, "reviewed", false)
         .expect("approve");
     assert_eq!(active.state, VersionState::Active);
     let d = &active.decisions[0];
@@ -56,7 +56,7 @@ fn self_approval_is_refused() {
     );
     // Same subject holding an approver key.
     let alice = principal("acme", Role::Approver, "alice");
-    let err = f.reg.approve(&alice, &target(&v), &v.sha256, "lgtm");
+    let err = f.reg.approve(&alice, &target(&v), &v.sha256, "lgtm", false);
     let reason = forbidden_reason(err);
     assert_eq!(
         reason,
@@ -98,7 +98,7 @@ fn wrong_roles_are_refused() {
     let t = target(&v);
     for role in [Role::Author, Role::Admin, Role::Agent] {
         let p = principal("acme", role, "carol");
-        let reason = forbidden_reason(f.reg.approve(&p, &t, &v.sha256, "ok"));
+        let reason = forbidden_reason(f.reg.approve(&p, &t, &v.sha256, "ok", false));
         assert_eq!(reason, format!("a key with role {role} may not approve"));
         forbidden_reason(f.reg.reject(&p, &t, &v.sha256, "no"));
         forbidden_reason(f.reg.revoke(&p, &t, "stop"));
@@ -111,13 +111,22 @@ fn wrong_roles_are_refused() {
             manifest: manifest("d"),
             module: &bytes,
             report: report_for(&bytes),
+            tests: Vec::new(),
+            source: None,
+            expected_version: None,
         };
         let reason = forbidden_reason(f.reg.upload(&p, up, &Limits::default()));
         assert_eq!(reason, format!("a key with role {role} may not upload"));
     }
     let err = f
         .reg
-        .approve(&principal("acme", Role::Agent, "c"), &t, &v.sha256, "ok")
+        .approve(
+            &principal("acme", Role::Agent, "c"),
+            &t,
+            &v.sha256,
+            "ok",
+            false,
+        )
         .expect_err("agent");
     assert_eq!(err.kind(), Some(OutcomeKind::Forbidden));
     assert_eq!(
@@ -148,6 +157,7 @@ fn approver_of_the_same_tenant_is_allowed() {
         &target(&v),
         &v.sha256,
         "ok",
+        false,
     );
     assert_eq!(ok.expect("same tenant").state, VersionState::Active);
 }
@@ -162,7 +172,7 @@ fn approver_of_another_tenant_is_refused() {
         "x",
     );
     let mallory = principal("globex", Role::Approver, "mallory");
-    let reason = forbidden_reason(f.reg.approve(&mallory, &target(&v), &v.sha256, "ok"));
+    let reason = forbidden_reason(f.reg.approve(&mallory, &target(&v), &v.sha256, "ok", false));
     assert_eq!(reason, "the key belongs to another tenant");
     forbidden_reason(f.reg.reject(&mallory, &target(&v), &v.sha256, "no"));
     forbidden_reason(f.reg.revoke(&mallory, &target(&v), "stop"));
@@ -185,7 +195,7 @@ fn approving_binds_to_the_inspected_hash() {
     let other = crate::sha256_hex(b"something else");
     let err = f
         .reg
-        .approve(&bob, &target(&v), &other, "ok")
+        .approve(&bob, &target(&v), &other, "ok", false)
         .expect_err("mismatch");
     match &err {
         RegistryError::HashMismatch {
@@ -215,7 +225,7 @@ fn approving_binds_to_the_inspected_hash() {
     // The right hash, in any case, is accepted.
     let ok = f
         .reg
-        .approve(&bob, &target(&v), &v.sha256.to_uppercase(), "ok")
+        .approve(&bob, &target(&v), &v.sha256.to_uppercase(), "ok", false)
         .expect("approve");
     assert_eq!(ok.state, VersionState::Active);
     assert_eq!(ok.decisions[0].sha256, v.sha256);
@@ -229,7 +239,7 @@ fn a_version_number_names_only_its_own_module() {
     let v1 = upload(&f.reg, &author, "calc", "one");
     let v2 = upload(&f.reg, &author, "calc", "two");
     let bob = principal("acme", Role::Approver, "bob");
-    let err = f.reg.approve(&bob, &target(&v1), &v2.sha256, "ok");
+    let err = f.reg.approve(&bob, &target(&v1), &v2.sha256, "ok", false);
     assert!(
         matches!(err, Err(RegistryError::HashMismatch { version: 1, .. })),
         "{err:?}"
@@ -243,7 +253,7 @@ fn notes_are_required() {
     let bob = principal("acme", Role::Approver, "bob");
     let v = upload(&f.reg, &author, "calc", "x");
     for blank in ["", "   ", "\n\t "] {
-        let e = f.reg.approve(&bob, &target(&v), &v.sha256, blank);
+        let e = f.reg.approve(&bob, &target(&v), &v.sha256, blank, false);
         assert!(
             matches!(
                 e,
@@ -429,6 +439,9 @@ fn try_upload(reg: &Registry, m: aifn_types::Manifest, bytes: &[u8]) -> Result<u
         manifest: m,
         module: bytes,
         report: report_for(bytes),
+        tests: Vec::new(),
+        source: None,
+        expected_version: None,
     };
     reg.upload(
         &principal("acme", Role::Author, "alice"),
@@ -448,6 +461,9 @@ fn upload_refuses_a_report_of_other_bytes_and_stores_nothing() {
         manifest: manifest("d"),
         module: &bytes,
         report: report.clone(),
+        tests: Vec::new(),
+        source: None,
+        expected_version: None,
     };
     let err = f.reg.upload(
         &principal("acme", Role::Author, "alice"),
@@ -474,6 +490,9 @@ fn upload_refuses_a_report_of_other_bytes_and_stores_nothing() {
         manifest: manifest("d"),
         module: &bytes,
         report,
+        tests: Vec::new(),
+        source: None,
+        expected_version: None,
     };
     let err = f.reg.upload(
         &principal("acme", Role::Author, "alice"),
@@ -606,13 +625,16 @@ fn every_action_is_audited_with_its_facts() {
         manifest: manifest("d"),
         module: &bytes,
         report: report_for(&bytes),
+        tests: Vec::new(),
+        source: None,
+        expected_version: None,
     };
     let v = f
         .reg
         .upload(&author, up, &Limits::default())
         .expect("upload");
     f.reg
-        .approve(&bob, &target(&v), &v.sha256, "fine")
+        .approve(&bob, &target(&v), &v.sha256, "fine", false)
         .expect("approve");
     f.reg.revoke(&bob, &target(&v), "not fine").expect("revoke");
     let v2 = upload(&f.reg, &author, "calc", "y");
@@ -632,6 +654,7 @@ fn every_action_is_audited_with_its_facts() {
         refused: None,
         before: None,
         after: None,
+        override_failing_tests: false,
     };
     assert_eq!(
         rec.take(),
@@ -664,7 +687,7 @@ fn every_action_is_audited_with_its_facts() {
     // A refusal is recorded as refused, after the rollback.
     let err = f
         .reg
-        .approve(&bob, &target(&v2), &v2.sha256, "again")
+        .approve(&bob, &target(&v2), &v2.sha256, "again", false)
         .expect_err("rejected is final");
     assert!(matches!(err, RegistryError::IllegalTransition { .. }));
     let refused = Refusal {
@@ -699,6 +722,9 @@ fn a_failing_audit_sink_rolls_the_action_back() {
         manifest: manifest("d"),
         module: &bytes,
         report: report_for(&bytes),
+        tests: Vec::new(),
+        source: None,
+        expected_version: None,
     };
     f.audit.fail(true);
     let err = f
@@ -728,7 +754,7 @@ fn a_failing_audit_sink_rolls_the_action_back() {
     let v = upload(&f.reg, &author, "calc", "x");
     assert_eq!(v.version, 1, "the failed upload took no number");
     f.audit.fail(true);
-    let err = f.reg.approve(&bob, &target(&v), &v.sha256, "ok");
+    let err = f.reg.approve(&bob, &target(&v), &v.sha256, "ok", false);
     f.audit.fail(false);
     assert!(matches!(err, Err(RegistryError::Audit(_))), "{err:?}");
     let after = f.reg.get_version(&v.tenant, &v.name, 1).expect("get");
@@ -742,7 +768,7 @@ fn a_failing_audit_sink_rolls_the_action_back() {
     approve(&f.reg, &bob, &v);
     let v2 = upload(&f.reg, &author, "calc", "y");
     f.audit.fail(true);
-    let err = f.reg.approve(&bob, &target(&v2), &v2.sha256, "ok");
+    let err = f.reg.approve(&bob, &target(&v2), &v2.sha256, "ok", false);
     f.audit.fail(false);
     assert!(matches!(err, Err(RegistryError::Audit(_))), "{err:?}");
     // The supersede of v1 was rolled back with it.
@@ -796,7 +822,7 @@ fn concurrent_approvals_leave_exactly_one_active() {
                 s.spawn(move || {
                     let bob = principal("acme", Role::Approver, &format!("approver{i}"));
                     barrier.wait();
-                    reg.approve(&bob, &target(v), &v.sha256, "race")
+                    reg.approve(&bob, &target(v), &v.sha256, "race", false)
                 })
             })
             .collect();
@@ -848,7 +874,7 @@ fn racing_approvals_of_one_version_succeed_once() {
                 s.spawn(move || {
                     let p = principal("acme", Role::Approver, &format!("approver{i}"));
                     barrier.wait();
-                    reg.approve(&p, &target(v), &v.sha256, "race")
+                    reg.approve(&p, &target(v), &v.sha256, "race", false)
                 })
             })
             .collect();

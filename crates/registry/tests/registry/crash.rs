@@ -34,7 +34,7 @@ fn child_writes_until_killed() {
         println!("ACK upload {name} {} {}", v.version, v.sha256);
         match i % 4 {
             0 | 1 => {
-                reg.approve(&bob, &target(&v), &v.sha256, "crash test")
+                reg.approve(&bob, &target(&v), &v.sha256, "crash test", false)
                     .expect("approve");
                 println!("ACK approve {name} {}", v.version);
             }

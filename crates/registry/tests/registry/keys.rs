@@ -198,6 +198,7 @@ fn key_actions_are_audited_and_roll_back_without_their_record() {
         refused: None,
         before: None,
         after: None,
+        override_failing_tests: false,
     };
     assert_eq!(
         rec.take(),

@@ -5,6 +5,7 @@ mod crash;
 mod keys;
 mod policies;
 mod refusals;
+mod source_and_tests;
 mod state_machine;
 mod storage;
 mod tenancy;
@@ -92,6 +93,7 @@ pub(crate) fn manifest(description: &str) -> Manifest {
         limits: Default::default(),
         capture: None,
         output_guard: None,
+        tests: Vec::new(),
     }
 }
 
@@ -147,6 +149,9 @@ pub(crate) fn upload_bytes(
         manifest: manifest("test function"),
         module: bytes,
         report: report_for(bytes),
+        tests: Vec::new(),
+        source: None,
+        expected_version: None,
     };
     reg.upload(author, up, &Limits::default()).expect("upload")
 }
@@ -164,6 +169,12 @@ pub(crate) fn target(v: &VersionInfo) -> VersionRef {
 }
 
 pub(crate) fn approve(reg: &Registry, approver: &Principal, v: &VersionInfo) -> VersionInfo {
-    reg.approve(approver, &target(v), &v.sha256, "looked at every import")
-        .expect("approve")
+    reg.approve(
+        approver,
+        &target(v),
+        &v.sha256,
+        "looked at every import",
+        false,
+    )
+    .expect("approve")
 }

@@ -366,6 +366,8 @@ fn a_database_of_the_first_schema_upgrades_and_keeps_its_data() {
     drop(f.reg);
     // Back to schema 1, as an older aifn left it.
     let conn = rusqlite::Connection::open(&path).expect("raw");
+    conn.execute_batch(crate::source_and_tests::UNDO_V3)
+        .expect("undo schema 3");
     conn.execute_batch(
         "DROP TABLE agent_policies; DROP TABLE policy_history; DROP TABLE tenant_settings; \
          PRAGMA user_version = 1;",
@@ -385,6 +387,6 @@ fn a_database_of_the_first_schema_upgrades_and_keeps_its_data() {
         .expect("raw")
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     drop(f.dir);
 }

@@ -43,6 +43,9 @@ fn a_refused_upload_is_recorded_against_the_function() {
         manifest: manifest("d"),
         module: &bytes,
         report: report_for(&bytes),
+        tests: Vec::new(),
+        source: None,
+        expected_version: None,
     };
     let agent = principal("acme", Role::Agent, "robot");
     let err = f
@@ -113,7 +116,7 @@ fn refused_decisions_are_recorded_with_their_kind_and_the_stored_hash() {
     let self_approver = principal("acme", Role::Approver, "alice");
     let err = f
         .reg
-        .approve(&self_approver, &target(&v), &v.sha256, "mine")
+        .approve(&self_approver, &target(&v), &v.sha256, "mine", false)
         .expect_err("own version");
     let rec = refused_record(&f, RefusalKind::Forbidden, &err);
     assert_eq!(rec.action, RegistryActionKind::Approve);
@@ -132,7 +135,7 @@ fn refused_decisions_are_recorded_with_their_kind_and_the_stored_hash() {
 
     let err = f
         .reg
-        .approve(&bob, &target(&v), &"0".repeat(64), "looked")
+        .approve(&bob, &target(&v), &"0".repeat(64), "looked", false)
         .expect_err("hash mismatch");
     assert!(matches!(err, RegistryError::HashMismatch { .. }));
     let rec = refused_record(&f, RefusalKind::Conflict, &err);
@@ -148,7 +151,7 @@ fn refused_decisions_are_recorded_with_their_kind_and_the_stored_hash() {
 
     let err = f
         .reg
-        .approve(&bob, &target(&v), &v.sha256, "   ")
+        .approve(&bob, &target(&v), &v.sha256, "   ", false)
         .expect_err("notes required");
     let rec = refused_record(&f, RefusalKind::InvalidRequest, &err);
     assert_eq!(rec.notes, None);
@@ -157,7 +160,7 @@ fn refused_decisions_are_recorded_with_their_kind_and_the_stored_hash() {
     missing.version = 9;
     let err = f
         .reg
-        .approve(&bob, &missing, &v.sha256, "ok")
+        .approve(&bob, &missing, &v.sha256, "ok", false)
         .expect_err("no such version");
     let rec = refused_record(&f, RefusalKind::NotFound, &err);
     assert_eq!(rec.target, version_target("calc", 9));
@@ -167,7 +170,7 @@ fn refused_decisions_are_recorded_with_their_kind_and_the_stored_hash() {
     let mallory = principal("evil", Role::Approver, "mallory");
     let err = f
         .reg
-        .approve(&mallory, &target(&v), &v.sha256, "mine now")
+        .approve(&mallory, &target(&v), &v.sha256, "mine now", false)
         .expect_err("other tenant");
     let rec = refused_record(&f, RefusalKind::Forbidden, &err);
     assert_eq!(rec.tenant_id, tenant("evil"));
@@ -214,6 +217,9 @@ fn failures_that_are_not_refusals_are_not_recorded_as_refusals() {
                 manifest: manifest("d"),
                 module: &bytes,
                 report: report_for(&bytes),
+                tests: Vec::new(),
+                source: None,
+                expected_version: None,
             },
             &Limits::default(),
         )
@@ -279,6 +285,9 @@ fn the_function_list_shows_the_active_description_and_the_latest_state() {
                     manifest: manifest(description),
                     module: &bytes,
                     report: report_for(&bytes),
+                    tests: Vec::new(),
+                    source: None,
+                    expected_version: None,
                 },
                 &Limits::default(),
             )
@@ -320,6 +329,9 @@ fn an_output_schema_must_be_an_object_and_an_object_is_accepted() {
             manifest: m,
             module: &bytes,
             report: report_for(&bytes),
+            tests: Vec::new(),
+            source: None,
+            expected_version: None,
         }
     };
     let err = f

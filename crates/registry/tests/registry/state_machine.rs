@@ -106,7 +106,7 @@ fn every_state_and_requestable_action_through_the_api() {
         let decisions_before = v.decisions.len();
         let t = target(&v);
         let result = match action {
-            A::Approve => f.reg.approve(&approver, &t, &v.sha256, "ok"),
+            A::Approve => f.reg.approve(&approver, &t, &v.sha256, "ok", false),
             A::Reject => f.reg.reject(&approver, &t, &v.sha256, "no"),
             A::Revoke => f.reg.revoke(&approver, &t, "stop"),
             A::Supersede => unreachable!(),

@@ -113,7 +113,7 @@ fn opens_a_wal_database_with_the_current_schema() {
     let version: u32 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("user_version");
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     check_invariants(&conn);
 }
 
@@ -162,7 +162,7 @@ fn a_newer_schema_is_refused() {
             err,
             RegistryError::SchemaTooNew {
                 found: 99,
-                supported: 2
+                supported: 3
             }
         ),
         "{err:?}"
@@ -273,6 +273,9 @@ fn a_full_database_refuses_writes_cleanly() {
             manifest: manifest("d"),
             module: &bytes,
             report: report_for(&bytes),
+            tests: Vec::new(),
+            source: None,
+            expected_version: None,
         };
         match reg.upload(&author, up, &Limits::default()) {
             Ok(v) => {

@@ -114,13 +114,13 @@ fn another_tenant_cannot_decide_on_a_function_even_with_the_same_name() {
     // Aiming at acme's version is forbidden outright.
     let err = f
         .reg
-        .approve(&mallory, &target(&a), &a.sha256, "ok")
+        .approve(&mallory, &target(&a), &a.sha256, "ok", false)
         .expect_err("other tenant");
     assert!(matches!(err, RegistryError::Forbidden { .. }), "{err:?}");
     // Aiming at its own tenant's same-named version with acme's hash binds to nothing.
     let err = f
         .reg
-        .approve(&mallory, &target(&b), &a.sha256, "ok")
+        .approve(&mallory, &target(&b), &a.sha256, "ok", false)
         .expect_err("wrong hash");
     assert!(matches!(err, RegistryError::HashMismatch { .. }), "{err:?}");
     // A version only acme has is not found for globex.
@@ -137,7 +137,7 @@ fn another_tenant_cannot_decide_on_a_function_even_with_the_same_name() {
     );
     let err = f
         .reg
-        .approve(&mallory, &missing, &a.sha256, "ok")
+        .approve(&mallory, &missing, &a.sha256, "ok", false)
         .expect_err("not found");
     assert!(
         matches!(
@@ -161,7 +161,7 @@ fn another_tenant_cannot_decide_on_a_function_even_with_the_same_name() {
     // Its own version, with its own hash, it may approve.
     let ok = f
         .reg
-        .approve(&mallory, &target(&b), &b.sha256, "ok")
+        .approve(&mallory, &target(&b), &b.sha256, "ok", false)
         .expect("own tenant");
     assert_eq!(ok.state, VersionState::Active);
     assert!(matches!(

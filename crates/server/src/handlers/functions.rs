@@ -1,9 +1,10 @@
-//! Functions and versions: list, read, upload, decide.
+//! Functions and versions: list, read, upload (a module or a source),
+//! decide.
 
 use aifn_service::{
     Decision, FunctionDetail, FunctionList, UploadRequest, VersionInfo, VersionList,
 };
-use aifn_types::Manifest;
+use aifn_types::{Manifest, Role, Source};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -60,8 +61,13 @@ pub(crate) async fn get_version(
 #[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub(crate) struct UploadBody {
     manifest: Manifest,
-    /// The module, base64 (standard alphabet, padded).
-    module: String,
+    /// The module, base64 (standard alphabet, padded); or else `source`.
+    #[serde(default)]
+    module: Option<String>,
+    /// The source to build the module from (the service checks that
+    /// exactly one of the two is given).
+    #[serde(default)]
+    source: Option<Source>,
 }
 
 pub(crate) async fn upload(
@@ -70,14 +76,18 @@ pub(crate) async fn upload(
     PathParams(name): PathParams<String>,
     JsonBody(body): JsonBody<UploadBody>,
 ) -> Result<(StatusCode, Json<VersionInfo>), ApiError> {
-    let module = base64::engine::general_purpose::STANDARD
-        .decode(body.module.as_bytes())
-        .map_err(|e| ApiError::invalid(format!("module is not valid base64: {e}")))?;
+    let module = match body.module {
+        Some(m) => base64::engine::general_purpose::STANDARD
+            .decode(m.as_bytes())
+            .map_err(|e| ApiError::invalid(format!("module is not valid base64: {e}")))?,
+        None => Vec::new(),
+    };
     let s = state.service;
     let request = UploadRequest {
         name,
         manifest: body.manifest,
         module,
+        source: body.source,
     };
     let info = blocking(move || Ok(s.upload(&who, request)?)).await?;
     Ok((StatusCode::CREATED, Json(info)))
@@ -90,6 +100,10 @@ pub(crate) struct DecisionBody {
     #[serde(default)]
     sha256: Option<String>,
     notes: String,
+    /// Approve only: approve although a manifest test failed at upload
+    /// (the notes say why; the override is recorded).
+    #[serde(default)]
+    override_failing_tests: bool,
 }
 
 /// The decision routes: one handler, three fixed routes.
@@ -115,7 +129,19 @@ pub(crate) async fn decide(
                 .as_deref()
                 .ok_or_else(|| ApiError::invalid("sha256 of the inspected version is required"))
         };
+        // After the role (the service refuses and records anyone else).
+        if body.override_failing_tests
+            && !matches!(action, Action::Approve)
+            && who.role == Role::Approver
+        {
+            return Err(ApiError::invalid(
+                "override_failing_tests applies to approve only",
+            ));
+        }
         let decision = match action {
+            Action::Approve if body.override_failing_tests => {
+                Decision::ApproveOverridingTests { sha256: sha256()? }
+            }
             Action::Approve => Decision::Approve { sha256: sha256()? },
             Action::Reject => Decision::Reject { sha256: sha256()? },
             Action::Revoke => Decision::Revoke,

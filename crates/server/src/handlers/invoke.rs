@@ -1,7 +1,8 @@
 //! Invocation: the call runs on a blocking thread; the answer waits,
-//! without holding that thread, until its audit record is durable.
+//! without holding that thread, until its audit record is durable. The
+//! answer's shape is shared with test runs.
 
-use aifn_service::{InvokeReply, InvokeRequest, ServiceError};
+use aifn_service::{InvokeOutcome, InvokeReply, InvokeRequest, ServiceError};
 use aifn_types::OutcomeKind;
 use axum::Json;
 use axum::extract::State;
@@ -30,11 +31,7 @@ pub(crate) async fn invoke(
     PathParams(name): PathParams<String>,
     JsonBody(body): JsonBody<InvokeBody>,
 ) -> Result<Json<InvokeReply>, ApiError> {
-    if body.user_id.len() > MAX_USER_ID {
-        return Err(ApiError::invalid(format!(
-            "user_id is longer than {MAX_USER_ID} bytes"
-        )));
-    }
+    check_user_id(&body.user_id)?;
     let s = state.service;
     let request = InvokeRequest {
         function: name,
@@ -47,6 +44,22 @@ pub(crate) async fn invoke(
     let outcome = ticket
         .await
         .map_err(|r| ApiError::with_execution(r.error, r.execution_id))?;
+    answer(outcome)
+}
+
+/// Refuses a `user_id` longer than an agent may name.
+pub(crate) fn check_user_id(user_id: &str) -> Result<(), ApiError> {
+    if user_id.len() > MAX_USER_ID {
+        return Err(ApiError::invalid(format!(
+            "user_id is longer than {MAX_USER_ID} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// The answer to a call that ran: 200 with the output, or the failure
+/// with what the call used (invocations and test runs alike).
+pub(crate) fn answer(outcome: InvokeOutcome) -> Result<Json<InvokeReply>, ApiError> {
     if outcome.kind == OutcomeKind::Ok {
         return Ok(Json(InvokeReply {
             execution_id: outcome.execution_id,

@@ -3,6 +3,7 @@
 //! body.
 
 mod agents;
+mod approval;
 mod functions;
 mod invoke;
 mod queries;
@@ -19,6 +20,7 @@ use crate::AppState;
 use crate::error::ApiError;
 
 pub(crate) use agents::{delete_policy, get_policy, list_agents, put_policy, usage};
+pub(crate) use approval::{bundle, diff, module, replay, source, test_run};
 pub(crate) use functions::{
     Action, decide, get_function, get_version, list_functions, pending, upload,
 };

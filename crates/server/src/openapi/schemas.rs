@@ -94,11 +94,16 @@ fn registry() -> Value {
                 "fuel": limit, "timeout_ms": limit, "memory_bytes": limit, "table_elements": limit,
                 "input_bytes": limit, "output_bytes": limit, "log_bytes": limit}},
             "capture": {"type": "object", "additionalProperties": false, "required": ["retention_days"],
-                "properties": {"retention_days": {"type": "integer", "minimum": 1, "maximum": aifn_types::CapturePolicy::MAX_RETENTION_DAYS}}}
+                "properties": {"retention_days": {"type": "integer", "minimum": 1, "maximum": aifn_types::CapturePolicy::MAX_RETENTION_DAYS}}},
+            "output_guard": {"type": "string", "enum": ["off", "flag", "block"],
+                "description": "the output guard's mode for this function (absent: the tenant's)"},
+            "tests": {"type": "array", "maxItems": aifn_types::Manifest::MAX_TESTS, "items": schema_ref("ManifestTest"),
+                "description": "run at upload in the sandbox under the version's limits; approval is refused while one fails, unless overridden"}
         }},
         "Decision": {"type": "object", "required": ["action", "actor", "at", "notes", "sha256"], "properties": {
             "action": {"type": "string", "enum": ["approve", "reject", "revoke", "supersede"]},
-            "actor": {"type": "string"}, "at": time(), "notes": {"type": "string"}, "sha256": sha256()
+            "actor": {"type": "string"}, "at": time(), "notes": {"type": "string"}, "sha256": sha256(),
+            "override_failing_tests": {"type": "boolean", "description": "present (true) on an approval that overrode failing tests"}
         }},
         "Version": {"type": "object",
             "required": ["tenant", "name", "version", "sha256", "author", "uploaded_at", "state", "manifest", "report", "decisions"],
@@ -109,8 +114,10 @@ fn registry() -> Value {
                 "state": {"type": "string", "enum": states},
                 "manifest": schema_ref("Manifest"),
                 "report": {"type": "object", "required": ["module", "effective_limits"],
-                    "description": "the inspection report: module facts (imports, exports, memory, features), requested and effective limits, and the diff from the previous version"},
-                "decisions": {"type": "array", "items": schema_ref("Decision")}
+                    "description": "the inspection report: module facts (imports, exports, memory, features), requested and effective limits, the diff from the previous version, and the manifest's test results",
+                    "properties": {"tests": {"type": "array", "items": schema_ref("TestResult")}}},
+                "decisions": {"type": "array", "items": schema_ref("Decision")},
+                "source": {"allOf": [schema_ref("SourceInfo")], "description": "present when the version was uploaded as source"}
             }},
         "FunctionSummary": {"type": "object", "required": ["name", "description", "active_version", "latest_version", "latest_state", "counts"], "properties": {
             "name": {"type": "string"},
@@ -170,7 +177,8 @@ fn audit() -> Value {
     // Optional members (absent, not null, when empty), so not required.
     let registry_extra = json!({
         "before": {"description": "policy and tenant-settings actions: the state before (null: none)"},
-        "after": {"description": "policy and tenant-settings actions: the state after (null: deleted)"}
+        "after": {"description": "policy and tenant-settings actions: the state after (null: deleted)"},
+        "override_failing_tests": {"type": "boolean", "description": "present (true) on an approval that overrode failing tests"}
     });
     let execution_extra = json!({
         "admission": {"type": "object", "required": ["decision"], "description": "the gateway's decision on the call",
@@ -183,7 +191,11 @@ fn audit() -> Value {
                 "kind": {"type": "string", "enum": ["ssn", "payment_card", "iban", "credential", "pattern"]},
                 "path": {"type": "string"}, "pattern": {"type": "string"}}}},
         "traceparent": {"type": "string"},
-        "cancelled": {"type": "boolean"}
+        "cancelled": {"type": "boolean"},
+        "run": {"type": "string", "enum": ["test_run", "replay"],
+            "description": "absent for an agent's invocation; test_run: a manifest test at upload or a test run; replay: a replay"},
+        "test_name": {"type": "string", "description": "the manifest test that ran, for a test run at upload"},
+        "replay_of": {"type": "string", "description": "the execution a replay ran again"}
     });
     let entry = |props: &mut Value| {
         let map = props.as_object_mut().map(|m| {

@@ -21,10 +21,16 @@ enum Route {
     Approve,
     Reject,
     Revoke,
+    TestRun,
+    Diff,
+    Module,
+    Source,
     Invoke,
+    Replay,
     Pending,
     Tools,
     Audit,
+    Bundle,
     Agents,
     GetPolicy,
     PutPolicy,
@@ -47,10 +53,16 @@ impl Route {
             Route::Approve => ("POST", "/v1/functions/{name}/versions/{version}/approve"),
             Route::Reject => ("POST", "/v1/functions/{name}/versions/{version}/reject"),
             Route::Revoke => ("POST", "/v1/functions/{name}/versions/{version}/revoke"),
+            Route::TestRun => ("POST", "/v1/functions/{name}/versions/{version}/test"),
+            Route::Diff => ("GET", "/v1/functions/{name}/versions/{version}/diff"),
+            Route::Module => ("GET", "/v1/functions/{name}/versions/{version}/module"),
+            Route::Source => ("GET", "/v1/functions/{name}/versions/{version}/source"),
             Route::Invoke => ("POST", "/v1/functions/{name}/invoke"),
+            Route::Replay => ("POST", "/v1/executions/{id}/replay"),
             Route::Pending => ("GET", "/v1/pending"),
             Route::Tools => ("GET", "/v1/tools"),
             Route::Audit => ("GET", "/v1/audit"),
+            Route::Bundle => ("GET", "/v1/audit/bundle"),
             Route::Agents => ("GET", "/v1/agents"),
             Route::GetPolicy => ("GET", "/v1/agents/{subject}/policy"),
             Route::PutPolicy => ("PUT", "/v1/agents/{subject}/policy"),
@@ -84,7 +96,9 @@ const NA: u16 = 0;
 /// own function (the tenant is the key's); the other tenant's is untouched.
 /// Policies and tenant settings: the admin changes them, approvers and
 /// authors read them, agents are refused every one; another tenant's
-/// agent has no policy here (404).
+/// agent has no policy here (404). The approval tools: approvers (and an
+/// author, on a version they uploaded) test-run; all but agents diff a
+/// version and read its code; approvers and admins replay and bundle.
 #[rustfmt::skip]
 const MATRIX: &[(Route, [(u16, u16); 4])] = &[
     //                     author               approver            admin               agent
@@ -95,10 +109,16 @@ const MATRIX: &[(Route, [(u16, u16); 4])] = &[
     (Route::Approve,     [(DENIED, DENIED),   (OK, HIDDEN),       (DENIED, DENIED),   (DENIED, DENIED)]),
     (Route::Reject,      [(DENIED, DENIED),   (OK, HIDDEN),       (DENIED, DENIED),   (DENIED, DENIED)]),
     (Route::Revoke,      [(DENIED, DENIED),   (OK, HIDDEN),       (DENIED, DENIED),   (DENIED, DENIED)]),
+    (Route::TestRun,     [(OK, HIDDEN),       (OK, HIDDEN),       (DENIED, DENIED),   (DENIED, DENIED)]),
+    (Route::Diff,        [(OK, HIDDEN),       (OK, HIDDEN),       (OK, HIDDEN),       (DENIED, DENIED)]),
+    (Route::Module,      [(OK, HIDDEN),       (OK, HIDDEN),       (OK, HIDDEN),       (DENIED, DENIED)]),
+    (Route::Source,      [(OK, HIDDEN),       (OK, HIDDEN),       (OK, HIDDEN),       (DENIED, DENIED)]),
     (Route::Invoke,      [(DENIED, DENIED),   (DENIED, DENIED),   (DENIED, DENIED),   (OK, HIDDEN)]),
+    (Route::Replay,      [(DENIED, DENIED),   (OK, HIDDEN),       (OK, HIDDEN),       (DENIED, DENIED)]),
     (Route::Pending,     [(OK, NA),           (OK, NA),           (OK, NA),           (HIDDEN, NA)]),
     (Route::Tools,       [(DENIED, NA),       (DENIED, NA),       (DENIED, NA),       (OK, NA)]),
     (Route::Audit,       [(DENIED, NA),       (OK, NA),           (OK, NA),           (DENIED, NA)]),
+    (Route::Bundle,      [(DENIED, DENIED),   (OK, HIDDEN),       (OK, HIDDEN),       (DENIED, DENIED)]),
     (Route::Agents,      [(OK, NA),           (OK, NA),           (OK, NA),           (DENIED, NA)]),
     (Route::GetPolicy,   [(OK, HIDDEN),       (OK, HIDDEN),       (OK, HIDDEN),       (DENIED, DENIED)]),
     (Route::PutPolicy,   [(DENIED, NA),       (DENIED, NA),       (OK, NA),           (DENIED, NA)]),
@@ -127,6 +147,9 @@ struct World {
     h: Harness,
     acme: Tenant,
     globex: Tenant,
+    /// Each tenant's captured execution of `cap`.
+    acme_execution: String,
+    globex_execution: String,
 }
 
 /// Function names: `echo` (active, in both tenants' sight only acme's),
@@ -153,7 +176,33 @@ async fn world() -> World {
         manifest("globex's", text_schema()),
     )
     .await;
-    World { h, acme, globex }
+    // A source upload in each tenant, and a captured execution to replay
+    // and bundle.
+    let mut captured = Vec::new();
+    for t in [&acme, &globex] {
+        h.upload_source(
+            &t.author,
+            "src",
+            &echo(),
+            manifest("from source", text_schema()),
+        )
+        .await;
+        let mut m = manifest("captured", text_schema());
+        m["capture"] = json!({"retention_days": 1});
+        h.deploy(t, "cap", &echo(), m).await;
+        let (status, body) = h.invoke(&t.agent, "cap", json!({"text": "hi"})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        captured.push(str_of(&body["execution_id"]).to_owned());
+    }
+    let globex_execution = captured.pop().expect("globex's");
+    let acme_execution = captured.pop().expect("acme's");
+    World {
+        h,
+        acme,
+        globex,
+        acme_execution,
+        globex_execution,
+    }
 }
 
 /// A target for a cell: the path and body, and, for decisions, the version
@@ -187,6 +236,16 @@ impl World {
             path: template.to_owned(),
             body,
             version: None,
+        };
+        let plain_query = |path: String| Target {
+            path,
+            body: None,
+            version: None,
+        };
+        let execution = if own {
+            &self.acme_execution
+        } else {
+            &self.globex_execution
         };
         match route {
             Route::List
@@ -222,11 +281,28 @@ impl World {
                     version: None,
                 }
             }
-            Route::GetFunction | Route::GetVersion => Target {
+            Route::GetFunction | Route::GetVersion | Route::Diff | Route::Module => Target {
                 path: fill(named, &json!(1)),
                 body: None,
                 version: None,
             },
+            // Another tenant's versions have no source to see either way.
+            Route::Source => Target {
+                path: fill(if own { "src" } else { "secret" }, &json!(1)),
+                body: None,
+                version: None,
+            },
+            Route::TestRun => Target {
+                path: fill(named, &json!(1)),
+                body: Some(json!({"input": {"text": "hi"}})),
+                version: None,
+            },
+            Route::Replay => Target {
+                path: template.replace("{id}", execution),
+                body: None,
+                version: None,
+            },
+            Route::Bundle => plain_query(format!("{template}?execution={execution}")),
             Route::Invoke => Target {
                 path: fill(named, &json!(1)),
                 body: Some(json!({"input": {"text": "hi"}})),
@@ -358,15 +434,23 @@ async fn every_role_on_every_route_matches_the_matrix() {
             .await;
     assert_eq!(a["versions"][0]["author"], "acme-author", "{a}");
     assert_eq!(a["versions"][0]["tenant"], "acme", "{a}");
+    // Only globex's own fixture ran there (its one captured call).
     let runs = w.h.audit(&w.globex.admin, "stream=execution").await;
-    assert!(
-        runs.is_empty(),
-        "globex's audit log has executions: {runs:?}"
+    assert_eq!(
+        runs.len(),
+        1,
+        "globex's audit log has other executions: {runs:?}"
     );
-    // Acme's refused invocations were recorded in acme's log, as refusals.
-    let refused =
+    assert_eq!(runs[0]["execution_id"], w.globex_execution.as_str());
+    // Acme's refused invocations (not test runs or replays) were recorded
+    // in acme's log, as refusals.
+    let invocations = |entries: Vec<Value>| -> Vec<Value> {
+        entries.into_iter().filter(|e| e["run"].is_null()).collect()
+    };
+    let refused = invocations(
         w.h.audit(&w.acme.admin, "stream=execution&outcome=not_found")
-            .await;
+            .await,
+    );
     assert!(
         refused
             .iter()
@@ -374,9 +458,10 @@ async fn every_role_on_every_route_matches_the_matrix() {
         "{refused:?}"
     );
     assert_eq!(refused.len(), 1, "{refused:?}");
-    let forbidden =
+    let forbidden = invocations(
         w.h.audit(&w.acme.admin, "stream=execution&outcome=forbidden")
-            .await;
+            .await,
+    );
     assert_eq!(forbidden.len(), 6, "three roles x own/other: {forbidden:?}");
 }
 
@@ -412,7 +497,8 @@ async fn missing_malformed_and_unknown_keys_are_unauthenticated_everywhere() {
         let path = template
             .replace("{name}", "echo")
             .replace("{version}", "1")
-            .replace("{subject}", "acme-agent");
+            .replace("{subject}", "acme-agent")
+            .replace("{id}", &w.acme_execution);
         for (what, header) in BAD_AUTH {
             let header =
                 header.map(|h| h.replace("{valid}", valid).replace("{tampered}", &tampered));

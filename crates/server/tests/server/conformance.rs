@@ -24,7 +24,8 @@ use tokio::net::TcpListener;
 
 use crate::{Harness, Key, Tenant, b64, echo, manifest, text_schema, trap, wasm};
 use cases::{
-    Auth, BodyKind, CASES, Case, INPUT_BYTES, MODULE_BYTES, edge_cases, is_open, roles_of,
+    Auth, BodyKind, CAPTURED, CASES, Case, INPUT_BYTES, MODULE_BYTES, PLAIN, edge_cases, is_open,
+    roles_of,
 };
 use wire::{Document, exchange};
 
@@ -38,6 +39,9 @@ struct World {
     revoked: Key,
     /// The sha256 of the echo module, which every uploaded version here has.
     echo_sha: String,
+    /// The ids of a captured execution (of `cap`) and an uncaptured one.
+    captured: String,
+    plain: String,
     doc: Document,
     /// `(method path-template status)` → answers seen.
     seen: Mutex<BTreeMap<String, u32>>,
@@ -84,7 +88,20 @@ impl World {
             .await;
             h.deploy(&acme, "victim", &echo(), text()).await;
             h.upload(&acme.author, "pend", &echo(), text()).await;
+            h.upload_source(&acme.author, "src", &echo(), text()).await;
             crate::str_of(&v["sha256"]).to_owned()
+        });
+        let (captured, plain) = rt.block_on(async {
+            let mut m = manifest("captured", text_schema());
+            m["capture"] = json!({"retention_days": 1});
+            h.deploy(&acme, "cap", &echo(), m).await;
+            let mut ids = Vec::new();
+            for name in ["cap", "echo"] {
+                let (status, body) = h.invoke(&acme.agent, name, json!({"text": "hi"})).await;
+                assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+                ids.push(crate::str_of(&body["execution_id"]).to_owned());
+            }
+            (ids.remove(0), ids.remove(0))
         });
         let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -102,6 +119,8 @@ impl World {
             beta,
             revoked,
             echo_sha,
+            captured,
+            plain,
             doc: Document::new(),
             seen: Mutex::new(BTreeMap::new()),
             late_role_checks: Mutex::new(Vec::new()),
@@ -144,7 +163,7 @@ impl World {
                 json!({"calls_per_hour": 1_000_000})
             } else if t.ends_with("/output-guard") {
                 json!({"mode": "flag", "patterns": [{"name": "employee_id", "regex": "E[0-9]{6}"}]})
-            } else if t.ends_with("/invoke") {
+            } else if t.ends_with("/invoke") || t.ends_with("/test") {
                 json!({"input": {"text": "hi"}, "user_id": "u1"})
             } else if t.ends_with("/versions") {
                 json!({"manifest": manifest("echo", text_schema()), "module": module()})
@@ -195,13 +214,20 @@ impl World {
         serde_json::to_vec(&v).expect("json")
     }
 
+    /// The case's path with the real execution ids.
+    fn path(&self, case: &Case) -> String {
+        case.path()
+            .replace(CAPTURED, &self.captured)
+            .replace(PLAIN, &self.plain)
+    }
+
     /// Sends the case and checks the answer against the document.
     fn check(&self, case: &Case) -> Result<(), String> {
         let body = self.body(case);
         let mut head = format!(
             "{} {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
             case.method,
-            case.path(),
+            self.path(case),
             self.addr,
             body.len()
         );
@@ -353,8 +379,12 @@ impl World {
         let allowed = roles_of(template, method);
         let wrong_role = role.is_some_and(|r| !allowed.is_empty() && !allowed.contains(&r));
         let has_query = ["/v1/tools", "/v1/audit"].contains(&template);
+        // Routes whose query is parsed after the role: the wrong role is
+        // 403 whatever it says. (A bundle's query is also checked against
+        // the log, so only its role comes first here.)
+        let role_first = has_query || template == "/v1/audit/bundle";
         if wrong_role {
-            if has_query {
+            if role_first {
                 return if status == 403 {
                     Ok(())
                 } else {

@@ -65,6 +65,7 @@ async fn the_tenant_rate_is_limited_with_retry_after() {
                 rate_per_second: 0.05,
                 burst: 2,
                 max_concurrent: 8,
+                ..TenantLimits::default()
             }
         },
         ServerConfig::default(),

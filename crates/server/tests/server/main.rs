@@ -6,6 +6,7 @@
 //! one body shape, a product kind that fits the status, and no internal
 //! detail in the message.
 
+mod approval;
 mod authz;
 mod conformance;
 mod cors;
@@ -42,8 +43,24 @@ pub(crate) use aifn_test_support::error_kinds;
 /// dir included.
 #[track_caller]
 pub(crate) fn check_error(status: StatusCode, body: &Value, data_dir: &Path) {
+    check_error_quoting(status, body, data_dir, "");
+}
+
+/// [`check_error`], where the message may quote `sent` (what the client
+/// sent, lowercase) back.
+pub(crate) fn check_error_quoting(status: StatusCode, body: &Value, data_dir: &Path, sent: &str) {
     let dir = data_dir.to_string_lossy();
-    aifn_test_support::check_error_body(status.as_u16(), body, &[dir.as_ref()], "");
+    aifn_test_support::check_error_body(status.as_u16(), body, &[dir.as_ref()], sent);
+}
+
+/// The request target as the client sent it and with its query decoded:
+/// the words an error message may quote back.
+fn sent_words(uri: &axum::http::Uri) -> String {
+    let mut sent = uri.to_string();
+    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
+        sent.push_str(&format!(" {k} {v}"));
+    }
+    sent.to_lowercase()
 }
 
 /// The error kind of an error body (`""` when there is none).
@@ -228,8 +245,8 @@ impl Harness {
         body
     }
 
-    /// Sends a request; error answers are checked with [`check_error`].
-    pub(crate) async fn send(&self, req: Request<Body>) -> Reply {
+    /// Sends a request; its status, headers and body bytes as they came.
+    async fn exchange(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
         let response = self
             .app
             .clone()
@@ -243,7 +260,15 @@ impl Harness {
             .collect()
             .await
             .expect("body")
-            .to_bytes();
+            .to_bytes()
+            .to_vec();
+        (status, headers, bytes)
+    }
+
+    /// Sends a request; error answers are checked with [`check_error`].
+    pub(crate) async fn send(&self, req: Request<Body>) -> Reply {
+        let sent = sent_words(req.uri());
+        let (status, headers, bytes) = self.exchange(req).await;
         let body = if bytes.is_empty() {
             Value::Null
         } else if headers
@@ -256,7 +281,7 @@ impl Harness {
             Value::String(String::from_utf8_lossy(&bytes).into_owned())
         };
         if status.is_client_error() || status.is_server_error() {
-            check_error(status, &body, self.dir.path());
+            check_error_quoting(status, &body, self.dir.path(), &sent);
         }
         Reply {
             status,
@@ -342,6 +367,48 @@ impl Harness {
         assert_eq!(status, StatusCode::CREATED, "upload of {name}: {body}");
         assert_eq!(body["state"], "pending", "{body}");
         body
+    }
+
+    /// Uploads a WAT source (the server builds the module) that must be
+    /// accepted; returns the pending version.
+    pub(crate) async fn upload_source(
+        &self,
+        author: &Key,
+        name: &str,
+        text: &str,
+        manifest: Value,
+    ) -> Value {
+        let body = json!({"manifest": manifest, "source": {"language": "wat", "text": text}});
+        let (status, body) = self
+            .request(
+                "POST",
+                &format!("/v1/functions/{name}/versions"),
+                Some(author),
+                Some(body),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "source upload of {name}: {body}"
+        );
+        assert_eq!(body["state"], "pending", "{body}");
+        body
+    }
+
+    /// A GET whose answer's bytes are kept as they are (not parsed).
+    pub(crate) async fn get_bytes(
+        &self,
+        path: &str,
+        key: &Key,
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let req = Request::builder()
+            .method("GET")
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {}", key.secret))
+            .body(Body::empty())
+            .expect("request");
+        self.exchange(req).await
     }
 
     /// Approves a version (asserting success); returns it.

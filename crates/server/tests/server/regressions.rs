@@ -284,6 +284,33 @@ async fn the_role_check_comes_before_parameter_checks() {
     }
 }
 
+/// Found by fuzz/http_request: axum's query rejection prefixed any field
+/// path, so `?:=x` answered `:: unknown field`. A plain parameter name is
+/// still named; a path that is not one is left out.
+#[tokio::test]
+async fn a_query_error_names_plain_parameters_and_nothing_else() {
+    let h = Harness::new();
+    let t = h.tenant("acme");
+    for (path, says, not) in [
+        ("/v1/audit?:=x", "unknown field `:`", "::"),
+        (
+            "/v1/audit?a%3A%3Ab=x",
+            "unknown field `a::b`",
+            "query string: a",
+        ),
+        ("/v1/audit?limit=x", "query string: limit: ", "::"),
+    ] {
+        let (status, body) = h.request("GET", path, Some(&t.admin), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert!(message(&body).contains(says), "{path}: {body}");
+        assert!(!message(&body).contains(not), "{path}: {body}");
+    }
+    let (status, body) = h
+        .request("GET", "/v1/audit?:=x", Some(&t.admin), None)
+        .await;
+    crate::check_error(status, &body, h.dir.path());
+}
+
 #[tokio::test]
 async fn unauthenticated_attempts_are_counted_and_growing_values_are_counters() {
     let h = Harness::new();

@@ -19,8 +19,12 @@ fn role_for(method: &str, path: &str) -> Role {
         {
             Role::Approver
         }
+        ("POST", "/v1/functions/{name}/versions/{version}/test" | "/v1/executions/{id}/replay") => {
+            Role::Approver
+        }
         ("POST", "/v1/functions/{name}/invoke") | ("GET", "/v1/tools") => Role::Agent,
-        ("GET", "/v1/audit" | "/v1/agents/{subject}/usage") | ("PUT" | "DELETE", _) => Role::Admin,
+        ("GET", "/v1/audit" | "/v1/audit/bundle" | "/v1/agents/{subject}/usage")
+        | ("PUT" | "DELETE", _) => Role::Admin,
         _ => Role::Author,
     }
 }
@@ -33,6 +37,15 @@ async fn every_route_is_served() {
         .await;
     // A policy for the policy routes to read, replace and delete.
     h.grant(&t.admin, "bot-1", json!({"allow": ["echo"]})).await;
+    // A source upload to read, and a captured execution to replay.
+    let src = h
+        .upload_source(&t.author, "src", &echo(), manifest("source", text_schema()))
+        .await;
+    let mut captured = manifest("captured", text_schema());
+    captured["capture"] = json!({"retention_days": 1});
+    h.deploy(&t, "cap", &echo(), captured).await;
+    let (_, call) = h.invoke(&t.agent, "cap", json!({"text": "hi"})).await;
+    let execution = str_of(&call["execution_id"]).to_owned();
     for (method, template) in ROUTES {
         // Something each route can act on: a fresh pending version to
         // approve or reject, a fresh active function to revoke.
@@ -49,19 +62,27 @@ async fn every_route_is_served() {
                 .deploy(&t, "victim", &echo(), manifest("victim", text_schema()))
                 .await;
             ("victim", victim["version"].as_u64().expect("version"))
+        } else if template.ends_with("/source") {
+            ("src", src["version"].as_u64().expect("version"))
         } else {
             ("echo", pending["version"].as_u64().expect("version"))
         };
-        let path = template
+        let mut path = template
             .replace("{name}", name)
             .replace("{version}", &version.to_string())
-            .replace("{subject}", "bot-1");
+            .replace("{subject}", "bot-1")
+            .replace("{id}", &execution);
+        if *template == "/v1/audit/bundle" {
+            path.push_str(&format!("?execution={execution}"));
+        }
         let body = match *template {
             p if p.ends_with("/approve") || p.ends_with("/reject") => {
                 Some(json!({"sha256": pending["sha256"], "notes": "ok"}))
             }
             p if p.ends_with("/revoke") => Some(json!({"notes": "ok"})),
-            p if p.ends_with("/invoke") => Some(json!({"input": {"text": "hi"}})),
+            p if p.ends_with("/invoke") || p.ends_with("/test") => {
+                Some(json!({"input": {"text": "hi"}}))
+            }
             p if p.ends_with("/policy") && *method == "PUT" => Some(json!({"allow": ["echo"]})),
             "/v1/tenant/mode" => Some(json!({"mode": "allowlist"})),
             "/v1/tenant/budget" => Some(json!({})),

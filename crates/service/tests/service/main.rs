@@ -2,9 +2,13 @@
 //! failing closed when the audit log cannot write.
 
 mod budgets;
+mod bundle;
 mod cache;
+mod diff;
 mod guard;
 mod policies;
+mod replay;
+mod testing;
 mod use_cases;
 
 use std::sync::Arc;
@@ -115,6 +119,7 @@ impl Harness {
                     name: name.into(),
                     manifest,
                     module,
+                    source: None,
                 },
             )
             .expect("upload");
@@ -227,6 +232,7 @@ fn uploads_with_bad_manifests_are_refused_and_store_nothing() {
                 name: "f".into(),
                 manifest: m,
                 module,
+                source: None,
             },
         )
     };

@@ -28,6 +28,7 @@ fn upload(
             name: name.into(),
             manifest: m,
             module,
+            source: None,
         },
     )
 }
@@ -542,7 +543,13 @@ fn a_change_made_elsewhere_is_seen_once_the_cache_ttl_has_passed() {
         version: 2,
     };
     other
-        .approve(&h.approver, &target, &v2.sha256, "approved on another node")
+        .approve(
+            &h.approver,
+            &target,
+            &v2.sha256,
+            "approved on another node",
+            false,
+        )
         .expect("approve elsewhere");
     // Within the TTL the cached v1 still answers (no registry query)...
     assert_eq!(h.invoke("f", json!({})).expect("cached").version, 1);

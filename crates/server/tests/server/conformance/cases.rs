@@ -74,6 +74,9 @@ pub(super) struct Case {
     pub(super) version: &'static str,
     /// The agent subject of the policy routes.
     pub(super) subject: &'static str,
+    /// The execution id of the replay route ([`CAPTURED`] and [`PLAIN`]
+    /// stand for real ones).
+    pub(super) execution: &'static str,
     /// The raw query string, without `?`.
     pub(super) query: String,
     pub(super) auth: Auth,
@@ -94,7 +97,8 @@ impl Case {
             .template()
             .replace("{name}", self.name)
             .replace("{version}", self.version)
-            .replace("{subject}", self.subject);
+            .replace("{subject}", self.subject)
+            .replace("{id}", self.execution);
         if !self.query.is_empty() {
             p.push('?');
             p.push_str(&self.query);
@@ -118,6 +122,16 @@ impl Case {
 pub(super) fn roles_of(template: &str, method: &str) -> &'static [Role] {
     match (method, template) {
         ("POST", "/v1/functions/{name}/versions") => &[Role::Author],
+        // The version's author too (every version here is acme-author's).
+        ("POST", "/v1/functions/{name}/versions/{version}/test") => &[Role::Approver, Role::Author],
+        ("POST", "/v1/executions/{id}/replay") | ("GET", "/v1/audit/bundle") => {
+            &[Role::Approver, Role::Admin]
+        }
+        (
+            "GET",
+            "/v1/functions/{name}/versions/{version}/module"
+            | "/v1/functions/{name}/versions/{version}/source",
+        ) => &[Role::Author, Role::Approver, Role::Admin],
         ("POST", "/v1/functions/{name}/invoke") | ("GET", "/v1/tools") => &[Role::Agent],
         ("GET", "/v1/audit") => &[Role::Admin, Role::Approver],
         ("GET", "/v1/agents" | "/v1/agents/{subject}/policy" | "/v1/tenant") => {
@@ -153,6 +167,11 @@ pub(super) const SUBJECTS: &[&str] = &[
     "%88",
     "beta-agent",
 ];
+/// The execution the World captured (an echo with capture), and one it
+/// ran without capture: the World puts their real ids in the path.
+pub(super) const CAPTURED: &str = "exec-captured";
+pub(super) const PLAIN: &str = "exec-plain";
+pub(super) const EXECUTIONS: &[&str] = &[CAPTURED, PLAIN, "nope", "%88"];
 pub(super) const VERSIONS: &[&str] = &["1", "2", "3", "0", "999", "abc", "-1", "%88", "4294967296"];
 pub(super) const QUERY_KEYS: &[&str] = &[
     "format",
@@ -165,6 +184,10 @@ pub(super) const QUERY_KEYS: &[&str] = &[
     "until",
     "before_seq",
     "limit",
+    "execution",
+    "version",
+    "module",
+    "against",
     "color",
 ];
 
@@ -181,7 +204,9 @@ pub(super) fn query_values(key: &str) -> &'static [&'static str] {
             "2024-01-01",
             "",
         ],
-        "before_seq" | "limit" => &[
+        "module" => &["true", "false", "yes", ""],
+        "execution" => &[CAPTURED, PLAIN, "nope", ""],
+        "before_seq" | "limit" | "version" | "against" => &[
             "0",
             "1",
             "5",
@@ -246,18 +271,22 @@ pub(super) fn case() -> impl Strategy<Value = Case> {
         3 => Just("bot-1"),
         3 => prop::sample::select(SUBJECTS),
     ];
+    let execution = prop_oneof![
+        3 => Just(CAPTURED),
+        2 => prop::sample::select(EXECUTIONS),
+    ];
     (
         0..ROUTES.len(),
         method,
         name,
         version,
-        subject,
+        (subject, execution),
         query(),
         auth(),
         body(),
     )
         .prop_map(
-            |(route, method, name, version, subject, query, auth, body)| {
+            |(route, method, name, version, (subject, execution), query, auth, body)| {
                 let (route_method, template) = ROUTES[route];
                 // echo and boom stay active: revoking or superseding them would
                 // leave the rest of the run without a 200 or a 422 to check.
@@ -273,6 +302,7 @@ pub(super) fn case() -> impl Strategy<Value = Case> {
                     name,
                     version,
                     subject,
+                    execution,
                     query,
                     auth,
                     body,
@@ -301,7 +331,14 @@ pub(super) fn fixed_at(route: usize) -> Case {
         t if t.ends_with("/approve") => ("pend", "1", BodyKind::RealSha),
         t if t.ends_with("/reject") => ("echo", "2", BodyKind::RealSha),
         t if t.ends_with("/revoke") => ("victim", "1", BodyKind::Valid),
+        // The one version uploaded as source.
+        t if t.ends_with("/source") => ("src", "1", BodyKind::Valid),
         _ => ("echo", "1", BodyKind::Valid),
+    };
+    let query = if template == "/v1/audit/bundle" {
+        format!("execution={CAPTURED}")
+    } else {
+        String::new()
     };
     Case {
         route,
@@ -309,7 +346,8 @@ pub(super) fn fixed_at(route: usize) -> Case {
         name,
         version,
         subject: "bot-1",
-        query: String::new(),
+        execution: CAPTURED,
+        query,
         auth: Auth::Allowed,
         body,
     }
@@ -448,6 +486,58 @@ pub(super) fn edge_cases() -> Vec<Case> {
             c.body = body;
         }));
         cases.push(with("/v1/tenant/output-guard", &|c| c.body = body));
+    }
+    // The approval tools: each refused, not found and malformed once.
+    let test = "/v1/functions/{name}/versions/{version}/test";
+    cases.push(with(test, &|c| c.name = "pend"));
+    cases.push(with(test, &|c| c.auth = Auth::Role(Role::Admin)));
+    cases.push(with(test, &|c| c.version = "999"));
+    for body in [
+        BodyKind::OverInput,
+        BodyKind::Huge,
+        BodyKind::WrongTypes,
+        BodyKind::NotJson,
+    ] {
+        cases.push(with(test, &|c| c.body = body));
+    }
+    cases.push(with(test, &|c| c.name = "boom"));
+    let diff = "/v1/functions/{name}/versions/{version}/diff";
+    for q in ["against=1", "against=x", "colour=red"] {
+        cases.push(with(diff, &|c| c.query = q.into()));
+    }
+    cases.push(with(diff, &|c| c.auth = Auth::Role(Role::Agent)));
+    cases.push(with(diff, &|c| c.name = "pend"));
+    for t in [
+        "/v1/functions/{name}/versions/{version}/module",
+        "/v1/functions/{name}/versions/{version}/source",
+    ] {
+        cases.push(with(t, &|c| c.auth = Auth::Role(Role::Agent)));
+        cases.push(with(t, &|c| c.name = "nope"));
+    }
+    // echo was uploaded as a module: it has no source.
+    cases.push(with(
+        "/v1/functions/{name}/versions/{version}/source",
+        &|c| c.name = "echo",
+    ));
+    let replay = "/v1/executions/{id}/replay";
+    for execution in [PLAIN, "nope", "%88"] {
+        cases.push(with(replay, &|c| c.execution = execution));
+    }
+    cases.push(with(replay, &|c| c.auth = Auth::Role(Role::Author)));
+    cases.push(with(replay, &|c| c.auth = Auth::Stranger(Role::Approver)));
+    for q in [
+        "",
+        "colour=red",
+        "function=echo",
+        "function=echo&version=1&module=true",
+        "function=echo&module=maybe",
+        "execution=nope",
+    ] {
+        cases.push(with("/v1/audit/bundle", &|c| c.query = q.into()));
+        cases.push(with("/v1/audit/bundle", &|c| {
+            c.query = q.into();
+            c.auth = Auth::Role(Role::Agent);
+        }));
     }
     // A burst of calls past the tenant's rate: some answer 429.
     for _ in 0..12 {
