@@ -60,7 +60,8 @@ pub use ack::Pending;
 pub use checkpoint::Checkpoint;
 pub use error::AuditError;
 pub use evidence::{
-    Evidence, EvidenceError, EvidenceLink, EvidenceRecord, EvidenceReport, verify_evidence,
+    Evidence, EvidenceError, EvidenceLink, EvidenceRecord, EvidenceReport, MAX_EVIDENCE_ENTRIES,
+    verify_evidence,
 };
 pub use log::{Appended, AuditConfig, AuditLog, AuditStats, PruneReport};
 pub use query::{AuditPage, AuditQuery, DEFAULT_PAGE, MAX_PAGE, SecurityQuery};

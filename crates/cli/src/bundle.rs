@@ -194,7 +194,16 @@ pub(crate) fn verify(a: VerifyArgs) -> anyhow::Result<Exit> {
                     r.versions,
                     r.modules_checked
                 );
-                out!("ok: the bundle verifies");
+                if key.is_some() {
+                    out!("ok: the bundle verifies");
+                } else {
+                    // Anyone can sign a rewritten bundle with a key of their
+                    // own: without the trusted key only consistency holds.
+                    out!(
+                        "ok: the bundle is consistent, but UNTRUSTED: its checkpoints were checked \
+                         against the key they name; pass --public-key with the key you trust"
+                    );
+                }
             }
             Ok(Exit::Ok)
         }

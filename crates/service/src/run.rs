@@ -210,6 +210,20 @@ impl Finished {
             Err(e) => refusal_kind(e),
         }
     }
+
+    /// The refusal, when the run had no slot or token: that says nothing
+    /// of the version, so it is no test result and no replay verdict.
+    pub(crate) fn no_capacity(&self) -> Option<ServiceError> {
+        match &self.outcome {
+            Err(ServiceError::RateLimited { retry_after, scope }) => {
+                Some(ServiceError::RateLimited {
+                    retry_after: *retry_after,
+                    scope,
+                })
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Service {
@@ -227,8 +241,10 @@ impl Service {
         Ran { exec, checked }
     }
 
-    /// Checks the input, runs, and records the attempt (refusal or run)
-    /// with `at`'s run kind, waiting until the record is durable. `Err`
+    /// Admits the run (host and tenant concurrency and rate, as for an
+    /// invocation), checks the input, runs, and records the attempt
+    /// (refusal or run) with `at`'s run kind, waiting until the record is
+    /// durable. `Err`
     /// only when the record could not be written: then nothing may be
     /// answered but `unavailable`.
     pub(crate) fn run_recorded(
@@ -237,13 +253,25 @@ impl Service {
         spec: &RunSpec<'_>,
     ) -> Result<Finished, ServiceError> {
         let v = spec.version;
-        let checked_input = serde_json::from_slice::<Value>(spec.input)
-            .map_err(|e| ServiceError::InvalidInput {
-                message: format!("input is not JSON: {e}"),
-                violations: Vec::new(),
+        // Test runs and replays share the host's and the tenant's
+        // concurrency and rate with invocations: the same cores run them.
+        let checked_input = self
+            .inner
+            .limiter
+            .admit(&spec.tenant.info.tenant_id)
+            .map_err(|busy| ServiceError::RateLimited {
+                retry_after: busy.retry_after,
+                scope: busy.scope,
             })
-            .and_then(|parsed| {
-                check_input(v, &spec.guest.function, spec.input, &parsed).map(|()| parsed)
+            .and_then(|permit| {
+                let parsed = serde_json::from_slice::<Value>(spec.input).map_err(|e| {
+                    ServiceError::InvalidInput {
+                        message: format!("input is not JSON: {e}"),
+                        violations: Vec::new(),
+                    }
+                })?;
+                check_input(v, &spec.guest.function, spec.input, &parsed)?;
+                Ok((permit, parsed))
             });
         let (rec, finished) = match checked_input {
             Err(e) => {
@@ -255,7 +283,7 @@ impl Service {
                 };
                 (rec, finished)
             }
-            Ok(parsed) => {
+            Ok((_permit, parsed)) => {
                 let ran = self.execute(
                     v,
                     spec.tenant,

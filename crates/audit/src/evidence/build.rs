@@ -9,7 +9,7 @@ use std::path::Path;
 use aifn_types::TenantId;
 use ed25519_dalek::VerifyingKey;
 
-use super::{Evidence, EvidenceLink, EvidenceRecord};
+use super::{Evidence, EvidenceLink, EvidenceRecord, MAX_EVIDENCE_ENTRIES};
 use crate::canon::sha256_hex;
 use crate::checkpoint::Checkpoint;
 use crate::query::to_entry;
@@ -28,8 +28,19 @@ impl AuditLog {
     /// checkpoints signed with this log's current key and matching the
     /// database are used. A seq that is not the tenant's record is
     /// [`AuditError::UnknownRecord`]; a segment crossing a format 1 record
-    /// of someone else is [`AuditError::Unprovable`].
+    /// of someone else is [`AuditError::Unprovable`]; evidence of more than
+    /// [`MAX_EVIDENCE_ENTRIES`] entries is [`AuditError::InvalidQuery`].
     pub fn evidence(&self, tenant: &TenantId, seqs: &[u64]) -> Result<Evidence, AuditError> {
+        self.evidence_within(tenant, seqs, MAX_EVIDENCE_ENTRIES)
+    }
+
+    /// [`AuditLog::evidence`] of at most `max_entries` records and links.
+    pub fn evidence_within(
+        &self,
+        tenant: &TenantId,
+        seqs: &[u64],
+        max_entries: u64,
+    ) -> Result<Evidence, AuditError> {
         let wanted: BTreeSet<u64> = seqs.iter().copied().collect();
         let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
             return Err(AuditError::InvalidQuery {
@@ -49,6 +60,7 @@ impl AuditLog {
                 tenant: tenant.as_str(),
                 wanted: &wanted,
                 key: &key,
+                max_entries,
             }
             .build(&candidates);
             // The snapshot only read; ending it cannot lose anything.
@@ -89,6 +101,7 @@ struct Builder<'a> {
     tenant: &'a str,
     wanted: &'a BTreeSet<u64>,
     key: &'a VerifyingKey,
+    max_entries: u64,
 }
 
 fn corrupt(seq: u64, reason: &str) -> AuditError {
@@ -118,6 +131,18 @@ impl Builder<'_> {
             let c = self.first_valid(candidates, seq, &mut checked)?;
             segments.push((seq, c.seq));
             checkpoints.push(c.clone());
+        }
+        let entries = segments.iter().fold(0u64, |n, &(start, end)| {
+            n.saturating_add(end.saturating_sub(start).saturating_add(1))
+        });
+        if entries > self.max_entries {
+            return Err(AuditError::InvalidQuery {
+                reason: format!(
+                    "the evidence would hold {entries} records and links, over the {} \
+                     allowed: ask for fewer records",
+                    self.max_entries
+                ),
+            });
         }
         let mut out = Evidence {
             chain_format_2_from: from,

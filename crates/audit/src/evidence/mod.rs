@@ -35,6 +35,11 @@ use crate::verify::KeySource;
 
 pub use check::verify_evidence;
 
+/// The most entries (records and links) one evidence holds: the chain
+/// between a record and its checkpoint can be long on a busy log, so the
+/// size is checked before any row is read.
+pub const MAX_EVIDENCE_ENTRIES: u64 = 100_000;
+
 /// A tenant's records, the links that tie them to checkpoints, and those
 /// checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -263,3 +263,22 @@ fn a_tenants_format_1_records_are_shown_whole_and_anothers_cannot_be_crossed() {
     );
     log.close().expect("close");
 }
+
+#[test]
+fn evidence_is_capped_before_any_row_is_read() {
+    let (_dir, _cfg, log) = scenario();
+    // Records 1 and 7: segments 1..=4 and 7..=8, six entries in all.
+    let e = log
+        .evidence_within(&tenant("acme"), &[7, 1], 6)
+        .expect("six fit");
+    assert_eq!(e.records.len() + e.links.len(), 6);
+    let err = log
+        .evidence_within(&tenant("acme"), &[7, 1], 5)
+        .expect_err("six do not fit in five");
+    assert!(
+        matches!(&err, AuditError::InvalidQuery { reason } if reason.contains("6 records and links, over the 5")),
+        "{err:?}"
+    );
+    assert_eq!(aifn_audit::MAX_EVIDENCE_ENTRIES, 100_000);
+    log.close().expect("close");
+}

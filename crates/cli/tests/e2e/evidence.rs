@@ -187,6 +187,11 @@ fn an_evidence_bundle_verifies_offline_and_shows_any_changed_byte() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("ok: the bundle verifies"), "{out}");
     assert!(out.contains("1 modules checked"), "{out}");
+    // Without the trusted key it is only consistent, and says so.
+    let (code, out, err) = cli(&["audit", "verify-bundle", &file], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("UNTRUSTED"), "{out}");
+    assert!(!out.contains("ok: the bundle verifies"), "{out}");
     // A key other than the one that signed: refused.
     let (code, out, _) = cli(
         &[

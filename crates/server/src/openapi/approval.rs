@@ -39,7 +39,7 @@ fn test_run() -> Value {
             "404": error_response(NOT_FOUND),
             "413": error_response("payload_too_large: the body is over the input limit (plus 64 KiB)"),
             "422": ok("the run failed or hit a limit, or its output was withheld by the output guard", schema_ref("InvocationFailure")),
-            "429": {"description": "rate_limited: the tenant's test runs for this hour are used up",
+            "429": {"description": "rate_limited: the tenant's test runs for this hour are used up, or no slot of the tenant's concurrency or rate is free",
                 "headers": {"Retry-After": header("seconds to wait", json!({"type": "integer", "minimum": 1}))},
                 "content": {"application/json": {"schema": schema_ref("Error")}}},
             "503": error_response("unavailable: the audit log cannot write (runs fail closed), or the server is at capacity")
@@ -107,6 +107,9 @@ fn replay() -> Value {
             "200": ok("reproduced (the same output sha256 and kind) or diverged", schema_ref("ReplayReport")),
             "404": error_response("not_found: no execution with this id in the key's tenant"),
             "409": error_response("conflict: the execution has no captured input (its manifest has no capture, or the capture expired)"),
+            "429": {"description": "rate_limited: the tenant's test runs for this hour are used up (replays count), or no slot of the tenant's concurrency or rate is free",
+                "headers": {"Retry-After": header("seconds to wait", json!({"type": "integer", "minimum": 1}))},
+                "content": {"application/json": {"schema": schema_ref("Error")}}},
             "503": error_response("unavailable: the audit log cannot record the replay, or the server is at capacity")
         }),
     )

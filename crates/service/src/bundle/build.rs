@@ -85,6 +85,9 @@ fn evidence_error(e: AuditError) -> ServiceError {
         AuditError::Unprovable { .. } => ServiceError::Conflict {
             message: e.to_string(),
         },
+        AuditError::InvalidQuery { reason } => ServiceError::InvalidRequest {
+            message: format!("{reason}; narrow the bundle with since/until or a version"),
+        },
         other => ServiceError::internal("audit evidence", &other),
     }
 }

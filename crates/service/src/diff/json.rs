@@ -4,10 +4,11 @@
 //! one insertion in a `required` list is one change, not a shifted list.
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use similar::{Algorithm, DiffOp, capture_diff_slices};
+use similar::{Algorithm, DiffOp, capture_diff_slices_deadline};
 
 /// How one place in a document changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,22 +58,36 @@ impl JsonChange {
     }
 }
 
+/// How long [`json_diff`] spends aligning arrays before it settles for a
+/// correct but not minimal alignment: the documents are authors' (a
+/// schema `enum` can be long), the time is the host's.
+pub(crate) const JSON_DIFF_TIME: Duration = Duration::from_millis(500);
+
 /// Every change from `before` to `after`, in document order (object keys
 /// sorted). Equal documents give none.
 pub fn json_diff(before: &Value, after: &Value) -> Vec<JsonChange> {
+    json_diff_until(before, after, Instant::now() + JSON_DIFF_TIME)
+}
+
+/// [`json_diff`], aligning arrays minimally only until `deadline`.
+pub(crate) fn json_diff_until(before: &Value, after: &Value, deadline: Instant) -> Vec<JsonChange> {
     let mut out = Vec::new();
-    walk(before, after, "", &mut out);
+    walk(before, after, "", deadline, &mut out);
     out
 }
 
-/// [`json_diff`] where either document may be absent: a document that
-/// appears is one addition at `""`, one that goes is one removal.
-pub(crate) fn optional_diff(before: Option<&Value>, after: Option<&Value>) -> Vec<JsonChange> {
+/// [`json_diff_until`] where either document may be absent: a document
+/// that appears is one addition at `""`, one that goes is one removal.
+pub(crate) fn optional_diff(
+    before: Option<&Value>,
+    after: Option<&Value>,
+    deadline: Instant,
+) -> Vec<JsonChange> {
     match (before, after) {
         (None, None) => Vec::new(),
         (None, Some(a)) => vec![JsonChange::added(String::new(), a)],
         (Some(b), None) => vec![JsonChange::removed(String::new(), b)],
-        (Some(b), Some(a)) => json_diff(b, a),
+        (Some(b), Some(a)) => json_diff_until(b, a, deadline),
     }
 }
 
@@ -81,21 +96,21 @@ fn child(path: &str, key: &str) -> String {
     format!("{path}/{}", key.replace('~', "~0").replace('/', "~1"))
 }
 
-fn walk(before: &Value, after: &Value, path: &str, out: &mut Vec<JsonChange>) {
+fn walk(before: &Value, after: &Value, path: &str, deadline: Instant, out: &mut Vec<JsonChange>) {
     match (before, after) {
         (Value::Object(b), Value::Object(a)) => {
             let keys: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
             for k in keys {
                 let at = child(path, k);
                 match (b.get(k), a.get(k)) {
-                    (Some(bv), Some(av)) => walk(bv, av, &at, out),
+                    (Some(bv), Some(av)) => walk(bv, av, &at, deadline, out),
                     (Some(bv), None) => out.push(JsonChange::removed(at, bv)),
                     (None, Some(av)) => out.push(JsonChange::added(at, av)),
                     (None, None) => {}
                 }
             }
         }
-        (Value::Array(b), Value::Array(a)) => arrays(b, a, path, out),
+        (Value::Array(b), Value::Array(a)) => arrays(b, a, path, deadline, out),
         _ if before == after => {}
         _ => out.push(JsonChange {
             path: path.to_owned(),
@@ -110,11 +125,11 @@ fn walk(before: &Value, after: &Value, path: &str, out: &mut Vec<JsonChange>) {
 /// equal runs are skipped, deletions and insertions are removals and
 /// additions, and a replaced run is compared pairwise (so a changed
 /// object in a list shows its own changed members).
-fn arrays(b: &[Value], a: &[Value], path: &str, out: &mut Vec<JsonChange>) {
+fn arrays(b: &[Value], a: &[Value], path: &str, deadline: Instant, out: &mut Vec<JsonChange>) {
     let bk: Vec<String> = b.iter().map(canonical).collect();
     let ak: Vec<String> = a.iter().map(canonical).collect();
     let at = |i: usize| child(path, &i.to_string());
-    for op in capture_diff_slices(Algorithm::Myers, &bk, &ak) {
+    for op in capture_diff_slices_deadline(Algorithm::Myers, &bk, &ak, Some(deadline)) {
         match op {
             DiffOp::Equal { .. } => {}
             DiffOp::Delete {
@@ -143,6 +158,7 @@ fn arrays(b: &[Value], a: &[Value], path: &str, out: &mut Vec<JsonChange>) {
                         &b[old_index + k],
                         &a[new_index + k],
                         &at(new_index + k),
+                        deadline,
                         out,
                     );
                 }
@@ -202,6 +218,32 @@ fn write_canonical(v: &Value, s: &mut String) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn soon() -> Instant {
+        Instant::now() + JSON_DIFF_TIME
+    }
+
+    #[test]
+    fn past_the_deadline_arrays_are_still_diffed_completely() {
+        // Already past: no time for a minimal alignment, still every change.
+        let late = Instant::now();
+        let long: Vec<u32> = (0..20_000).collect();
+        let mut changed = long.clone();
+        changed[10_000] = 7;
+        let (b, a) = (json!(long), json!(changed));
+        assert!(json_diff_until(&b, &b, late).is_empty());
+        let d = json_diff_until(&b, &a, late);
+        assert!(!d.is_empty());
+        assert!(
+            d.iter().any(|c| c.after == Some(json!(7))),
+            "the new element is reported: {d:?}"
+        );
+        // Pair: in time, the same change is exactly one element.
+        assert_eq!(
+            paths(&json_diff(&b, &a)),
+            [("/10000", JsonChangeKind::Changed)]
+        );
+    }
 
     fn paths(changes: &[JsonChange]) -> Vec<(&str, JsonChangeKind)> {
         changes
@@ -289,15 +331,15 @@ mod tests {
     #[test]
     fn an_absent_document_is_one_change_at_the_root() {
         let s = json!({"type": "object"});
-        assert!(optional_diff(None, None).is_empty());
+        assert!(optional_diff(None, None, soon()).is_empty());
         assert_eq!(
-            paths(&optional_diff(None, Some(&s))),
+            paths(&optional_diff(None, Some(&s), soon())),
             [("", JsonChangeKind::Added)]
         );
         assert_eq!(
-            paths(&optional_diff(Some(&s), None)),
+            paths(&optional_diff(Some(&s), None, soon())),
             [("", JsonChangeKind::Removed)]
         );
-        assert!(optional_diff(Some(&s), Some(&s)).is_empty());
+        assert!(optional_diff(Some(&s), Some(&s), soon()).is_empty());
     }
 }

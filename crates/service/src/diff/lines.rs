@@ -1,6 +1,6 @@
 //! The line diff of two sources, as a unified diff (the `similar` crate).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use similar::{ChangeTag, TextDiff};
@@ -10,7 +10,7 @@ const CONTEXT: usize = 3;
 
 /// Past this the diff gives up on a minimal script and approximates: the
 /// texts are authors' (up to 1 MiB each), the time is the host's.
-const TIMEOUT: Duration = Duration::from_secs(5);
+const TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How a source changed, line by line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,11 +27,21 @@ pub struct SourceDiff {
 /// The line diff from `before` to `after`, headed with their labels
 /// (e.g. `echo@1`, `echo@2`); `None` when the texts are equal.
 pub fn line_diff(before: &str, after: &str, labels: (&str, &str)) -> Option<SourceDiff> {
+    line_diff_until(before, after, labels, Instant::now() + TIMEOUT)
+}
+
+/// [`line_diff`], minimal only until `deadline`, approximate after it.
+pub(crate) fn line_diff_until(
+    before: &str,
+    after: &str,
+    labels: (&str, &str),
+    deadline: Instant,
+) -> Option<SourceDiff> {
     if before == after {
         return None;
     }
     let diff = TextDiff::configure()
-        .timeout(TIMEOUT)
+        .deadline(deadline)
         .diff_lines(before, after);
     let (mut lines_added, mut lines_removed) = (0u64, 0u64);
     for change in diff.iter_all_changes() {

@@ -2,6 +2,7 @@
 //! matched by name.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
 
 use aifn_types::{ManifestTest, TestResult};
 use serde::{Deserialize, Serialize};
@@ -72,6 +73,7 @@ fn by_name<T>(items: &[T], name: impl Fn(&T) -> &str) -> BTreeMap<&str, &T> {
 pub(crate) fn test_changes(
     (before_tests, before_results): (&[ManifestTest], &[TestResult]),
     (after_tests, after_results): (&[ManifestTest], &[TestResult]),
+    deadline: Instant,
 ) -> Vec<TestChange> {
     let old = by_name(before_tests, |t| t.name.as_str());
     let new = by_name(after_tests, |t| t.name.as_str());
@@ -92,7 +94,11 @@ pub(crate) fn test_changes(
             old_results.get(name).copied(),
             new_results.get(name).copied(),
         );
-        let definition = optional_diff(b.map(definition).as_ref(), a.map(definition).as_ref());
+        let definition = optional_diff(
+            b.map(definition).as_ref(),
+            a.map(definition).as_ref(),
+            deadline,
+        );
         let change = match (b, a) {
             (None, _) => TestChangeKind::Added,
             (_, None) => TestChangeKind::Removed,
@@ -116,6 +122,10 @@ mod tests {
     use super::*;
     use aifn_types::OutcomeKind;
     use serde_json::json;
+
+    fn soon() -> Instant {
+        Instant::now() + super::super::json::JSON_DIFF_TIME
+    }
 
     fn test(name: &str, input: Value, expect: Value) -> ManifestTest {
         ManifestTest {
@@ -144,15 +154,15 @@ mod tests {
     fn the_same_tests_with_the_same_results_are_no_change() {
         let t = [test("a", json!({}), json!(1))];
         let r = [result("a", true, "aa")];
-        assert!(test_changes((&t, &r), (&t, &r)).is_empty());
+        assert!(test_changes((&t, &r), (&t, &r), soon()).is_empty());
         // Fuel and duration move with any code change: not a change.
         let mut slower = r.clone();
         slower[0].fuel_used = 99;
         slower[0].duration_ms = 7.0;
-        assert!(test_changes((&t, &r), (&t, &slower)).is_empty());
+        assert!(test_changes((&t, &r), (&t, &slower), soon()).is_empty());
         // Pair: a test that now fails is.
         let failing = [result("a", false, "aa")];
-        let d = test_changes((&t, &r), (&t, &failing));
+        let d = test_changes((&t, &r), (&t, &failing), soon());
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].change, TestChangeKind::ResultChanged);
         assert!(d[0].definition.is_empty());
@@ -169,7 +179,7 @@ mod tests {
             test("new", json!({}), json!(3)),
             test("kept", json!({"x": 2}), json!(1)),
         ];
-        let d = test_changes((&before, &[]), (&after, &[]));
+        let d = test_changes((&before, &[]), (&after, &[]), soon());
         let kinds: Vec<_> = d.iter().map(|c| (c.name.as_str(), c.change)).collect();
         assert_eq!(
             kinds,
@@ -194,6 +204,7 @@ mod tests {
         let d = test_changes(
             (&t, &[result("a", true, "aa")]),
             (&t, &[result("a", true, "bb")]),
+            soon(),
         );
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].change, TestChangeKind::ResultChanged);

@@ -12,6 +12,7 @@ mod manifest_tests;
 mod report;
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use aifn_registry::VersionInfo;
 use aifn_types::{ModuleReport, Source};
@@ -19,6 +20,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use json::{JsonChange, JsonChangeKind, json_diff};
+
+/// The time one [`VersionDiff`] may spend aligning (source lines, schema
+/// arrays) before it settles for a correct, not minimal, alignment.
+const DIFF_TIME: Duration = Duration::from_secs(1);
 pub use lines::{SourceDiff, line_diff};
 pub use manifest_tests::{TestChange, TestChangeKind};
 
@@ -210,12 +215,16 @@ impl VersionDiff {
         let (exports_added, exports_removed) = added_removed(exports(br), exports(ar));
         let (features_added, features_removed) =
             added_removed(br.features.clone(), ar.features.clone());
+        // One time budget for the whole diff: every part of it is the
+        // author's to make large, the time is the host's.
+        let deadline = Instant::now() + DIFF_TIME;
         let source = match (before_source, after_source) {
             (None, None) => None,
-            (b, a) => line_diff(
+            (b, a) => lines::line_diff_until(
                 b.map_or("", |s| s.text.as_str()),
                 a.map_or("", |s| s.text.as_str()),
                 (&label(before, b), &label(after, a)),
+                deadline,
             ),
         };
         VersionDiff {
@@ -226,10 +235,11 @@ impl VersionDiff {
                 after: after.sha256.clone(),
             },
             description: Change::of(&bm.description, &am.description),
-            input_schema: json_diff(&bm.input_schema, &am.input_schema),
+            input_schema: json::json_diff_until(&bm.input_schema, &am.input_schema, deadline),
             output_schema: json::optional_diff(
                 bm.output_schema.as_ref(),
                 am.output_schema.as_ref(),
+                deadline,
             ),
             requested_limits: field_changes(&as_json(&bm.limits), &as_json(&am.limits)),
             effective_limits: field_changes(
@@ -251,6 +261,7 @@ impl VersionDiff {
             tests: manifest_tests::test_changes(
                 (&bm.tests, &before.report.tests),
                 (&am.tests, &after.report.tests),
+                deadline,
             ),
             source,
         }

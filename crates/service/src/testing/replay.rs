@@ -103,10 +103,21 @@ impl Service {
         let mut at = Attempt::new(ctx, now, RunKind::Replay);
         at.replay_of = Some(recorded.execution_id.clone());
         // From here on a refusal is recorded, as a replay of this execution.
-        let prepared = self.captured_input(who, &recorded).and_then(|capture| {
-            let (version, active) = self.recorded_version(&who.tenant, &recorded)?;
-            Ok((capture, version, active, self.tenant_view(&who.tenant)?))
-        });
+        // Replays count against the tenant's hourly test runs.
+        let capped = self
+            .inner
+            .test_runs
+            .admit(&who.tenant, self.inner.gateway.clock.now())
+            .map_err(|retry_after| ServiceError::RateLimited {
+                retry_after,
+                scope: "test_runs",
+            });
+        let prepared = capped
+            .and_then(|()| self.captured_input(who, &recorded))
+            .and_then(|capture| {
+                let (version, active) = self.recorded_version(&who.tenant, &recorded)?;
+                Ok((capture, version, active, self.tenant_view(&who.tenant)?))
+            });
         let (capture, version, active, tenant) = match prepared {
             Ok(p) => p,
             Err(e) => {
@@ -129,6 +140,9 @@ impl Service {
             input: &capture.input,
         };
         let finished = self.run_recorded(&at, &spec)?;
+        if let Some(refused) = finished.no_capacity() {
+            return Err(refused);
+        }
         let input_matches_record =
             hex::encode(Sha256::digest(&capture.input)) == recorded.input_sha256;
         let replayed_kind = finished.kind();

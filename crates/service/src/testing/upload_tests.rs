@@ -113,6 +113,11 @@ impl Service {
             input: &input,
         };
         let finished = self.run_recorded(&at, &spec)?;
+        // No slot now: the upload is refused (429), not stored with a
+        // failing test.
+        if let Some(refused) = finished.no_capacity() {
+            return Err(refused);
+        }
         Ok(judge(&test.name, expectation, finished))
     }
 }

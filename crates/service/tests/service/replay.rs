@@ -231,3 +231,32 @@ fn a_guest_that_reads_the_clock_reads_the_recorded_start_time_again() {
     assert_eq!(report.verdict, ReplayVerdict::Reproduced, "{report:?}");
     assert_eq!(report.recorded_output_sha256, report.replayed_output_sha256);
 }
+
+#[test]
+fn replays_count_against_the_hourly_test_runs() {
+    let h = harness(|c| c.tenant.test_runs_per_hour = 1);
+    let id = captured_call(&h, "echo", ECHO_WAT);
+    h.service.replay(&h.approver, &id).expect("the hour's one");
+    let e = h
+        .service
+        .replay(&h.approver, &id)
+        .expect_err("over the cap");
+    assert!(
+        matches!(
+            e,
+            ServiceError::RateLimited {
+                scope: "test_runs",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let outcomes: Vec<_> = h
+        .entries(AuditStream::Execution)
+        .into_iter()
+        .filter(|r| r["run"] == "replay")
+        .map(|r| r["outcome"].clone())
+        .collect();
+    // Newest first: the refusal is recorded too.
+    assert_eq!(outcomes, [json!("rate_limited"), json!("ok")]);
+}

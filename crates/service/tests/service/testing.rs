@@ -550,3 +550,59 @@ fn an_upload_whose_test_runs_cannot_be_recorded_fails_and_stores_nothing() {
         .collect();
     assert_eq!(names, ["f"], "nothing of g is stored");
 }
+
+#[test]
+fn test_runs_share_the_tenants_concurrency_with_invocations() {
+    // No slot for the tenant: a test run is refused as an invocation is,
+    // and recorded.
+    let h = harness(|c| c.tenant.max_concurrent = 0);
+    upload(&h, "echo", echo(), manifest(json!({}))).expect("upload");
+    let refused = h
+        .service
+        .test_run(
+            &h.approver,
+            ("echo", 1),
+            TestRunRequest {
+                input: json!({}),
+                user_id: None,
+            },
+        )
+        .expect_err("no slot");
+    assert!(
+        matches!(
+            refused.error,
+            ServiceError::RateLimited {
+                scope: "tenant concurrency",
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    let rec = h.record(refused.execution_id.as_deref().expect("recorded"));
+    assert_eq!(
+        (&rec["run"], &rec["outcome"]),
+        (&json!("test_run"), &json!("rate_limited"))
+    );
+    // An upload whose tests find no slot is refused, not stored with a
+    // failing test.
+    let m = manifest(json!({"tests": [{"name": "runs", "input": {}, "expect_kind": "ok"}]}));
+    let e = upload(&h, "echo", echo(), m).expect_err("no slot for its test");
+    assert!(matches!(e, ServiceError::RateLimited { .. }), "{e:?}");
+    let f = h.service.get_function(&h.author, "echo").expect("echo");
+    assert_eq!(f.versions.len(), 1, "only the first version is stored");
+    // Pair: with a slot it runs.
+    let h = harness(|_| {});
+    upload(&h, "echo", echo(), manifest(json!({}))).expect("upload");
+    let out = h
+        .service
+        .test_run(
+            &h.approver,
+            ("echo", 1),
+            TestRunRequest {
+                input: json!({"a": 1}),
+                user_id: None,
+            },
+        )
+        .expect("runs");
+    assert_eq!(out.output, Some(json!({"a": 1})));
+}
