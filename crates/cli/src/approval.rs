@@ -101,7 +101,7 @@ fn write_out(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Lowercase hex sha256.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 

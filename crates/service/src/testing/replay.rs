@@ -196,7 +196,8 @@ impl Service {
             .ok_or_else(|| ServiceError::Conflict {
                 message: format!(
                     "execution {id} has no captured input to replay: its version's manifest \
-                     has no capture, or the capture expired"
+                     has no capture, or the capture expired; a manifest with [capture] \
+                     (retention_days) makes the executions of its version replayable"
                 ),
             })
     }
