@@ -293,6 +293,14 @@ fn check_error(status: StatusCode, body: &[u8], f: &Fixture, req: &str, sent: &s
     check_error_body(status.as_u16(), &v, &secrets, sent);
 }
 
+/// Whether `described` ("METHOD URI") is a request to the console.
+fn request_path_is_console(described: &str) -> bool {
+    described.split_once(' ').is_some_and(|(_, uri)| {
+        let path = uri.split_once("://").map_or(uri, |(_, rest)| rest.find('/').map_or("", |i| &rest[i..]));
+        path == "/console" || path.starts_with("/console/")
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
     let f = fixture();
     let mut u = Unstructured::new(data);
@@ -351,6 +359,16 @@ fuzz_target!(|data: &[u8]| {
     });
     assert!(!status.is_informational(), "{status} for {described}");
     if method == Method::HEAD {
+        return;
+    }
+    // The console answers HTML pages and redirects (to its sign-in), never
+    // the API's JSON body, and never an internal error.
+    if request_path_is_console(&described) {
+        assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "internal error for {described}");
+        if status.is_client_error() || status.is_server_error() {
+            let html = content_type.as_deref().is_some_and(|c| c.starts_with(b"text/html"));
+            assert!(html || status == StatusCode::METHOD_NOT_ALLOWED, "{status} for {described}: not a page");
+        }
         return;
     }
     if status.is_client_error() || status.is_server_error() {

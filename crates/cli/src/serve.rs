@@ -237,7 +237,18 @@ mod tests {
             service.memory_keep_resident,
             aifn_service::ServiceConfig::default().memory_keep_resident
         );
-        assert_eq!(cfg.server, ServerConfig::default());
+        assert_eq!(
+            cfg.server.console.public_origin.as_deref(),
+            Some("https://aifn.example.com")
+        );
+        assert_eq!(cfg.server.console.session_minutes, 480);
+        assert_eq!(
+            ServerConfig {
+                console: aifn_server::ConsoleConfig::default(),
+                ..cfg.server
+            },
+            ServerConfig::default()
+        );
     }
 
     #[test]

@@ -82,6 +82,16 @@ impl Registry {
         })
     }
 
+    /// Whether key `key_id` still authenticates (it exists and is not
+    /// revoked): a console session made from it checks this at every
+    /// request, so that revoking the key ends the session.
+    pub fn key_is_live(&self, key_id: &str) -> Result<bool> {
+        Ok(self
+            .store()
+            .key(key_id)?
+            .is_some_and(|k| k.info.revoked_at.is_none()))
+    }
+
     /// The keys of one tenant, or of all tenants; never secrets or hashes.
     pub fn list_keys(&self, tenant: Option<&TenantId>) -> Result<Vec<KeyInfo>> {
         self.store().keys(tenant)

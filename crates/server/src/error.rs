@@ -68,7 +68,7 @@ impl ApiError {
 }
 
 /// The status for a service error.
-fn status(error: &ServiceError) -> StatusCode {
+pub(crate) fn status(error: &ServiceError) -> StatusCode {
     match error {
         ServiceError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
         ServiceError::Forbidden { .. } | ServiceError::Rejected { .. } => StatusCode::FORBIDDEN,

@@ -10,6 +10,7 @@
 //! names it.
 
 mod caller;
+mod console;
 mod error;
 mod extract;
 mod handlers;
@@ -26,6 +27,7 @@ use aifn_service::{Service, ServiceError};
 use axum::Router;
 use tokio::net::TcpListener;
 
+pub use console::ConsoleConfig;
 pub use openapi::openapi;
 pub use routes::ROUTES;
 
@@ -42,6 +44,8 @@ pub struct ServerConfig {
     /// Origins allowed to call from a browser. Default: none, so no CORS
     /// headers are sent and other origins' pages cannot call the API.
     pub cors_origins: Vec<String>,
+    /// The approver console at `/console/` (`[server.console]`).
+    pub console: ConsoleConfig,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +53,7 @@ impl Default for ServerConfig {
         ServerConfig {
             max_requests: 256,
             cors_origins: Vec::new(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -59,6 +64,7 @@ pub struct AppState {
     service: Service,
     config: Arc<ServerConfig>,
     body_limits: BodyLimits,
+    sessions: Arc<console::Sessions>,
 }
 
 impl AppState {
@@ -67,6 +73,7 @@ impl AppState {
         AppState {
             body_limits: BodyLimits::new(&service.config().limits),
             service,
+            sessions: Arc::new(console::Sessions::new(config.console.session_ttl())),
             config: Arc::new(config),
         }
     }

@@ -121,6 +121,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/tenant/budget", put(handlers::put_budget))
         .route("/v1/tenant/output-guard", put(handlers::put_output_guard))
         .merge(crate::mcp::router(&state))
+        .merge(crate::console::router(&state))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(SMALL_BODY))
         .layer(middleware::from_fn(json_method_not_allowed))

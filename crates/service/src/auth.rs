@@ -78,6 +78,22 @@ impl Service {
                 Err(e) => return Err(ServiceError::internal("authenticate", &e)),
             },
         };
+        Err(self.unauthenticated(reason, origin))
+    }
+
+    /// Re-checks the principal of a console session at each of its
+    /// requests: its key must still authenticate, so that revoking the key
+    /// ends every session made from it at its next request (recorded in
+    /// the security stream like a revoked key presented).
+    pub fn reauthenticate(&self, who: &Principal, origin: Origin<'_>) -> Result<(), ServiceError> {
+        match self.inner.registry.key_is_live(&who.key_id) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.unauthenticated(SecurityReason::RevokedKey, origin)),
+            Err(e) => Err(ServiceError::internal("reauthenticate", &e)),
+        }
+    }
+
+    fn unauthenticated(&self, reason: SecurityReason, origin: Origin<'_>) -> ServiceError {
         let event = SecurityEvent {
             time: Timestamp::now(),
             route: origin.route.to_owned(),
@@ -97,7 +113,7 @@ impl Service {
             SecurityReason::UnknownKey => "unknown key",
             SecurityReason::RevokedKey => "revoked key",
         };
-        Err(ServiceError::Unauthenticated { reason })
+        ServiceError::Unauthenticated { reason }
     }
 }
 

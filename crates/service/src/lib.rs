@@ -44,7 +44,7 @@ mod wire;
 pub use admin::{DataDir, LocalAdmin, verify as verify_audit};
 pub use admin::{DataDirError, DataDirLock};
 pub use aifn_audit::{
-    AuditEntry, AuditPage, AuditQuery, DEFAULT_PAGE as AUDIT_DEFAULT_PAGE,
+    AuditEntry, AuditPage, AuditQuery, AuditRecord, DEFAULT_PAGE as AUDIT_DEFAULT_PAGE,
     MAX_PAGE as AUDIT_MAX_PAGE, SecurityQuery, Stream as AuditStream, VerifyReport,
 };
 pub use aifn_audit::{Evidence, EvidenceError, EvidenceLink, EvidenceRecord, KeySource};

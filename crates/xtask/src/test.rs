@@ -49,6 +49,9 @@ pub(crate) fn test(fuzz: bool) -> Result<()> {
     step("the TypeScript MCP client (npm ci)", &mut || {
         crate::node::install_mcp_client(root)
     })?;
+    step("the console's browser test (chromium, npm ci)", &mut || {
+        crate::node::install_console_test(root)
+    })?;
     step("workspace tests", &mut || {
         run(&["test", "--workspace", "--locked"], root)
     })?;

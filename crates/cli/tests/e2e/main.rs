@@ -4,6 +4,7 @@
 
 mod approval;
 mod client;
+mod console;
 mod evidence;
 mod mcp;
 mod policies;

@@ -24,7 +24,7 @@ pub(crate) use approval::{bundle, diff, module, replay, source, test_run};
 pub(crate) use functions::{
     Action, decide, get_function, get_version, list_functions, pending, upload,
 };
-pub(crate) use invoke::invoke;
+pub(crate) use invoke::{check_user_id, invoke};
 pub(crate) use queries::{audit, tools};
 pub(crate) use tenant::{get_tenant, put_budget, put_mode, put_output_guard};
 

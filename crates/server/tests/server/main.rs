@@ -9,6 +9,7 @@
 mod approval;
 mod authz;
 mod conformance;
+mod console;
 mod cors;
 mod errors;
 mod invoke;
@@ -246,7 +247,7 @@ impl Harness {
     }
 
     /// Sends a request; its status, headers and body bytes as they came.
-    async fn exchange(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
+    pub(crate) async fn exchange(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
         let response = self
             .app
             .clone()
