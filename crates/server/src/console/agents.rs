@@ -13,9 +13,8 @@ use serde::Deserialize;
 
 use super::html::{self, json, page, seg, time};
 use super::session::Viewer;
-use super::{ConsoleError, FormBody, run};
+use super::{ConsoleError, FormBody, PagePath, run};
 use crate::AppState;
-use crate::extract::PathParams;
 
 pub(crate) async fn list(
     State(state): State<AppState>,
@@ -73,7 +72,7 @@ fn tenant_section(viewer: &Viewer, t: &TenantInfo, admin: bool) -> Markup {
 pub(crate) async fn agent(
     State(state): State<AppState>,
     viewer: Viewer,
-    PathParams(raw): PathParams<String>,
+    PagePath(raw): PagePath<String>,
 ) -> Result<Html<String>, ConsoleError> {
     let agent = subject(&raw)?;
     let (s, who) = (state.service, viewer.who().clone());
@@ -137,7 +136,7 @@ pub(crate) struct PolicyForm {
 pub(crate) async fn set_policy(
     State(state): State<AppState>,
     viewer: Viewer,
-    PathParams(raw): PathParams<String>,
+    PagePath(raw): PagePath<String>,
     FormBody(form): FormBody<PolicyForm>,
 ) -> Result<Response, ConsoleError> {
     viewer.check_csrf(form.csrf.as_deref())?;

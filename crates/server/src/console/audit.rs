@@ -11,9 +11,8 @@ use serde::Deserialize;
 
 use super::html::{json, page, time};
 use super::session::Viewer;
-use super::{ConsoleError, run};
+use super::{ConsoleError, PagePath, run};
 use crate::AppState;
-use crate::extract::PathParams;
 
 /// The filter form's fields; empty fields filter nothing.
 #[derive(Deserialize, Default)]
@@ -154,7 +153,7 @@ fn row(e: &AuditEntry) -> Markup {
 pub(crate) async fn record(
     State(state): State<AppState>,
     viewer: Viewer,
-    PathParams(seq): PathParams<String>,
+    PagePath(seq): PagePath<String>,
 ) -> Result<Html<String>, ConsoleError> {
     let missing = || {
         ConsoleError::Page(

@@ -7,9 +7,8 @@ use maud::html;
 
 use super::html::{badge, page, seg, time, version_href};
 use super::session::Viewer;
-use super::{ConsoleError, run};
+use super::{ConsoleError, PagePath, run};
 use crate::AppState;
-use crate::extract::PathParams;
 
 pub(crate) async fn functions(
     State(state): State<AppState>,
@@ -41,7 +40,7 @@ pub(crate) async fn functions(
 pub(crate) async fn function(
     State(state): State<AppState>,
     viewer: Viewer,
-    PathParams(name): PathParams<String>,
+    PagePath(name): PagePath<String>,
 ) -> Result<Html<String>, ConsoleError> {
     let (s, who) = (state.service, viewer.who().clone());
     let detail = run(move || s.get_function(&who, &name)).await?;

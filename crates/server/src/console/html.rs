@@ -49,7 +49,9 @@ fn shell(title: &str, viewer: Option<&Viewer>, body: Markup) -> Html<String> {
                         nav aria-label="Main" {
                             a href="/console/pending" { "Pending" }
                             a href="/console/functions" { "Functions" }
-                            a href="/console/audit" { "Audit" }
+                            @if matches!(v.who().role, aifn_types::Role::Approver | aifn_types::Role::Admin) {
+                                a href="/console/audit" { "Audit" }
+                            }
                             a href="/console/agents" { "Agents" }
                         }
                         (who(v.who()))

@@ -122,6 +122,20 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     } else {
         next.run(req).await
     };
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        let allow = response.headers().get(header::ALLOW).cloned();
+        response = ConsoleError::Page(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this page does not answer that method".into(),
+        )
+        .into_response();
+        if let Some(a) = allow {
+            response.headers_mut().insert(header::ALLOW, a);
+        }
+    }
+    if state.config.console.secure() {
+        secure_cookies(response.headers_mut());
+    }
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -141,20 +155,42 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     response
 }
 
-/// A POST from the console's own origin. `Origin` must be it when it
-/// names one. Browsers send `Origin: null` on form posts under
-/// `Referrer-Policy: no-referrer`; then (and without `Origin`)
-/// `Sec-Fetch-Site` decides: `same-origin` (or `none`, typed by the
-/// person) passes, another site fails, and a `null` origin without it
-/// fails. The CSRF token is checked as well, by the handler.
+/// Marks every cookie an answer sets `Secure` (behind https, the cookies
+/// that end a session too).
+fn secure_cookies(headers: &mut HeaderMap) {
+    let cookies: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for c in cookies {
+        let text = c.to_str().unwrap_or_default();
+        let fixed = if text.ends_with("; Secure") {
+            Some(c.clone())
+        } else {
+            HeaderValue::from_str(&format!("{text}; Secure")).ok()
+        };
+        if let Some(v) = fixed {
+            headers.append(header::SET_COOKIE, v);
+        }
+    }
+}
+
+/// A POST from the console's own origin. A browser says where a request
+/// comes from: `Origin` must be the console's when it names one; browsers
+/// send `Origin: null` on form posts under `Referrer-Policy: no-referrer`,
+/// and then `Sec-Fetch-Site` must be `same-origin`. A POST that says
+/// neither is refused: the console is for browsers. The CSRF token is
+/// checked as well, by the handler.
 fn same_origin(headers: &HeaderMap, config: &ConsoleConfig) -> bool {
     let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-    let site_ok = |v: &str| v == "same-origin" || v == "none";
+    let same_site = fetch_site == Some("same-origin");
     match headers
         .get(header::ORIGIN)
         .map(|o| o.to_str().unwrap_or(""))
     {
-        Some("null") => fetch_site.is_some_and(site_ok),
+        Some("null") | None => same_site,
         Some(origin) => {
             let expected = match &config.public_origin {
                 Some(o) => o.trim_end_matches('/').to_owned(),
@@ -163,9 +199,8 @@ fn same_origin(headers: &HeaderMap, config: &ConsoleConfig) -> bool {
                     None => return false,
                 },
             };
-            origin.eq_ignore_ascii_case(&expected) && fetch_site.is_none_or(site_ok)
+            origin.eq_ignore_ascii_case(&expected) && (fetch_site.is_none() || same_site)
         }
-        None => fetch_site.is_none_or(site_ok),
     }
 }
 
@@ -253,6 +288,26 @@ impl<T: DeserializeOwned> FromRequest<AppState> for FormBody<T> {
     }
 }
 
+/// Path parameters; one that does not decode is a page, not the API's
+/// JSON.
+pub(crate) struct PagePath<T>(pub(crate) T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S>
+    for PagePath<T>
+{
+    type Rejection = ConsoleError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ConsoleError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| PagePath(v))
+            .map_err(|e| ConsoleError::bad(e.body_text()))
+    }
+}
+
 async fn page_not_found() -> ConsoleError {
     ConsoleError::Page(
         StatusCode::NOT_FOUND,
@@ -321,6 +376,7 @@ struct SignInForm {
 
 async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Response, ConsoleError> {
     let expected = cookie(req.headers(), SIGN_IN_COOKIE).map(str::to_owned);
+    let previous = cookie(req.headers(), SESSION_COOKIE).map(str::to_owned);
     let remote = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -367,6 +423,10 @@ async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Response
             StatusCode::FORBIDDEN,
             Some("Agent keys cannot sign in to the console: agents use the API."),
         ));
+    }
+    // A sign-in over a live session ends that one.
+    if let Some(old) = &previous {
+        state.sessions.close(old);
     }
     let (token, _) = state.sessions.open(who)?;
     let secure = state.config.console.secure();

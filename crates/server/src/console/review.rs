@@ -14,9 +14,9 @@ use serde_json::Value;
 
 use super::html::{self, badge, json, numbered, page, time, version_href};
 use super::session::Viewer;
-use super::{ConsoleError, FormBody, run};
+use super::{ConsoleError, FormBody, PagePath, run};
 use crate::AppState;
-use crate::extract::{PathParams, version as parse_version};
+use crate::extract::version as parse_version;
 
 pub(crate) async fn pending(
     State(state): State<AppState>,
@@ -100,7 +100,7 @@ async fn load(
 pub(crate) async fn version(
     State(state): State<AppState>,
     viewer: Viewer,
-    PathParams((name, v)): PathParams<(String, String)>,
+    PagePath((name, v)): PagePath<(String, String)>,
 ) -> Result<Html<String>, ConsoleError> {
     let v = parse_version(&v).map_err(|_| not_found(&name))?;
     let review = load(&state, viewer.who(), name, v).await?;
@@ -164,7 +164,7 @@ fn version_page(viewer: &Viewer, r: &Review, result: Option<Markup>) -> Html<Str
                         h3 { "Checklist findings" }
                         p { "aifn has no automated checklist for " (src.language.as_str()) " sources: read the imports above and the text." }
                     }
-                    None => p { "Uploaded as a module (no source). " a href=(format!("/v1/functions/{}/versions/{}/module", html::seg(info.name.as_str()), info.version)) { "The module" } " is at the API with your key." },
+                    None => p { "Uploaded as a module (no source). Fetch the exact bytes with " code { "aifn fetch " (info.name.as_str()) "@" (info.version) " -o module.wasm" } "." },
                 }
             }
             section aria-labelledby="h-diff" {
@@ -242,7 +242,9 @@ fn decide_forms(viewer: &Viewer, info: &VersionInfo) -> Markup {
 
 fn test_form(viewer: &Viewer, info: &VersionInfo) -> Markup {
     let who = viewer.who();
-    let may = who.role == Role::Approver || who.subject == info.author;
+    // As the service rules: approvers, and authors on their own versions.
+    let may =
+        who.role == Role::Approver || (who.role == Role::Author && who.subject == info.author);
     let example = info
         .manifest
         .tests
@@ -364,7 +366,7 @@ pub(crate) struct DecideForm {
 pub(crate) async fn decide(
     State(state): State<AppState>,
     viewer: Viewer,
-    PathParams((name, v)): PathParams<(String, String)>,
+    PagePath((name, v)): PagePath<(String, String)>,
     FormBody(form): FormBody<DecideForm>,
 ) -> Result<axum::response::Response, ConsoleError> {
     viewer.check_csrf(form.csrf.as_deref())?;
@@ -412,7 +414,7 @@ pub(crate) struct TestForm {
 pub(crate) async fn test_run(
     State(state): State<AppState>,
     viewer: Viewer,
-    PathParams((name, v)): PathParams<(String, String)>,
+    PagePath((name, v)): PagePath<(String, String)>,
     FormBody(form): FormBody<TestForm>,
 ) -> Result<Html<String>, ConsoleError> {
     viewer.check_csrf(form.csrf.as_deref())?;

@@ -24,6 +24,9 @@ pub(crate) const SIGN_IN_COOKIE: &str = "aifn_sign_in";
 /// Sessions held at once; past it sign-in is refused (503), never an
 /// older session silently dropped.
 const MAX_SESSIONS: usize = 10_000;
+/// Sessions of one key at once; a new one past it ends that key's oldest,
+/// so that one key cannot fill the table for everyone.
+const MAX_SESSIONS_PER_KEY: usize = 20;
 
 /// One signed-in person.
 pub(crate) struct Session {
@@ -82,6 +85,16 @@ impl Sessions {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         map.retain(|_, s| s.expires > now);
+        let mine: Vec<([u8; 32], Instant)> = map
+            .iter()
+            .filter(|(_, s)| s.who.key_id == session.who.key_id)
+            .map(|(k, s)| (*k, s.expires))
+            .collect();
+        if mine.len() >= MAX_SESSIONS_PER_KEY
+            && let Some((oldest, _)) = mine.iter().min_by_key(|(_, at)| *at)
+        {
+            map.remove(oldest);
+        }
         if map.len() >= MAX_SESSIONS {
             return Err(ServiceError::Unavailable {
                 message: "too many console sessions are open; retry later".into(),
@@ -188,9 +201,15 @@ impl FromRequestParts<AppState> for Viewer {
         })
         .await
         .map_err(|_| ConsoleError::from(ServiceError::internal("session", &"task failed")))?;
-        if let Err(e) = live {
-            state.sessions.close(&token);
-            return Err(e.into());
+        match live {
+            Ok(()) => {}
+            // Only a key that no longer authenticates ends the session;
+            // a passing storage error does not sign anyone out.
+            Err(e @ ServiceError::Unauthenticated { .. }) => {
+                state.sessions.close(&token);
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
         }
         Ok(Viewer { session })
     }
@@ -229,6 +248,20 @@ mod tests {
         let (token, _) = sessions.open(principal()).expect("open");
         sessions.close(&token);
         assert!(sessions.get(&token).is_none(), "signed out");
+    }
+
+    #[test]
+    fn one_key_holds_at_most_its_share_of_sessions() {
+        let sessions = Sessions::new(Duration::from_secs(60));
+        let first = sessions.open(principal()).expect("open").0;
+        let mut last = String::new();
+        for _ in 0..MAX_SESSIONS_PER_KEY {
+            last = sessions.open(principal()).expect("open").0;
+        }
+        assert!(sessions.get(&first).is_none(), "the oldest was ended");
+        assert!(sessions.get(&last).is_some());
+        let map = sessions.map.lock().expect("lock");
+        assert_eq!(map.len(), MAX_SESSIONS_PER_KEY);
     }
 
     #[test]

@@ -106,6 +106,7 @@ async fn every_console_answer_has_the_strict_headers() {
         ("/console/assets/console.js", StatusCode::OK),
         ("/console/audit/not-a-number", StatusCode::SEE_OTHER),
         ("/console/no/such/page", StatusCode::NOT_FOUND),
+        ("/console/sign-out", StatusCode::METHOD_NOT_ALLOWED),
     ] {
         let a = go(&h, "GET", path, &[], "").await;
         assert_eq!(a.status, status, "{path}");
@@ -267,6 +268,15 @@ async fn a_decision_needs_the_token_and_the_origin_and_nothing_changes_without()
             vec![("cookie", cookie.as_str()), ("sec-fetch-site", "same-site")],
             body(&csrf),
         ),
+        (vec![("cookie", cookie.as_str())], body(&csrf)),
+        (
+            vec![
+                ("cookie", cookie.as_str()),
+                ("origin", "null"),
+                ("sec-fetch-site", "none"),
+            ],
+            body(&csrf),
+        ),
     ] {
         let a = go(&h, "POST", path, &headers, &form).await;
         assert_eq!(
@@ -336,7 +346,7 @@ async fn an_author_cannot_approve_through_the_console() {
         &h,
         "POST",
         "/console/functions/echo/versions/1/decide",
-        &[("cookie", &cookie)],
+        &[("cookie", &cookie), ("origin", "http://console.test")],
         &form,
     )
     .await;
@@ -360,7 +370,7 @@ async fn revoking_the_key_ends_its_sessions_and_sign_out_ends_one() {
         &h,
         "POST",
         "/console/sign-out",
-        &[("cookie", &cookie)],
+        &[("cookie", &cookie), ("origin", "http://console.test")],
         &format!("csrf={csrf}"),
     )
     .await;
@@ -374,8 +384,21 @@ async fn author_text_is_escaped() {
     let h = Harness::new();
     let t = h.tenant("acme");
     let payload = r#"<script>alert(1)</script><img src=x onerror="alert(2)">"#;
-    h.upload(&t.author, "echo", &echo(), manifest(payload, any_schema()))
+    // In the description, a source comment and the approver's notes.
+    let source = format!(";; {payload}\n{}", echo());
+    let v = h
+        .upload_source(&t.author, "echo", &source, manifest(payload, any_schema()))
         .await;
+    let body = serde_json::json!({"sha256": v["sha256"], "notes": payload});
+    let (status, approved) = h
+        .request(
+            "POST",
+            "/v1/functions/echo/versions/1/approve",
+            Some(&t.approver),
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
     let (cookie, _) = session(&h, &t.approver).await;
     let page = go(
         &h,
@@ -386,13 +409,9 @@ async fn author_text_is_escaped() {
     )
     .await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(
-        page.text.contains(
-            "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=&quot;alert(2)&quot;&gt;"
-        ),
-        "{}",
-        page.text
-    );
+    let escaped =
+        "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=&quot;alert(2)&quot;&gt;";
+    assert_eq!(page.text.matches(escaped).count(), 3, "{}", page.text);
     assert!(!page.text.contains("<script>alert"), "{}", page.text);
     assert!(!page.text.contains("<img src=x"), "{}", page.text);
 }
