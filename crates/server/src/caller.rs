@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use aifn_service::{Credential, Origin, Principal};
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{FromRequestParts, MatchedPath};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{Extensions, header};
 
 use crate::error::ApiError;
 use crate::{AppState, blocking};
@@ -40,19 +40,22 @@ fn credential(parts: &Parts) -> Credential {
     }
 }
 
+/// The route template and the peer of a request, for the security
+/// stream's record of a failed attempt.
+pub(crate) fn origin_of(extensions: &Extensions) -> (String, Option<SocketAddr>) {
+    let route = extensions
+        .get::<MatchedPath>()
+        .map_or_else(|| "(unmatched)".to_owned(), |m| m.as_str().to_owned());
+    let remote = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    (route, remote)
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let credential = credential(parts);
-        let route = parts
-            .extensions
-            .get::<MatchedPath>()
-            .map_or_else(|| "(unmatched)".to_owned(), |m| m.as_str().to_owned());
-        let remote = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0);
+        let (route, remote) = origin_of(&parts.extensions);
         let service = state.service.clone();
         blocking(move || {
             let origin = Origin {

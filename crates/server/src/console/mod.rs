@@ -116,7 +116,10 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     {
         ConsoleError::Page(
             StatusCode::FORBIDDEN,
-            "this request came from another origin and was refused".into(),
+            "this request came from another origin and was refused. Post from the \
+             console's own pages; behind a proxy, set [server.console] public_origin \
+             to the address browsers use"
+                .into(),
         )
         .into_response()
     } else {
@@ -377,10 +380,7 @@ struct SignInForm {
 async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Response, ConsoleError> {
     let expected = cookie(req.headers(), SIGN_IN_COOKIE).map(str::to_owned);
     let previous = cookie(req.headers(), SESSION_COOKIE).map(str::to_owned);
-    let remote = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0);
+    let (_, remote) = crate::caller::origin_of(req.extensions());
     let FormBody(form) = FormBody::<SignInForm>::from_request(req, &state).await?;
     match (expected.as_deref(), form.csrf.as_deref()) {
         (Some(a), Some(b)) if same_secret(a, b) => {}

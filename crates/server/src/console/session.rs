@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use aifn_service::{Origin, Principal, ServiceError};
-use axum::extract::{FromRequestParts, MatchedPath};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use sha2::{Digest as _, Sha256};
@@ -182,14 +182,7 @@ impl FromRequestParts<AppState> for Viewer {
         let Some(session) = state.sessions.get(token) else {
             return Err(ConsoleError::SignIn);
         };
-        let route = parts
-            .extensions
-            .get::<MatchedPath>()
-            .map_or_else(|| "(unmatched)".to_owned(), |m| m.as_str().to_owned());
-        let remote = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0);
+        let (route, remote) = crate::caller::origin_of(&parts.extensions);
         let (service, check) = (state.service.clone(), Arc::clone(&session));
         let token = token.to_owned();
         let live = blocking(move || {
