@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::client::{Conn, name_at_version};
 use crate::output::{self, err, out};
-use crate::report::{print_report, print_version};
+use crate::report::{print_numbered, print_report, print_version};
 use crate::run::{self, ModuleFile};
 use crate::{Exit, manifest};
 
@@ -30,6 +30,17 @@ fn code_fields(module: &Path, as_module: bool) -> anyhow::Result<(&'static str, 
             Ok(("module", b64(&bytes)))
         }
         ModuleFile::Wat { wasm, .. } if as_module => Ok(("module", b64(&wasm))),
+        ModuleFile::Js { .. } if as_module => bail!(
+            "{} is JavaScript: it is uploaded as its source, which the server runs on its engine; drop --as-module",
+            module.display()
+        ),
+        ModuleFile::Js { text, .. } => {
+            let source = Source {
+                language: SourceLanguage::Javascript,
+                text,
+            };
+            Ok(("source", serde_json::to_value(source)?))
+        }
         ModuleFile::Wat { text, .. } => {
             if text.len() > Source::MAX_BYTES {
                 bail!(
@@ -162,6 +173,18 @@ pub(crate) fn inspect(conn: &Conn, target: &str) -> anyhow::Result<Exit> {
     }
     for v in &versions {
         print_version(v);
+        // A JavaScript version is read as its source: the code that runs.
+        if v.source
+            .as_ref()
+            .is_some_and(|s| s.language == SourceLanguage::Javascript)
+        {
+            let path = format!("/v1/functions/{name}/versions/{}/source", v.version);
+            let Some(source) = conn.get_as::<Source>(&path)? else {
+                return Ok(Exit::Failed);
+            };
+            out!("  source:");
+            print_numbered(&source.value.text);
+        }
     }
     Ok(Exit::Ok)
 }

@@ -2,7 +2,7 @@
 //! and the limits it runs with. Plain words only: no `null`, no Rust names.
 
 use aifn_service::VersionInfo;
-use aifn_types::{InspectionReport, Limits, LimitsRequest, TestResult};
+use aifn_types::{InspectionReport, Limits, LimitsRequest, ScriptReport, TestResult};
 
 use crate::output::out;
 
@@ -30,6 +30,9 @@ pub(crate) fn print_report(r: &InspectionReport) {
             .map_or("none declared".to_owned(), |p| p.to_string());
         out!("  memory: {} pages initial, max {max}", mem.min_pages);
     }
+    if let Some(s) = &m.script {
+        print_script(s);
+    }
     print_limits(&r.requested_limits, &r.effective_limits);
     if let Some(d) = &r.diff {
         out!(
@@ -41,6 +44,57 @@ pub(crate) fn print_report(r: &InspectionReport) {
         );
     }
     print_tests(&r.tests);
+}
+
+/// A JavaScript version: its source, its engine and the checklist.
+fn print_script(s: &ScriptReport) {
+    out!(
+        "  javascript: source {} bytes, sha256 {}; bytecode {} bytes",
+        s.source_bytes,
+        s.source_sha256,
+        s.bytecode_bytes
+    );
+    let current = aifn_runtime::current_js_engine();
+    let which = if s.engine == current {
+        "the engine this aifn builds new versions with".to_owned()
+    } else {
+        format!(
+            "an older engine than this aifn's {} {}: it keeps running on it; re-approving on the new one is a new version",
+            current.name, current.version
+        )
+    };
+    out!(
+        "  engine: {} {}, sha256 {} ({which})",
+        s.engine.name,
+        s.engine.version,
+        s.engine.sha256
+    );
+    if s.findings.is_empty() {
+        out!("  checklist: no findings");
+        return;
+    }
+    out!(
+        "  checklist: {} findings (warnings, not refusals)",
+        s.findings.len()
+    );
+    for f in &s.findings {
+        out!(
+            "    line {}:{}  {}  {}",
+            f.line,
+            f.column,
+            f.rule.as_str(),
+            f.message
+        );
+    }
+}
+
+/// Prints a source with line numbers, as approvers read it.
+pub(crate) fn print_numbered(text: &str) {
+    let lines: Vec<&str> = text.lines().collect();
+    let width = lines.len().to_string().len();
+    for (i, line) in lines.iter().enumerate() {
+        out!("  {:>width$} | {line}", i + 1);
+    }
 }
 
 /// One test's result in one line: name, verdict, expectation, outcome.

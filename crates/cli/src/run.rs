@@ -15,7 +15,8 @@ pub(crate) const MAX_MEMORY_MIB: u64 = 4 << 10;
 
 #[derive(clap::Args)]
 pub(crate) struct RunArgs {
-    /// The module: a `.wasm` binary or a `.wat` text file.
+    /// The module: a `.wasm` binary, a `.wat` text file or a `.js`
+    /// JavaScript function.
     module: std::path::PathBuf,
     #[command(flatten)]
     input: InputArgs,
@@ -75,10 +76,17 @@ pub(crate) enum ModuleFile {
         /// The module it builds.
         wasm: Vec<u8>,
     },
+    /// A `.js` or `.mjs` JavaScript function.
+    Js {
+        /// The source as written.
+        text: String,
+        /// What the registry stores: the source and its engine.
+        package: Vec<u8>,
+    },
 }
 
 /// Reads a module file: wasm by its `.wasm` name or its `\0asm` header,
-/// else WAT.
+/// JavaScript by its `.js` or `.mjs` name, else WAT.
 pub(crate) fn read_module_file(path: &Path) -> Result<ModuleFile, ModuleFileError> {
     let shown = path.display();
     let bytes =
@@ -94,9 +102,14 @@ pub(crate) fn read_module_file(path: &Path) -> Result<ModuleFile, ModuleFileErro
     }
     let text = String::from_utf8(bytes).map_err(|_| {
         ModuleFileError(format!(
-            "{shown} is neither a wasm module (no \\0asm header) nor WAT text (not UTF-8)"
+            "{shown} is neither a wasm module (no \\0asm header) nor WAT or JavaScript text (not UTF-8)"
         ))
     })?;
+    if path.extension().is_some_and(|e| e == "js" || e == "mjs") {
+        let package = aifn_runtime::javascript_package(&text)
+            .map_err(|e| ModuleFileError(format!("{shown}: {e}")))?;
+        return Ok(ModuleFile::Js { text, package });
+    }
     let wasm = wat::parse_str(&text)
         .map_err(|e| ModuleFileError(format!("{shown} is not valid WAT: {e}")))?;
     Ok(ModuleFile::Wat { text, wasm })
@@ -105,8 +118,24 @@ pub(crate) fn read_module_file(path: &Path) -> Result<ModuleFile, ModuleFileErro
 /// Reads a module's bytes: a wasm binary as it is, WAT compiled.
 pub(crate) fn read_module(path: &Path) -> Result<Vec<u8>, ModuleFileError> {
     Ok(match read_module_file(path)? {
-        ModuleFile::Wasm(bytes) | ModuleFile::Wat { wasm: bytes, .. } => bytes,
+        ModuleFile::Wasm(bytes)
+        | ModuleFile::Wat { wasm: bytes, .. }
+        | ModuleFile::Js { package: bytes, .. } => bytes,
     })
+}
+
+/// Where `aifn run` keeps compiled modules (the JavaScript engine above
+/// all, which takes seconds to compile): `AIFN_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/aifn`, else `~/.cache/aifn`.
+fn cache_dir() -> Option<std::path::PathBuf> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+    };
+    var("AIFN_CACHE_DIR")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("aifn")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache/aifn")))
 }
 
 /// The input bytes: `--input`, `--input-file` (`-` is stdin) or `{}`.
@@ -185,11 +214,20 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Exit> {
         Ok(i) => i,
         Err(e) => return Ok(refused(OutcomeKind::InvalidInput, format!("{e:#}"))),
     };
-    let runtime = Runtime::new(RuntimeConfig {
+    let config = RuntimeConfig {
         limits,
         max_instances: 4,
+        cache_dir: cache_dir(),
         ..RuntimeConfig::default()
-    })?;
+    };
+    // A cache that cannot be used costs time, not the run.
+    let runtime = match Runtime::new(config.clone()) {
+        Err(aifn_runtime::RuntimeError::Cache { .. }) => Runtime::new(RuntimeConfig {
+            cache_dir: None,
+            ..config
+        })?,
+        r => r?,
+    };
     let module = match runtime.load(&bytes) {
         Ok(m) => m,
         Err(e) => return Ok(refused(ModuleError::kind(&e), e.to_string())),

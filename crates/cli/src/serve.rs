@@ -174,6 +174,9 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
         .enable_all()
         // Bounded: requests past `max_requests` are shed before they get here.
         .max_blocking_threads(server_config.max_requests.max(1) + 8)
+        // Calls run wasm on these threads: the guest's stack (`stack_bytes`,
+        // at most wasmtime's 2 MiB) and the host's frames must both fit.
+        .thread_stack_size(8 << 20)
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {

@@ -19,6 +19,16 @@ pub(crate) const FUNCS: &[(&str, Sig)] = &[
     ("log", Sig::new(&[Ty::I32, Ty::I32, Ty::I32], &[])),
 ];
 
+/// The engine-only import module: the JavaScript function's source (when
+/// compiling) or bytecode (when calling). Refused for uploaded modules.
+pub(crate) const SCRIPT_MODULE: &str = "aifn_js";
+
+/// The `aifn_js` imports.
+pub(crate) const SCRIPT_FUNCS: &[(&str, Sig)] = &[
+    ("script_len", Sig::new(&[], &[Ty::I32])),
+    ("script_read", Sig::new(&[Ty::I32], &[])),
+];
+
 fn len_i32(n: usize) -> i32 {
     // Inputs and contexts are capped far below 2 GiB.
     i32::try_from(n).unwrap_or(i32::MAX)
@@ -42,6 +52,23 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             let r = write_guest(&mut c, "input_read", dst, &input);
             c.data_mut().input = input;
             r
+        },
+    )?;
+    linker.func_wrap(
+        SCRIPT_MODULE,
+        "script_len",
+        |mut c: Caller<'_, HostState>| -> wasmtime::Result<i32> {
+            charge(&mut c, "script_len", 0)?;
+            Ok(len_i32(c.data().script.as_ref().map_or(0, |s| s.len())))
+        },
+    )?;
+    linker.func_wrap(
+        SCRIPT_MODULE,
+        "script_read",
+        |mut c: Caller<'_, HostState>, dst: i32| -> wasmtime::Result<()> {
+            charge(&mut c, "script_read", 0)?;
+            let script = c.data().script.clone().unwrap_or_else(|| Vec::new().into());
+            write_guest(&mut c, "script_read", dst, &script)
         },
     )?;
     linker.func_wrap(

@@ -175,6 +175,46 @@ pub enum ModuleError {
     /// The compile thread ended without an answer.
     #[error("compilation failed: the compile thread died")]
     CompileThreadDied,
+    /// A JavaScript package that is malformed (cut short, not UTF-8, too
+    /// large).
+    #[error("invalid JavaScript function: {reason}")]
+    InvalidScript {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The JavaScript source does not compile: a syntax error, or an
+    /// `import` declaration (there is nothing to import).
+    #[error("the JavaScript source does not compile: {message}{}", place(*.line, *.column))]
+    ScriptError {
+        /// The engine's message, e.g. `SyntaxError: unexpected token`.
+        message: String,
+        /// 1-based line; 0 when the engine did not say where.
+        line: u32,
+        /// 1-based column; 0 when the engine did not say where.
+        column: u32,
+    },
+    /// The package names an engine this aifn does not have.
+    #[error("the JavaScript engine {sha256} is not available in this aifn release")]
+    UnknownEngine {
+        /// The engine's sha256.
+        sha256: String,
+    },
+    /// The JavaScript engine could not be prepared or did not compile the
+    /// source (out of fuel, time or memory).
+    #[error("the JavaScript engine failed: {reason}")]
+    Engine {
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// ` (line L, column C)`, when the engine said where.
+fn place(line: u32, column: u32) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!(" (line {line}, column {column})")
+    }
 }
 
 impl ModuleError {

@@ -210,6 +210,9 @@ pub(crate) struct HostState {
     pub(crate) cancel: Option<crate::CancelToken>,
     pub(crate) memory: Option<Memory>,
     pub(crate) wasi: WasiState,
+    /// A JavaScript function's source or bytecode, for the engine's
+    /// `aifn_js` imports; `None` for every other module.
+    pub(crate) script: Option<std::sync::Arc<[u8]>>,
 }
 
 /// Charges a host call its base fuel plus the bytes it copies.

@@ -42,12 +42,26 @@ pub(crate) enum Refusal {
     WrongSignature(Sig),
 }
 
+/// Who is being linked: an uploaded module, or aifn's own JavaScript
+/// engine, which alone may import `aifn_js`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Importer {
+    Function,
+    Engine,
+}
+
 /// Whether a function import is provided by the host with that signature.
 /// Returns whether it is a WASI import.
-pub(crate) fn check_func(module: &str, name: &str, ty: &FuncType) -> Result<bool, Refusal> {
+pub(crate) fn check_func(
+    importer: Importer,
+    module: &str,
+    name: &str,
+    ty: &FuncType,
+) -> Result<bool, Refusal> {
     let (table, is_wasi) = match module {
         abi::MODULE => (abi::FUNCS, false),
         wasi::MODULE => (wasi::FUNCS, true),
+        abi::SCRIPT_MODULE if importer == Importer::Engine => (abi::SCRIPT_FUNCS, false),
         _ => return Err(Refusal::UnknownModule),
     };
     match table.iter().find(|(n, _)| *n == name) {

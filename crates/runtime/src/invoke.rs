@@ -4,11 +4,11 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use aifn_types::{Context, Limits, LogLine, OutcomeKind};
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::{ModuleExport, Store, Trap, UpdateDeadline};
 
 use crate::host::{HostState, HostTrap, Limiter, LogBuffer};
 use crate::wasi::WasiState;
-use crate::{CancelToken, LoadedModule, Runtime};
+use crate::{CancelToken, Loaded, LoadedModule, Runtime};
 
 /// What to run: the input, the context the guest sees, the limits and
 /// the start time its clocks read.
@@ -167,7 +167,7 @@ fn trap_code(t: Trap) -> &'static str {
 }
 
 /// The guest's verdict, before output checks.
-enum Ended {
+pub(crate) enum Ended {
     Returned(i32),
     Failed(wasmtime::Error),
 }
@@ -199,12 +199,48 @@ pub(crate) fn invoke(rt: &Runtime, module: &LoadedModule, inv: &Invocation<'_>) 
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0);
-    let timeout = Duration::from_millis(limits.timeout_ms);
-    let state = HostState {
+    let setup = Setup {
         input: inv.input.to_vec(),
         context: inv.context.to_json_bytes(),
-        output: None,
+        execution_id: &inv.context.execution_id,
+        start_ns,
+        started,
         output_limit: to_usize(limits.output_bytes),
+        cancel: inv.cancel.clone(),
+        script: module.0.script.clone(),
+    };
+    let m = &module.0;
+    let (ended, state, fuel_used) = run_export(rt, m, &m.call_export, &limits, setup);
+    classify(ended, state, &limits, fuel_used, started.elapsed(), m.exits)
+}
+
+/// What a store starts with, besides the limits.
+pub(crate) struct Setup<'a> {
+    pub(crate) input: Vec<u8>,
+    pub(crate) context: Vec<u8>,
+    pub(crate) execution_id: &'a str,
+    pub(crate) start_ns: u64,
+    pub(crate) started: Instant,
+    pub(crate) output_limit: usize,
+    pub(crate) cancel: Option<CancelToken>,
+    pub(crate) script: Option<std::sync::Arc<[u8]>>,
+}
+
+/// Runs one export of a fresh instance under `limits`: the verdict, the
+/// store's state (logs finished) and the fuel used.
+pub(crate) fn run_export(
+    rt: &Runtime,
+    m: &Loaded,
+    export: &ModuleExport,
+    limits: &Limits,
+    setup: Setup<'_>,
+) -> (Ended, HostState, u64) {
+    let timeout = Duration::from_millis(limits.timeout_ms);
+    let state = HostState {
+        input: setup.input,
+        context: setup.context,
+        output: None,
+        output_limit: setup.output_limit,
         logs: LogBuffer::new(to_usize(limits.log_bytes)),
         limiter: Limiter {
             memory_bytes: to_usize(limits.memory_bytes),
@@ -213,10 +249,11 @@ pub(crate) fn invoke(rt: &Runtime, module: &LoadedModule, inv: &Invocation<'_>) 
             memory_refused: false,
             table_refused: false,
         },
-        deadline: started + timeout,
-        cancel: inv.cancel.clone(),
+        deadline: setup.started + timeout,
+        cancel: setup.cancel,
         memory: None,
-        wasi: WasiState::new(start_ns, &inv.context.execution_id),
+        wasi: WasiState::new(setup.start_ns, setup.execution_id),
+        script: setup.script,
     };
     let mut store = Store::new(&rt.engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -235,18 +272,16 @@ pub(crate) fn invoke(rt: &Runtime, module: &LoadedModule, inv: &Invocation<'_>) 
 
     let ended = {
         let _in_flight = rt.ticker.enter();
-        run(module, &mut store)
+        run(m, export, &mut store)
     };
     let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
-    let duration = started.elapsed();
     let mut state = store.into_data();
     state.logs.finish();
-    classify(ended, state, &limits, fuel_used, duration)
+    (ended, state, fuel_used)
 }
 
-fn run(module: &LoadedModule, store: &mut Store<HostState>) -> Ended {
+fn run(m: &Loaded, export: &ModuleExport, store: &mut Store<HostState>) -> Ended {
     let result = (|| -> wasmtime::Result<i32> {
-        let m = &module.0;
         let instance = m.pre.instantiate(&mut *store)?;
         let memory = instance
             .get_module_export(&mut *store, &m.memory_export)
@@ -260,9 +295,9 @@ fn run(module: &LoadedModule, store: &mut Store<HostState>) -> Ended {
             f.typed::<(), ()>(&*store)?.call(&mut *store, ())?;
         }
         let call = instance
-            .get_module_export(&mut *store, &m.call_export)
+            .get_module_export(&mut *store, export)
             .and_then(|e| e.into_func())
-            .ok_or_else(|| wasmtime::Error::msg("aifn_call export vanished"))?;
+            .ok_or_else(|| wasmtime::Error::msg("the export to call vanished"))?;
         call.typed::<(), i32>(&*store)?.call(&mut *store, ())
     })();
     match result {
@@ -274,12 +309,21 @@ fn run(module: &LoadedModule, store: &mut Store<HostState>) -> Ended {
     }
 }
 
+/// How a module's non-zero `aifn_call` results read: ABI v1 (every one a
+/// `function_error`) or the JavaScript engine's exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exits {
+    Abi,
+    Engine,
+}
+
 fn classify(
     ended: Ended,
     state: HostState,
     limits: &Limits,
     fuel_used: u64,
     duration: Duration,
+    exits: Exits,
 ) -> Execution {
     let mut exec = Execution {
         kind: OutcomeKind::Ok,
@@ -318,7 +362,19 @@ fn classify(
                 Some(out) if !out.is_empty() => String::from_utf8_lossy(&out).into_owned(),
                 _ => format!("the function returned error code {code}"),
             };
-            fail(&mut exec, OutcomeKind::FunctionError, msg);
+            let kind = match exits {
+                Exits::Abi => OutcomeKind::FunctionError,
+                Exits::Engine => crate::js::exit_kind(code),
+            };
+            let msg = match kind {
+                OutcomeKind::MemoryLimit => format!(
+                    "the JavaScript engine ran out of memory (limit {} bytes): {msg}",
+                    limits.memory_bytes
+                ),
+                OutcomeKind::StackOverflow => format!("JavaScript stack exhausted: {msg}"),
+                _ => msg,
+            };
+            fail(&mut exec, kind, msg);
         }
         Ended::Failed(err) => {
             let limiter = &state.limiter;

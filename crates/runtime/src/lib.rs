@@ -24,11 +24,12 @@ mod error;
 mod host;
 mod imports;
 mod invoke;
+mod js;
 mod validate;
 mod wasi;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use aifn_types::{Context, Limits, ModuleReport, OutcomeKind};
@@ -36,14 +37,21 @@ pub use cancel::CancelToken;
 pub use config::RuntimeConfig;
 pub use error::{Cause, ModuleError, RuntimeError, WasmError};
 pub use invoke::{Execution, Invocation};
+pub use js::{
+    MAX_SOURCE_BYTES as MAX_JS_SOURCE_BYTES, current_engine_info as current_js_engine,
+    package as javascript_package,
+};
 
 use sha2::{Digest, Sha256};
-use wasmtime::{Engine, InstancePre, Linker, ModuleExport};
+use wasmtime::{Engine, InstancePre, Linker, Module, ModuleExport};
 
 use crate::cache::{DiskCache, MemoryCache, Meta};
 use crate::compile::CompileGate;
 use crate::engine::Ticker;
 use crate::host::HostState;
+use crate::imports::Importer;
+use crate::invoke::Exits;
+use crate::js::{JsEngine, Package};
 
 /// A validated, compiled, pre-linked module, ready to instantiate. Cheap
 /// to clone.
@@ -56,6 +64,9 @@ struct Loaded {
     call_export: ModuleExport,
     memory_export: ModuleExport,
     init_export: Option<ModuleExport>,
+    /// A JavaScript function's bytecode, given to the engine's `aifn_js`.
+    script: Option<Arc<[u8]>>,
+    exits: Exits,
 }
 
 impl LoadedModule {
@@ -89,6 +100,8 @@ pub struct Runtime {
     memory_cache: MemoryCache<LoadedModule>,
     disk_cache: Option<DiskCache>,
     counters: Counters,
+    /// The JavaScript engines built so far, by sha256 (built on first use).
+    js: Mutex<Vec<Arc<JsEngine>>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -142,6 +155,7 @@ impl Runtime {
             ticker,
             disk_cache,
             counters: Counters::default(),
+            js: Mutex::new(Vec::new()),
         })
     }
 
@@ -155,9 +169,21 @@ impl Runtime {
         &self.config.limits
     }
 
-    /// Validates and inspects a module without compiling it.
+    /// Validates and inspects a module without compiling it. A JavaScript
+    /// package is compiled to bytecode in the sandbox, which is how its
+    /// syntax is checked.
     pub fn inspect(&self, bytes: &[u8]) -> Result<ModuleReport, ModuleError> {
+        if Package::parse(bytes).is_some() {
+            return self.load(bytes).map(|m| m.report().clone());
+        }
         validate::validate(bytes, &self.config.limits).map(|v| v.report)
+    }
+
+    /// What the registry stores for a JavaScript source: the source with
+    /// the sha256 of the engine this release runs new versions on, so a
+    /// version is bound to both. Load it like any module.
+    pub fn javascript(&self, source: &str) -> Result<Vec<u8>, ModuleError> {
+        js::package(source)
     }
 
     /// Validates, compiles (within the compile deadline) and pre-links a
@@ -174,6 +200,14 @@ impl Runtime {
         if let Some(m) = self.memory_cache.get(&digest) {
             self.counters.memory_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(m);
+        }
+        if let Some(pkg) = Package::parse(bytes) {
+            let pkg = pkg?;
+            let loaded = self
+                .js_engine(&pkg.engine_sha256)?
+                .load(self, bytes, &pkg)?;
+            self.memory_cache.insert(digest, loaded.clone());
+            return Ok(loaded);
         }
         let sha256 = hex::encode(digest);
         if let Some(disk) = &self.disk_cache
@@ -198,6 +232,63 @@ impl Runtime {
         let loaded = self.prelink(&module, meta.report, meta.has_initialize)?;
         self.memory_cache.insert(digest, loaded.clone());
         Ok(loaded)
+    }
+
+    /// The JavaScript engine with this sha256, built once.
+    pub(crate) fn js_engine(&self, sha: &[u8; 32]) -> Result<Arc<JsEngine>, ModuleError> {
+        // Held while building: concurrent first uses wait for one build.
+        let mut engines = self.js.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = engines.iter().find(|e| e.sha256() == sha) {
+            return Ok(e.clone());
+        }
+        let engine = Arc::new(JsEngine::build(self, sha)?);
+        engines.push(engine.clone());
+        Ok(engine)
+    }
+
+    /// Validates (allowing `aifn_js`) and compiles aifn's own engine
+    /// module, through the disk cache. The engine is a reviewed artifact:
+    /// its caps are the host's, with room for its size and compile time.
+    pub(crate) fn compile_engine(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(Module, ModuleReport), ModuleError> {
+        let limits = Limits {
+            module_bytes: self.config.limits.module_bytes.max(16 << 20),
+            compile_timeout_ms: self.config.limits.compile_timeout_ms.max(120_000),
+            ..self.config.limits
+        };
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        if let Some(disk) = &self.disk_cache
+            && let Some((module, meta)) = disk.load(&self.engine, &sha256)
+        {
+            self.counters.disk_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok((module, meta.report));
+        }
+        let validated = validate::validate_as(Importer::Engine, bytes, &limits)?;
+        let timeout = Duration::from_millis(limits.compile_timeout_ms);
+        let module = compile::compile(&self.engine, &self.gate, bytes, timeout)?;
+        self.counters.compiles.fetch_add(1, Ordering::Relaxed);
+        if let Some(disk) = &self.disk_cache {
+            let meta = Meta {
+                report: validated.report.clone(),
+                has_initialize: false,
+            };
+            disk.store(&sha256, &module, &meta);
+        }
+        Ok((module, validated.report))
+    }
+
+    pub(crate) fn wasm_engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<HostState> {
+        &self.linker
+    }
+
+    pub(crate) fn ticker(&self) -> &Ticker {
+        &self.ticker
     }
 
     fn prelink(
@@ -232,6 +323,8 @@ impl Runtime {
             call_export,
             memory_export,
             init_export,
+            script: None,
+            exits: Exits::Abi,
         })))
     }
 

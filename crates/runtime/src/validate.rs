@@ -9,7 +9,7 @@ use wasmparser::{
 
 use crate::ModuleError;
 use crate::error::WasmError;
-use crate::imports::{self, Refusal};
+use crate::imports::{self, Importer, Refusal};
 
 const WASM_PAGE: u64 = 65536;
 
@@ -97,6 +97,16 @@ fn kind_name(k: ExternalKind) -> &'static str {
 /// Validates `bytes` against the caps in `limits` and the ABI, and
 /// describes what it found.
 pub(crate) fn validate(bytes: &[u8], limits: &Limits) -> Result<Validated, ModuleError> {
+    validate_as(Importer::Function, bytes, limits)
+}
+
+/// Validates an uploaded module (`Importer::Function`) or aifn's own
+/// JavaScript engine, which may also import `aifn_js`.
+pub(crate) fn validate_as(
+    importer: Importer,
+    bytes: &[u8],
+    limits: &Limits,
+) -> Result<Validated, ModuleError> {
     cap_size(bytes, limits)?;
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         return Err(ModuleError::NotWasm {
@@ -106,7 +116,7 @@ pub(crate) fn validate(bytes: &[u8], limits: &Limits) -> Result<Validated, Modul
     // Caps first: they are cheap and bound everything that follows.
     let facts = scan(bytes, limits)?;
     // Imports before features: a forbidden capability is the clearer refusal.
-    let report_imports = check_imports(&facts)?;
+    let report_imports = check_imports(importer, &facts)?;
     validate_features(bytes)?;
     let has_initialize = check_exports(&facts)?;
 
@@ -169,6 +179,7 @@ pub(crate) fn validate(bytes: &[u8], limits: &Limits) -> Result<Validated, Modul
         largest_function_bytes: facts.largest_body,
         features,
         has_start: facts.has_start,
+        script: None,
     };
     Ok(Validated {
         report,
@@ -334,7 +345,7 @@ fn validate_features(bytes: &[u8]) -> Result<(), ModuleError> {
     Err(invalid(err))
 }
 
-fn check_imports(f: &Facts) -> Result<Vec<ImportInfo>, ModuleError> {
+fn check_imports(importer: Importer, f: &Facts) -> Result<Vec<ImportInfo>, ModuleError> {
     let mut out = Vec::with_capacity(f.imports.len());
     for (module, name, ty) in &f.imports {
         let refuse = |reason: String| ModuleError::ForbiddenImport {
@@ -348,7 +359,7 @@ fn check_imports(f: &Facts) -> Result<Vec<ImportInfo>, ModuleError> {
                     .types
                     .get(*i as usize)
                     .ok_or(ModuleError::UnknownType { index: *i })?;
-                match imports::check_func(module, name, fty) {
+                match imports::check_func(importer, module, name, fty) {
                     Ok(_) => {}
                     Err(Refusal::UnknownModule) => {
                         return Err(refuse(

@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 use aifn_registry::{Principal, RegistryError, Upload, VersionInfo, VersionRef};
-use aifn_runtime::{LoadedModule, ModuleError};
+use aifn_runtime::{LoadedModule, ModuleError, Runtime};
 use aifn_types::{
     AuditTarget, FunctionName, Manifest, OutcomeKind, Refusal, RefusalKind, RegistryAction,
     RegistryActionKind, Role, Source, SourceLanguage,
@@ -112,7 +112,7 @@ fn check_manifest(m: &Manifest) -> Result<(), ServiceError> {
 }
 
 /// The module to upload: the bytes given, or those built from the source.
-fn module_of(req: &UploadRequest) -> Result<Cow<'_, [u8]>, ServiceError> {
+fn module_of<'a>(req: &'a UploadRequest, runtime: &Runtime) -> Result<Cow<'a, [u8]>, ServiceError> {
     let invalid = |message: &str| ServiceError::InvalidRequest {
         message: message.to_owned(),
     };
@@ -140,6 +140,12 @@ fn module_of(req: &UploadRequest) -> Result<Cow<'_, [u8]>, ServiceError> {
                     message: format!("the WAT source does not build: {e}"),
                 })
         }
+        // The source with the engine it will run on; the runtime compiles
+        // it (and refuses a syntax error) when the package is loaded.
+        SourceLanguage::Javascript => runtime
+            .javascript(&source.text)
+            .map(Cow::Owned)
+            .map_err(module_refusal),
     }
 }
 
@@ -207,7 +213,7 @@ impl Service {
         let prepared = require(who, &[Role::Author], "uploading")
             .and_then(|()| name.clone().map(drop))
             .and_then(|()| check_manifest(&req.manifest))
-            .and_then(|()| module_of(&req))
+            .and_then(|()| module_of(&req, &self.inner.runtime))
             .and_then(|bytes| Ok((self.check_module(&bytes, &req.manifest)?, bytes)))
             .and_then(|prepared| {
                 self.admit_manifest_tests(who, &req.manifest)?;

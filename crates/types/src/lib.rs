@@ -18,6 +18,7 @@ mod policy;
 mod report;
 mod role;
 mod run;
+mod script;
 mod source;
 #[cfg(feature = "rusqlite")]
 mod sql;
@@ -41,6 +42,7 @@ pub use report::{
 };
 pub use role::{Role, UnknownRole};
 pub use run::RunKind;
+pub use script::{CheckFinding, CheckRule, EngineInfo, ScriptReport};
 pub use source::{Source, SourceInfo, SourceLanguage};
 pub use state::{UnknownState, VersionState};
 pub use timestamp::{Timestamp, TimestampError};

@@ -79,6 +79,10 @@ pub struct ModuleReport {
     pub uses_wasi: bool,
     /// Whether it has a start function (runs at instantiation).
     pub has_start: bool,
+    /// For a JavaScript function: its source, engine and checklist
+    /// findings (the fields above then describe the engine module).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<crate::ScriptReport>,
 }
 
 /// How a version's report differs from the previous version's.
@@ -226,6 +230,7 @@ mod tests {
             features: vec![],
             uses_wasi: false,
             has_start: false,
+            script: None,
         }
     }
 

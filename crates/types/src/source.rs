@@ -5,10 +5,15 @@ use serde::{Deserialize, Serialize};
 /// The language of a source-uploaded function: aifn builds the module from
 /// the text itself, so the approver reads the code that runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", expecting = "a source language: wat")]
+#[serde(
+    rename_all = "snake_case",
+    expecting = "a source language: wat or javascript"
+)]
 pub enum SourceLanguage {
     /// The WebAssembly text format.
     Wat,
+    /// One ES module exporting `main`, run by aifn's JavaScript engine.
+    Javascript,
 }
 
 impl SourceLanguage {
@@ -16,6 +21,7 @@ impl SourceLanguage {
     pub fn as_str(self) -> &'static str {
         match self {
             SourceLanguage::Wat => "wat",
+            SourceLanguage::Javascript => "javascript",
         }
     }
 }

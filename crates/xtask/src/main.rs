@@ -13,6 +13,9 @@
 //! * C functions (a folder with `<name>.c` and no `Cargo.toml`) with clang
 //!   and wasm-ld, freestanding (`-nostdlib`).
 //!
+//! `cargo xtask js-engine` builds the JavaScript engine module that the
+//! runtime embeds, from pinned source (see crates/runtime/js/).
+//!
 //! A stamp in `<target dir>/wasm/` holds a sha256 over every input (the
 //! SDK, the functions, the lockfile, the toolchain versions and this
 //! program); a run whose inputs are unchanged and whose outputs are intact
@@ -22,6 +25,7 @@ mod build;
 mod c;
 mod docrefs;
 mod fuzz;
+mod js;
 mod layout;
 mod node;
 mod rust;
@@ -37,11 +41,15 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 
 const USAGE: &str = "usage: cargo xtask build-functions [--force]
+       cargo xtask js-engine [--check]
        cargo xtask test [--no-fuzz]
 
   build-functions   build functions/* to <target dir>/wasm/<name>.wasm
                     (cached: unchanged inputs build nothing)
       --force       rebuild even when the cache says the outputs are current
+  js-engine         build the JavaScript engine (QuickJS-ng + driver) from
+                    pinned source into crates/runtime/js/ with its sha256
+      --check       rebuild it and fail unless it is the committed one
   test              the whole suite: build the functions, run every test of
                     the workspace, compile the benchmarks, run the guest SDK's
                     and the functions' host tests, and a short fuzz smoke run
@@ -53,6 +61,11 @@ fn main() -> ExitCode {
         Some("build-functions") => match &args[1..] {
             [] => build::build_functions(false),
             [f] if f == "--force" => build::build_functions(true),
+            _ => usage_error(),
+        },
+        Some("js-engine") => match &args[1..] {
+            [] => js::js_engine(false),
+            [f] if f == "--check" => js::js_engine(true),
             _ => usage_error(),
         },
         Some("test") => match &args[1..] {

@@ -46,6 +46,10 @@ pub(crate) fn test(fuzz: bool) -> Result<()> {
     step("build the example functions from source", &mut || {
         build_functions(false)
     })?;
+    step(
+        "the JavaScript engine, rebuilt from pinned source",
+        &mut || crate::js::js_engine(true),
+    )?;
     step("the TypeScript MCP client (npm ci)", &mut || {
         crate::node::install_mcp_client(root)
     })?;

@@ -33,6 +33,11 @@ enum Weekday {
     Sunday,
 }
 
+/// The most holidays a request may list (schema.json's `maxItems`).
+const MAX_HOLIDAYS: usize = 1000;
+/// The most weekend days a request may list: the week's seven.
+const MAX_WEEKEND: usize = 7;
+
 fn default_weekend() -> Vec<Weekday> {
     vec![Weekday::Saturday, Weekday::Sunday]
 }
@@ -119,6 +124,28 @@ fn field(name: &str, s: &str) -> Result<Day, FunctionError> {
     parse_date(s).map_err(|e| FunctionError::invalid_input(name, e))
 }
 
+/// The input arrays are bounded as schema.json says, so no input makes a
+/// long loop.
+fn check_bounds(req: &LeaveRequest) -> Result<(), FunctionError> {
+    if req.weekend.len() > MAX_WEEKEND {
+        return Err(FunctionError::invalid_input(
+            "weekend",
+            format!("at most {} days, got {}", MAX_WEEKEND, req.weekend.len()),
+        ));
+    }
+    if req.holidays.len() > MAX_HOLIDAYS {
+        return Err(FunctionError::invalid_input(
+            "holidays",
+            format!(
+                "at most {} holidays, got {}",
+                MAX_HOLIDAYS,
+                req.holidays.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn calculate(_ctx: &Context, req: LeaveRequest) -> Result<LeaveDays, FunctionError> {
     let start = field("start_date", &req.start_date)?;
     let end = field("end_date", &req.end_date)?;
@@ -128,6 +155,7 @@ fn calculate(_ctx: &Context, req: LeaveRequest) -> Result<LeaveDays, FunctionErr
             format!("{} is before start_date {}", req.end_date, req.start_date),
         ));
     }
+    check_bounds(&req)?;
     let mut off = [false; 7];
     for w in &req.weekend {
         off[*w as usize] = true;
@@ -184,5 +212,29 @@ mod tests {
         assert!(parse_date("1900-02-29").is_err());
         assert!(parse_date("2000-02-29").is_ok());
         assert!(parse_date("2024-2-01").is_err());
+    }
+
+    fn request(holidays: usize, weekend: usize) -> LeaveRequest {
+        LeaveRequest {
+            start_date: "2024-01-01".into(),
+            end_date: "2024-01-31".into(),
+            holidays: vec!["2024-01-02".to_owned(); holidays],
+            weekend: vec![Weekday::Sunday; weekend],
+        }
+    }
+
+    #[test]
+    fn input_arrays_are_bounded_as_the_schema_says() {
+        assert!(check_bounds(&request(MAX_HOLIDAYS, MAX_WEEKEND)).is_ok());
+        let holidays = check_bounds(&request(MAX_HOLIDAYS + 1, 1)).err();
+        let holidays = holidays.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            holidays.contains("at most 1000 holidays, got 1001"),
+            "{}",
+            holidays
+        );
+        let weekend = check_bounds(&request(1, MAX_WEEKEND + 1)).err();
+        let weekend = weekend.map(|e| e.to_string()).unwrap_or_default();
+        assert!(weekend.contains("at most 7 days, got 8"), "{}", weekend);
     }
 }

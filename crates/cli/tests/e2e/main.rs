@@ -6,6 +6,7 @@ mod approval;
 mod client;
 mod console;
 mod evidence;
+mod js;
 mod mcp;
 mod policies;
 mod run;

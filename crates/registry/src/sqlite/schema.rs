@@ -8,7 +8,10 @@ use crate::RegistryError;
 use crate::store::Result;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+
+/// The migration that edits a CHECK constraint's text in place (see V4).
+const LOOSENS_A_CHECK: usize = 3;
 
 /// Applies the migrations not applied yet, in one transaction.
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
@@ -25,6 +28,14 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
     }
     for (done, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         tx.execute_batch(sql).map_err(db("migrate schema"))?;
+        if done == LOOSENS_A_CHECK {
+            // Every connection (this one too) re-reads the schema.
+            let v: i64 = tx
+                .pragma_query_value(None, "schema_version", |r| r.get(0))
+                .map_err(db("read schema cookie"))?;
+            tx.pragma_update(None, "schema_version", v + 1)
+                .map_err(db("bump schema cookie"))?;
+        }
         let now = u32::try_from(done + 1).unwrap_or(u32::MAX);
         tx.pragma_update(None, "user_version", now)
             .map_err(db("record schema version"))?;
@@ -221,4 +232,16 @@ WHEN NEW.action = 'approve' AND NEW.override_failing_tests = 0 AND EXISTS (
     SELECT 1 FROM versions v, json_each(v.report, '$.tests') t
     WHERE v.id = NEW.version_id AND json_extract(t.value, '$.passed') = 0)
 BEGIN SELECT RAISE(ABORT, 'approving a version with failing tests needs the override'); END;
+"#;
+
+/// JavaScript sources. SQLite cannot alter a column's CHECK, and this one
+/// only widens: SQLite documents editing the table's text in
+/// `sqlite_schema` (with `writable_schema`, then a new schema cookie, set
+/// above) for changes that leave every stored row valid, as this one does.
+const V4: &str = r#"
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema
+   SET sql = replace(sql, 'source_language IN (''wat'')', 'source_language IN (''wat'', ''javascript'')')
+ WHERE type = 'table' AND name = 'versions';
+PRAGMA writable_schema = OFF;
 "#;

@@ -82,6 +82,7 @@ pub(crate) fn report_for(bytes: &[u8]) -> ModuleReport {
         features: vec![],
         uses_wasi: false,
         has_start: false,
+        script: None,
     }
 }
 

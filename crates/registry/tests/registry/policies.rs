@@ -387,6 +387,6 @@ fn a_database_of_the_first_schema_upgrades_and_keeps_its_data() {
         .expect("raw")
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     drop(f.dir);
 }

@@ -458,6 +458,12 @@ fn the_schema_keeps_sources_whole_and_immutable() {
     refused(&insert("NULL", "'text'", &quoted));
     refused(&insert("'wat'", "'text'", "NULL"));
     refused(&insert("'c'", "'text'", &quoted));
+    // Schema 4 knows JavaScript too; a whole source of it is accepted.
+    conn.execute_batch(&format!(
+        "BEGIN; {}; ROLLBACK;",
+        insert("'javascript'", "'text'", &quoted)
+    ))
+    .expect("a javascript source");
     refused(&insert("'wat'", "'text'", "'ABC'"));
     drop(conn);
     assert_eq!(f.reg.source(&target(&v)).expect("untouched"), None);
@@ -487,7 +493,7 @@ fn a_database_of_schema_2_upgrades_and_keeps_its_decisions() {
     let version: u32 = raw(&reg)
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     check_invariants(&raw(&reg));
     drop(f.dir);
 }

@@ -113,7 +113,7 @@ fn opens_a_wal_database_with_the_current_schema() {
     let version: u32 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("user_version");
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     check_invariants(&conn);
 }
 
@@ -162,7 +162,7 @@ fn a_newer_schema_is_refused() {
             err,
             RegistryError::SchemaTooNew {
                 found: 99,
-                supported: 3
+                supported: 4
             }
         ),
         "{err:?}"

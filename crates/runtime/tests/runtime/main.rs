@@ -6,6 +6,7 @@ mod abi;
 mod cache;
 mod host_calls;
 mod hostile;
+mod js;
 mod limits;
 mod logs;
 mod validation;

@@ -112,7 +112,7 @@ pub(crate) fn numbered(text: &str) -> Markup {
         table.source {
             tbody {
                 @for (i, line) in text.lines().enumerate() {
-                    tr { td.ln { (i + 1) } td { code { (line) } } }
+                    tr id={ "L" (i + 1) } { td.ln { (i + 1) } td { code { (line) } } }
                 }
             }
         }

@@ -162,7 +162,10 @@ fn version_page(viewer: &Viewer, r: &Review, result: Option<Markup>) -> Html<Str
                         p { "Uploaded as " (src.language.as_str()) " source; the module was built from this text." }
                         (numbered(&src.text))
                         h3 { "Checklist findings" }
-                        p { "aifn has no automated checklist for " (src.language.as_str()) " sources: read the imports above and the text." }
+                        @match &info.report.module.script {
+                            Some(s) => (findings(s)),
+                            None => p { "aifn has no automated checklist for " (src.language.as_str()) " sources: read the imports above and the text." },
+                        }
                     }
                     None => p { "Uploaded as a module (no source). Fetch the exact bytes with " code { "aifn fetch " (info.name.as_str()) "@" (info.version) " -o module.wasm" } "." },
                 }
@@ -294,10 +297,36 @@ fn manifest_tests(info: &VersionInfo) -> Markup {
     }
 }
 
+/// The checklist's warnings, each at its line of the source above.
+fn findings(s: &aifn_types::ScriptReport) -> Markup {
+    html! {
+        @if s.findings.is_empty() { p { "None: the checklist found nothing to point out. Read the source all the same." } } @else {
+            p { (s.findings.len()) " findings: warnings for you to weigh, not refusals." }
+            table { thead { tr { th { "Line" } th { "Column" } th { "Item" } th { "Finding" } } }
+                tbody { @for f in &s.findings { tr { td { a href={ "#L" (f.line) } { (f.line) } } td { (f.column) } td { code { (f.rule.as_str()) } } td { (f.message) } } } } }
+        }
+    }
+}
+
+/// A JavaScript version's engine: part of what is approved.
+fn engine(s: &aifn_types::ScriptReport) -> Markup {
+    let current = aifn_runtime::current_js_engine();
+    html! {
+        dt { "Language" } dd { "JavaScript, " (s.source_bytes) " bytes of source (sha256 " code { (s.source_sha256) } "), " (s.bytecode_bytes) " bytes of bytecode" }
+        dt { "Engine" } dd {
+            (s.engine.name) " " (s.engine.version) " (sha256 " code { (s.engine.sha256) } ") "
+            @if s.engine == current { span.badge.badge-active { "current engine" } } @else {
+                span.badge.badge-superseded { "older engine" } " It keeps running on this engine; this aifn builds new versions on " (current.name) " " (current.version) ": re-approving on it is a new version."
+            }
+        }
+    }
+}
+
 fn report(info: &VersionInfo) -> Markup {
     let m = &info.report.module;
     html! {
         dl.facts {
+            @if let Some(s) = &m.script { (engine(s)) }
             dt { "Size" } dd { (m.size_bytes) " bytes (code " (m.code_size_bytes) ", " (m.function_count) " functions, largest " (m.largest_function_bytes) ")" }
             dt { "Memory" } dd { @match &m.memory { Some(mem) => { (mem.min_pages) " pages" @if let Some(x) = mem.max_pages { ", at most " (x) } }, None => "none" } }
             dt { "Table" } dd { @match &m.table { Some(t) => { (t.min) @if let Some(x) = t.max { ", at most " (x) } }, None => "none" } }
