@@ -273,10 +273,10 @@ pub(super) fn schemas() -> Value {
     let hash = || nullable(sha256());
     let mut all = json!({
         "Source": {"type": "object", "additionalProperties": false, "required": ["language", "text"], "properties": {
-            "language": {"type": "string", "enum": ["wat"]},
+            "language": {"type": "string", "enum": ["wat", "javascript"]},
             "text": {"type": "string", "maxLength": aifn_types::Source::MAX_BYTES}}},
         "SourceInfo": {"type": "object", "required": ["language", "sha256", "size_bytes"], "properties": {
-            "language": {"type": "string", "enum": ["wat"]}, "sha256": sha256(), "size_bytes": count()}},
+            "language": {"type": "string", "enum": ["wat", "javascript"]}, "sha256": sha256(), "size_bytes": count()}},
         "ManifestTest": {"type": "object", "additionalProperties": false, "required": ["name", "input"],
             "description": "exactly one of expect_output, expect_kind and expect_output_schema",
             "properties": {
