@@ -25,6 +25,7 @@ mod host;
 mod imports;
 mod invoke;
 mod js;
+mod json;
 mod validate;
 mod wasi;
 
