@@ -10,7 +10,7 @@ cd "$root"
 export CRITERION_HOME="$root/target/criterion"
 cargo xtask build-functions
 cargo build --release --locked -p aifn-cli
-for b in echo leave metering memory cold tenants timeout audit; do
+for b in echo leave metering memory cold tenants timeout audit js; do
   cargo bench --locked -p aifn-benches --bench "$b"
 done
 bash benches/metering-yield.sh

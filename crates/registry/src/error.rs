@@ -102,7 +102,7 @@ pub enum RegistryError {
         "module report does not match the module: {field} is {report} in the report, {module} for the bytes"
     )]
     ReportMismatch {
-        /// `sha256` or `size_bytes`.
+        /// `sha256`, `size_bytes` or `script.engine.sha256`.
         field: &'static str,
         /// The value computed from the uploaded bytes.
         module: String,

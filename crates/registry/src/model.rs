@@ -199,6 +199,12 @@ pub struct Upload<'a> {
     pub tests: Vec<TestResult>,
     /// The source the module was built from, for a source upload.
     pub source: Option<Source>,
+    /// The module this one runs inside, for a JavaScript version: its
+    /// engine, stored by sha256 beside it (once for all versions on it), so
+    /// a later aifn release that no longer embeds that engine still runs
+    /// exactly what was approved. Required when the report has a script,
+    /// and must be the engine it names.
+    pub runs_on: Option<&'a [u8]>,
     /// The version number the tests ran as: when the next number is
     /// another (a racing upload took it), the upload is refused with
     /// [`RegistryError::VersionRace`](crate::RegistryError::VersionRace)

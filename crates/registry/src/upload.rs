@@ -111,6 +111,19 @@ fn check_report(upload: &Upload<'_>, sha256: &str) -> Result<()> {
             report: upload.report.sha256.clone(),
         });
     }
+    let engine = upload
+        .report
+        .script
+        .as_ref()
+        .map(|s| s.engine.sha256.as_str());
+    let runs_on = upload.runs_on.map(sha256_hex);
+    if engine != runs_on.as_deref() {
+        return Err(RegistryError::ReportMismatch {
+            field: "script.engine.sha256",
+            module: runs_on.unwrap_or_else(|| "no engine".into()),
+            report: engine.unwrap_or("no script").to_owned(),
+        });
+    }
     let size = u64::try_from(upload.module.len()).unwrap_or(u64::MAX);
     if upload.report.size_bytes != size {
         return Err(RegistryError::ReportMismatch {
@@ -190,6 +203,7 @@ impl Registry {
             report,
             tests,
             source,
+            runs_on,
             expected_version,
         } = upload;
         let effective_limits = host_limits.narrowed(&manifest.limits)?;
@@ -224,6 +238,9 @@ impl Registry {
                 tests: tests.clone(),
             };
             let report_json = encode("encode report", &inspection)?;
+            if let Some(engine) = runs_on {
+                tx.put_module(&sha256_hex(engine), engine)?;
+            }
             tx.put_module(sha256, module)?;
             tx.insert_version(&NewVersionRow {
                 function_id,

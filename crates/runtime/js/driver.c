@@ -47,7 +47,7 @@ enum { EXIT_OK = 0, EXIT_THREW = 1, EXIT_INVALID_OUTPUT = 2, EXIT_NO_MEMORY = 3,
    usually traps on the wasm stack (`stack_bytes`) first; calls with large
    frames (many locals) reach this limit first, a RangeError, well before
    the shadow stack could run out. Both end as stack_overflow. */
-#define JS_STACK_BYTES (128 * 1024)
+#define JS_STACK_BYTES (256 * 1024)
 
 static JSRuntime *rt;
 static JSContext *ctx;
@@ -268,7 +268,11 @@ EXPORT("aifn_js_compile") int aifn_js_compile(void)
     if (JS_IsException(mod))
         return report_compile_error(c);
     size_t size;
-    uint8_t *bytecode = JS_WriteObject(c, &size, mod, JS_WRITE_OBJ_BYTECODE);
+    /* No source text or debug tables: a call reads less (errors give their
+       message, never a stack). */
+    uint8_t *bytecode = JS_WriteObject(c, &size, mod,
+                                       JS_WRITE_OBJ_BYTECODE | JS_WRITE_OBJ_STRIP_SOURCE |
+                                           JS_WRITE_OBJ_STRIP_DEBUG);
     if (!bytecode)
         return fail_code();
     aifn_output_write(bytecode, (int)size);
@@ -371,24 +375,54 @@ static int write_output(JSValueConst value)
     return EXIT_OK;
 }
 
-EXPORT("aifn_call") int aifn_call(void)
-{
-    size_t code_len, input_len, context_len;
-    uint8_t *code = read_script(&code_len);
-    char *input = read_json(aifn_input_len, aifn_input_read, &input_len);
-    char *context = read_json(aifn_context_len, aifn_context_read, &context_len);
-    if (!code || !input || !context)
-        return EXIT_NO_MEMORY;
-    reseed();
+/* The function's module, read from its bytecode and resolved but not
+   evaluated. */
+static int module_loaded;
+static JSValue loaded_module;
 
+static int load_module(void)
+{
+    size_t code_len;
+    uint8_t *code = read_script(&code_len);
+    if (!code)
+        return EXIT_NO_MEMORY;
     JSValue mod = JS_ReadObject(ctx, code, code_len, JS_READ_OBJ_BYTECODE);
+    free(code);
     if (JS_IsException(mod))
         return report_exception();
-    JSModuleDef *m = JS_VALUE_GET_PTR(mod);
     if (JS_ResolveModule(ctx, mod) < 0) {
         JS_FreeValue(ctx, mod);
         return report_exception();
     }
+    loaded_module = mod;
+    module_loaded = 1;
+    return EXIT_OK;
+}
+
+/* Reading bytecode is most of a small call's work, and the same for every
+   call: the host runs this once per function and keeps the memory it
+   changed, which each call's fresh instance starts from. Top-level code
+   still runs in every call. */
+EXPORT("aifn_js_load") int aifn_js_load(void)
+{
+    return load_module();
+}
+
+EXPORT("aifn_call") int aifn_call(void)
+{
+    size_t input_len, context_len;
+    char *input = read_json(aifn_input_len, aifn_input_read, &input_len);
+    char *context = read_json(aifn_context_len, aifn_context_read, &context_len);
+    if (!input || !context)
+        return EXIT_NO_MEMORY;
+    reseed();
+    if (!module_loaded) {
+        int r = load_module();
+        if (r != EXIT_OK)
+            return r;
+    }
+    JSValue mod = loaded_module;
+    JSModuleDef *m = JS_VALUE_GET_PTR(mod);
     JSValue evaluated = JS_EvalFunction(ctx, mod);
     if (JS_IsException(evaluated))
         return report_exception();

@@ -181,6 +181,17 @@ pub(crate) fn run_export(
     limits: &Limits,
     setup: Setup<'_>,
 ) -> (Ended, HostState, u64) {
+    let mut store = new_store(rt, limits, setup);
+    let ended = {
+        let _in_flight = rt.ticker.enter();
+        run(m, export, &mut store)
+    };
+    let (state, fuel_used) = finish(store, limits);
+    (ended, state, fuel_used)
+}
+
+/// A store for one call: its state, limiter, fuel and deadline.
+pub(crate) fn new_store(rt: &Runtime, limits: &Limits, setup: Setup<'_>) -> Store<HostState> {
     let timeout = Duration::from_millis(limits.timeout_ms);
     let state = HostState {
         input: setup.input,
@@ -215,15 +226,15 @@ pub(crate) fn run_export(
             Ok(UpdateDeadline::Continue(1))
         }
     });
+    store
+}
 
-    let ended = {
-        let _in_flight = rt.ticker.enter();
-        run(m, export, &mut store)
-    };
+/// The store's state, logs finished, and the fuel it used.
+pub(crate) fn finish(store: Store<HostState>, limits: &Limits) -> (HostState, u64) {
     let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
     let mut state = store.into_data();
     state.logs.finish();
-    (ended, state, fuel_used)
+    (state, fuel_used)
 }
 
 fn run(m: &Loaded, export: &ModuleExport, store: &mut Store<HostState>) -> Ended {
@@ -233,6 +244,9 @@ fn run(m: &Loaded, export: &ModuleExport, store: &mut Store<HostState>) -> Ended
             .get_module_export(&mut *store, &m.memory_export)
             .and_then(|e| e.into_memory());
         store.data_mut().memory = memory;
+        if let (Some(heap), Some(memory)) = (&m.heap, memory) {
+            heap.apply(&mut *store, memory)?;
+        }
         if let Some(init) = &m.init_export
             && let Some(f) = instance
                 .get_module_export(&mut *store, init)

@@ -33,13 +33,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use aifn_types::{Context, Limits, ModuleReport, OutcomeKind};
+pub use aifn_types::{Context, EngineInfo, Limits, ModuleReport, OutcomeKind};
 pub use cancel::CancelToken;
 pub use config::RuntimeConfig;
 pub use error::{Cause, ModuleError, RuntimeError, WasmError};
 pub use invoke::{Execution, Invocation};
 pub use js::{
     MAX_SOURCE_BYTES as MAX_JS_SOURCE_BYTES, current_engine_info as current_js_engine,
+    embedded_engines as embedded_js_engines, is_package as is_javascript_package,
     package as javascript_package,
 };
 
@@ -52,7 +53,7 @@ use crate::engine::Ticker;
 use crate::host::HostState;
 use crate::imports::Importer;
 use crate::invoke::Exits;
-use crate::js::{JsEngine, Package};
+use crate::js::{Engines, JsEngine, Package};
 
 /// A validated, compiled, pre-linked module, ready to instantiate. Cheap
 /// to clone.
@@ -67,6 +68,8 @@ struct Loaded {
     init_export: Option<ModuleExport>,
     /// A JavaScript function's bytecode, given to the engine's `aifn_js`.
     script: Option<Arc<[u8]>>,
+    /// A JavaScript function's loaded heap, written into each instance.
+    heap: Option<Arc<js::HeapImage>>,
     exits: Exits,
 }
 
@@ -101,8 +104,8 @@ pub struct Runtime {
     memory_cache: MemoryCache<LoadedModule>,
     disk_cache: Option<DiskCache>,
     counters: Counters,
-    /// The JavaScript engines built so far, by sha256 (built on first use).
-    js: Mutex<Vec<Arc<JsEngine>>>,
+    /// The JavaScript engines known and built (on first use), by sha256.
+    js: Mutex<Engines>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -156,7 +159,7 @@ impl Runtime {
             ticker,
             disk_cache,
             counters: Counters::default(),
-            js: Mutex::new(Vec::new()),
+            js: Mutex::new(Engines::default()),
         })
     }
 
@@ -239,12 +242,35 @@ impl Runtime {
     pub(crate) fn js_engine(&self, sha: &[u8; 32]) -> Result<Arc<JsEngine>, ModuleError> {
         // Held while building: concurrent first uses wait for one build.
         let mut engines = self.js.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = engines.iter().find(|e| e.sha256() == sha) {
-            return Ok(e.clone());
+        if let Some(e) = engines.built(sha) {
+            return Ok(e);
         }
-        let engine = Arc::new(JsEngine::build(self, sha)?);
-        engines.push(engine.clone());
+        let (info, wasm) = engines
+            .find(sha)
+            .ok_or_else(|| ModuleError::UnknownEngine {
+                sha256: hex::encode(sha),
+            })?;
+        let engine = Arc::new(JsEngine::build(self, info, &wasm)?);
+        engines.add_built(engine.clone());
         Ok(engine)
+    }
+
+    /// The module of the JavaScript engine with this sha256 (lowercase
+    /// hex), embedded or supplied: what an upload stores beside a
+    /// JavaScript version so that it keeps running after an upgrade.
+    pub fn js_engine_module(&self, sha256: &str) -> Option<Arc<[u8]>> {
+        let sha: [u8; 32] = hex::decode(sha256).ok()?.try_into().ok()?;
+        let engines = self.js.lock().unwrap_or_else(|p| p.into_inner());
+        engines.find(&sha).map(|(_, wasm)| wasm)
+    }
+
+    /// Supplies an engine this release does not embed (an older release's,
+    /// as the registry kept it), so versions approved on it run on it. The
+    /// bytes must hash to `info.sha256`; they are validated as an engine
+    /// when first used.
+    pub fn supply_js_engine(&self, info: EngineInfo, wasm: &[u8]) -> Result<(), ModuleError> {
+        let mut engines = self.js.lock().unwrap_or_else(|p| p.into_inner());
+        engines.supply(info, wasm)
     }
 
     /// Validates (allowing `aifn_js`) and compiles aifn's own engine
@@ -325,6 +351,7 @@ impl Runtime {
             memory_export,
             init_export,
             script: None,
+            heap: None,
             exits: Exits::Abi,
         })))
     }

@@ -117,6 +117,13 @@ fn module_of<'a>(req: &'a UploadRequest, runtime: &Runtime) -> Result<Cow<'a, [u
         message: message.to_owned(),
     };
     let source = match (&req.source, req.module.is_empty()) {
+        // The approver reads a JavaScript version's source: it is
+        // uploaded as such, never as a package the client made.
+        (None, false) if aifn_runtime::is_javascript_package(&req.module) => {
+            return Err(invalid(
+                "a JavaScript function is uploaded as its source (language javascript), not as a package",
+            ));
+        }
         (None, false) => return Ok(Cow::Borrowed(&req.module)),
         (Some(source), true) => source,
         (Some(_), false) => return Err(invalid("give the module or its source, not both")),
@@ -235,6 +242,12 @@ impl Service {
             (Err(_), Err(e)) | (Err(e), Ok(_)) => return Err(e),
         };
         let registry = &self.inner.registry;
+        // A JavaScript version's engine is stored beside it.
+        let engine = loaded
+            .report()
+            .script
+            .as_ref()
+            .and_then(|s| self.inner.runtime.js_engine_module(&s.engine.sha256));
         let mut attempts = 0;
         let info = loop {
             attempts += 1;
@@ -252,6 +265,7 @@ impl Service {
                 report: loaded.report().clone(),
                 tests,
                 source: req.source.clone(),
+                runs_on: engine.as_deref(),
                 expected_version: Some(version),
             };
             match registry.upload(who, upload, self.inner.runtime.limits()) {

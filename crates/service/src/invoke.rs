@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use aifn_audit::Captured;
 use aifn_registry::Principal;
-use aifn_runtime::{Execution, Invocation};
+use aifn_runtime::{Execution, Invocation, LoadedModule, ModuleError};
 use aifn_types::{Context, FunctionName, Limits, LogLine, OutcomeKind, Role, RunKind, TenantId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -218,19 +218,48 @@ impl Service {
         Ok(fresh)
     }
 
+    /// Loads a stored version's module. A JavaScript version on an engine
+    /// this release does not embed runs on that engine as the registry
+    /// kept it at upload (by sha256, checked again when supplied).
+    fn load_stored(
+        &self,
+        info: &aifn_registry::VersionInfo,
+        bytes: &[u8],
+    ) -> Result<LoadedModule, ServiceError> {
+        let runtime = &self.inner.runtime;
+        // It passed validation at upload: the host's caps changed since,
+        // or its engine is gone.
+        let unavailable = |e: &dyn std::fmt::Display| ServiceError::Unavailable {
+            message: format!(
+                "version {}@{} no longer loads on this host: {e}",
+                info.name, info.version
+            ),
+        };
+        match runtime.load(bytes) {
+            Err(ModuleError::UnknownEngine { sha256 }) => {
+                let engine = info
+                    .report
+                    .module
+                    .script
+                    .as_ref()
+                    .map(|s| s.engine.clone())
+                    .filter(|e| e.sha256 == sha256)
+                    .ok_or_else(|| unavailable(&"its report names another engine"))?;
+                let wasm = self.inner.registry.module_bytes(&sha256)?;
+                runtime
+                    .supply_js_engine(engine, &wasm)
+                    .map_err(|e| unavailable(&e))?;
+                runtime.load(bytes).map_err(|e| unavailable(&e))
+            }
+            loaded => loaded.map_err(|e| unavailable(&e)),
+        }
+    }
+
     /// A version ready to run: its module loaded, its schemas compiled,
     /// its effective limits within the host's.
     pub(crate) fn prepare(&self, info: aifn_registry::VersionInfo) -> Result<Active, ServiceError> {
         let bytes = self.inner.registry.module_bytes(&info.sha256)?;
-        let module = self.inner.runtime.load(&bytes).map_err(|e| {
-            // It passed validation at upload: the host's caps changed since.
-            ServiceError::Unavailable {
-                message: format!(
-                    "version {}@{} no longer loads on this host: {e}",
-                    info.name, info.version
-                ),
-            }
-        })?;
+        let module = self.load_stored(&info, &bytes)?;
         let input = Arc::new(compile_schema("input_schema", &info.manifest.input_schema)?);
         let output = info
             .manifest

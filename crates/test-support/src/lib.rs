@@ -18,7 +18,7 @@ mod body;
 #[cfg(feature = "service")]
 mod harness;
 
-pub use fixtures::{CONTEXT_ECHO_WAT, ECHO_WAT};
+pub use fixtures::{CONTEXT_ECHO_WAT, ECHO_WAT, OLDER_ENGINE_WAT};
 pub use kinds::{MODULE_REFUSALS, RUN_KINDS, kinds_for};
 pub use process::{open_fds, rss_bytes, run_alone, threads};
 

@@ -205,16 +205,19 @@ fn a_javascript_function_is_uploaded_read_approved_and_invoked() {
     )
     .expect("write");
     let manifest = repo().join("functions/calculate_leave_days_js/aifn.toml");
-    let (code, out, err) = as_key(
-        &alice,
-        &[
-            "upload",
-            "calculate_leave_days_js",
-            risky.to_str().expect("utf-8"),
-            "--manifest",
-            manifest.to_str().expect("utf-8"),
-        ],
-    );
+    let upload_risky = || {
+        as_key(
+            &alice,
+            &[
+                "upload",
+                "calculate_leave_days_js",
+                risky.to_str().expect("utf-8"),
+                "--manifest",
+                manifest.to_str().expect("utf-8"),
+            ],
+        )
+    };
+    let (code, out, err) = upload_risky();
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("v2") || out.contains("@2"), "{out}");
     let (code, out, err) = as_key(&bob, &["inspect", "calculate_leave_days_js@2"]);
@@ -229,16 +232,7 @@ fn a_javascript_function_is_uploaded_read_approved_and_invoked() {
 
     // A syntax error is refused at upload, with its place, and stores nothing.
     std::fs::write(&risky, "export function main( {\n").expect("write");
-    let (code, _, err) = as_key(
-        &alice,
-        &[
-            "upload",
-            "calculate_leave_days_js",
-            risky.to_str().expect("utf-8"),
-            "--manifest",
-            manifest.to_str().expect("utf-8"),
-        ],
-    );
+    let (code, _, err) = upload_risky();
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("invalid_module")
@@ -261,8 +255,8 @@ fn a_javascript_function_is_uploaded_read_approved_and_invoked() {
     );
     assert_eq!(code, 0, "{err}");
     // The first seven pass the schema; the rest only `aifn run` reaches.
-    for (input, expected) in cases().into_iter().take(7) {
-        let (status, body) = http(
+    let invoke = |input: &Value| {
+        http(
             "POST",
             &format!(
                 "{}/v1/functions/calculate_leave_days_js/invoke",
@@ -270,7 +264,10 @@ fn a_javascript_function_is_uploaded_read_approved_and_invoked() {
             ),
             Some(&agent),
             Some(&json!({"input": input, "user_id": "u-42"})),
-        );
+        )
+    };
+    for (input, expected) in cases().into_iter().take(7) {
+        let (status, body) = invoke(&input);
         match expected {
             Ok(out) => {
                 assert_eq!(status, 200, "{body}");
@@ -288,17 +285,8 @@ fn a_javascript_function_is_uploaded_read_approved_and_invoked() {
     }
     // The schema's bound holds before the function runs.
     let many: Vec<String> = (0..1001).map(|_| "2024-01-02".to_owned()).collect();
-    let (status, body) = http(
-        "POST",
-        &format!(
-            "{}/v1/functions/calculate_leave_days_js/invoke",
-            server.url()
-        ),
-        Some(&agent),
-        Some(
-            &json!({"input": {"start_date": "2024-01-01", "end_date": "2024-01-31", "holidays": many}, "user_id": "u-42"}),
-        ),
-    );
+    let (status, body) =
+        invoke(&json!({"start_date": "2024-01-01", "end_date": "2024-01-31", "holidays": many}));
     assert_eq!(
         (status, body["error"]["kind"].as_str()),
         (400, Some("invalid_input")),

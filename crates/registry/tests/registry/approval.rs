@@ -113,6 +113,7 @@ fn wrong_roles_are_refused() {
             report: report_for(&bytes),
             tests: Vec::new(),
             source: None,
+            runs_on: None,
             expected_version: None,
         };
         let reason = forbidden_reason(f.reg.upload(&p, up, &Limits::default()));
@@ -441,6 +442,7 @@ fn try_upload(reg: &Registry, m: aifn_types::Manifest, bytes: &[u8]) -> Result<u
         report: report_for(bytes),
         tests: Vec::new(),
         source: None,
+        runs_on: None,
         expected_version: None,
     };
     reg.upload(
@@ -463,6 +465,7 @@ fn upload_refuses_a_report_of_other_bytes_and_stores_nothing() {
         report: report.clone(),
         tests: Vec::new(),
         source: None,
+        runs_on: None,
         expected_version: None,
     };
     let err = f.reg.upload(
@@ -492,6 +495,7 @@ fn upload_refuses_a_report_of_other_bytes_and_stores_nothing() {
         report,
         tests: Vec::new(),
         source: None,
+        runs_on: None,
         expected_version: None,
     };
     let err = f.reg.upload(
@@ -627,6 +631,7 @@ fn every_action_is_audited_with_its_facts() {
         report: report_for(&bytes),
         tests: Vec::new(),
         source: None,
+        runs_on: None,
         expected_version: None,
     };
     let v = f
@@ -724,6 +729,7 @@ fn a_failing_audit_sink_rolls_the_action_back() {
         report: report_for(&bytes),
         tests: Vec::new(),
         source: None,
+        runs_on: None,
         expected_version: None,
     };
     f.audit.fail(true);

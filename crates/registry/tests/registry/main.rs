@@ -152,6 +152,7 @@ pub(crate) fn upload_bytes(
         report: report_for(bytes),
         tests: Vec::new(),
         source: None,
+        runs_on: None,
         expected_version: None,
     };
     reg.upload(author, up, &Limits::default()).expect("upload")

@@ -45,6 +45,7 @@ fn a_refused_upload_is_recorded_against_the_function() {
         report: report_for(&bytes),
         tests: Vec::new(),
         source: None,
+        runs_on: None,
         expected_version: None,
     };
     let agent = principal("acme", Role::Agent, "robot");
@@ -219,6 +220,7 @@ fn failures_that_are_not_refusals_are_not_recorded_as_refusals() {
                 report: report_for(&bytes),
                 tests: Vec::new(),
                 source: None,
+                runs_on: None,
                 expected_version: None,
             },
             &Limits::default(),
@@ -287,6 +289,7 @@ fn the_function_list_shows_the_active_description_and_the_latest_state() {
                     report: report_for(&bytes),
                     tests: Vec::new(),
                     source: None,
+                    runs_on: None,
                     expected_version: None,
                 },
                 &Limits::default(),
@@ -331,6 +334,7 @@ fn an_output_schema_must_be_an_object_and_an_object_is_accepted() {
             report: report_for(&bytes),
             tests: Vec::new(),
             source: None,
+            runs_on: None,
             expected_version: None,
         }
     };

@@ -68,6 +68,7 @@ fn upload_tested(reg: &Registry, seed: &str, tests: &[(&str, bool)]) -> VersionI
         report: report_for(&bytes),
         tests: tests.iter().map(|(n, p)| result(n, *p)).collect(),
         source: None,
+        runs_on: None,
         expected_version: None,
     };
     reg.upload(
@@ -226,6 +227,7 @@ fn manifest_tests_follow_their_rules() {
                 report: report_for(&bytes),
                 tests: results,
                 source: None,
+                runs_on: None,
                 expected_version: None,
             },
             &Limits::default(),
@@ -298,6 +300,7 @@ fn results_must_be_those_of_the_manifest_tests() {
         report: report_for(&bytes),
         tests: names.iter().map(|n| result(n, true)).collect(),
         source: None,
+        runs_on: None,
         expected_version: None,
     };
     for names in [&[][..], &["one"], &["two", "one"], &["one", "two", "three"]] {
@@ -333,6 +336,7 @@ fn next_version_and_the_expected_version() {
         report: report_for(&bytes),
         tests: Vec::new(),
         source: None,
+        runs_on: None,
         expected_version: Some(expected),
     };
     f.audit.take();
@@ -382,6 +386,7 @@ fn a_source_upload_stores_its_source() {
                 report: report_for(&bytes),
                 tests: Vec::new(),
                 source: Some(source.clone()),
+                runs_on: None,
                 expected_version: None,
             },
             &Limits::default(),

@@ -275,6 +275,7 @@ fn a_full_database_refuses_writes_cleanly() {
             report: report_for(&bytes),
             tests: Vec::new(),
             source: None,
+            runs_on: None,
             expected_version: None,
         };
         match reg.upload(&author, up, &Limits::default()) {

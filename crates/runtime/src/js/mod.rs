@@ -8,6 +8,7 @@
 //! engine's snapshot given that bytecode, so nothing outlives a call.
 
 mod checklist;
+mod heap;
 mod package;
 mod snapshot;
 
@@ -20,25 +21,54 @@ use wasmtime::ModuleExport;
 
 pub use package::MAX_SOURCE_BYTES;
 
+pub(crate) use heap::HeapImage;
 pub(crate) use package::Package;
 
-use crate::invoke::{Ended, Exits, Setup, run_export};
+use crate::invoke::{Ended, Exits, Setup, finish, new_store, run_export};
 use crate::{Loaded, LoadedModule, ModuleError, Runtime};
 
-/// An engine this release carries: every engine an active version may
-/// still use stays here, so upgrading aifn never changes what runs.
+/// An engine this release carries. A release that changes the engine
+/// keeps the old one here or, at least, in the registry: every JavaScript
+/// upload stores its engine by sha256 beside its source (see
+/// [`Engines::supply`]), so upgrading aifn never changes what runs.
 struct Embedded {
     name: &'static str,
     version: &'static str,
+    /// The sha256 it was reviewed as (checked by a test).
+    sha256: &'static str,
     wasm: &'static [u8],
 }
 
 /// The engines, the current one (new uploads) first.
-const ENGINES: &[Embedded] = &[Embedded {
-    name: "quickjs-ng",
-    version: "0.16.2",
-    wasm: include_bytes!("../../js/quickjs-aifn.wasm"),
-}];
+const ENGINES: &[Embedded] = &[
+    Embedded {
+        name: "quickjs-ng",
+        version: "0.16.2",
+        sha256: include_str!("../../js/quickjs-aifn.wasm.sha256"),
+        wasm: include_bytes!("../../js/quickjs-aifn.wasm"),
+    },
+    // The first build (-Oz, bytecode with debug tables, no aifn_js_load):
+    // versions uploaded before 2026-12-03 stored no engine beside them.
+    Embedded {
+        name: "quickjs-ng",
+        version: "0.16.2",
+        sha256: "4716457ff0488dcaad7c92d196c7a145464771814335e9759a4f3d55de517b09",
+        wasm: include_bytes!("../../js/older/quickjs-aifn-4716457f.wasm"),
+    },
+];
+
+/// Every embedded engine, with the sha256 it is listed as: for a test that
+/// the bytes are the reviewed ones.
+pub fn embedded_engines() -> impl Iterator<Item = (EngineInfo, &'static [u8])> {
+    ENGINES.iter().map(|e| {
+        let info = EngineInfo {
+            name: e.name.to_owned(),
+            version: e.version.to_owned(),
+            sha256: e.sha256.trim().to_owned(),
+        };
+        (info, e.wasm)
+    })
+}
 
 /// The driver's exit codes (crates/runtime/js/driver.c).
 pub(crate) fn exit_kind(code: i32) -> OutcomeKind {
@@ -56,6 +86,11 @@ pub(crate) struct JsEngine {
     info: EngineInfo,
     code: Arc<Loaded>,
     compile_export: ModuleExport,
+    /// `aifn_js_load`; an engine without it (an older release's) reads
+    /// the bytecode in every call.
+    load_export: Option<ModuleExport>,
+    /// Where the engine's shadow stack starts.
+    stack_top: usize,
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -74,6 +109,12 @@ pub fn current_engine_info() -> EngineInfo {
         version: ENGINES[0].version.to_owned(),
         sha256: hex::encode(current_engine()),
     }
+}
+
+/// Whether `bytes` are a JavaScript package (what [`package`] makes), not
+/// a wasm module.
+pub fn is_package(bytes: &[u8]) -> bool {
+    Package::parse(bytes).is_some()
 }
 
 /// What the registry stores for a JavaScript source: the source with the
@@ -95,16 +136,72 @@ pub fn package(source: &str) -> Result<Vec<u8>, ModuleError> {
     .encode())
 }
 
-impl JsEngine {
-    /// Builds the engine with this sha256, if this release has it.
-    pub(crate) fn build(rt: &Runtime, sha: &[u8; 32]) -> Result<JsEngine, ModuleError> {
-        let embedded = ENGINES
-            .iter()
-            .find(|e| sha256(e.wasm) == *sha)
-            .ok_or_else(|| ModuleError::UnknownEngine {
+/// The engines a runtime knows: those this release embeds, those the host
+/// supplied (an older release's, kept by hash beside the versions that run
+/// on them), and those built so far.
+#[derive(Default)]
+pub(crate) struct Engines {
+    supplied: Vec<(EngineInfo, Arc<[u8]>)>,
+    built: Vec<Arc<JsEngine>>,
+}
+
+impl Engines {
+    /// The module and facts of the engine with this sha256, if known.
+    pub(crate) fn find(&self, sha: &[u8; 32]) -> Option<(EngineInfo, Arc<[u8]>)> {
+        if let Some(e) = ENGINES.iter().find(|e| sha256(e.wasm) == *sha) {
+            let info = EngineInfo {
+                name: e.name.to_owned(),
+                version: e.version.to_owned(),
                 sha256: hex::encode(sha),
-            })?;
-        let snapshot = snapshot::preinitialize(rt, embedded.wasm)?;
+            };
+            return Some((info, Arc::from(e.wasm)));
+        }
+        let hex = hex::encode(sha);
+        self.supplied
+            .iter()
+            .find(|(info, _)| info.sha256 == hex)
+            .cloned()
+    }
+
+    /// Makes an engine this release does not embed available by its
+    /// sha256, which must be that of `wasm`.
+    pub(crate) fn supply(&mut self, info: EngineInfo, wasm: &[u8]) -> Result<(), ModuleError> {
+        let sha = sha256(wasm);
+        if hex::encode(sha) != info.sha256 {
+            return Err(ModuleError::Engine {
+                reason: format!(
+                    "the engine supplied as {} {} has sha256 {}, not {}",
+                    info.name,
+                    info.version,
+                    hex::encode(sha),
+                    info.sha256
+                ),
+            });
+        }
+        if self.find(&sha).is_none() {
+            self.supplied.push((info, Arc::from(wasm)));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn built(&self, sha: &[u8; 32]) -> Option<Arc<JsEngine>> {
+        self.built.iter().find(|e| e.sha256() == sha).cloned()
+    }
+
+    pub(crate) fn add_built(&mut self, engine: Arc<JsEngine>) {
+        self.built.push(engine);
+    }
+}
+
+impl JsEngine {
+    /// Pre-initializes, compiles and pre-links an engine module.
+    pub(crate) fn build(
+        rt: &Runtime,
+        info: EngineInfo,
+        wasm: &[u8],
+    ) -> Result<JsEngine, ModuleError> {
+        let sha = sha256(wasm);
+        let snapshot = snapshot::preinitialize(rt, wasm)?;
         let (module, report) = rt.compile_engine(&snapshot)?;
         let export = |name: &'static str| {
             module
@@ -130,16 +227,15 @@ impl JsEngine {
                 })?,
             init_export: None,
             script: None,
+            heap: None,
             exits: Exits::Engine,
         });
         Ok(JsEngine {
-            sha256: *sha,
-            info: EngineInfo {
-                name: embedded.name.to_owned(),
-                version: embedded.version.to_owned(),
-                sha256: hex::encode(sha),
-            },
+            sha256: sha,
+            info,
             compile_export: export("aifn_js_compile")?,
+            load_export: module.get_export_index("aifn_js_load"),
+            stack_top: heap::stack_top(&snapshot),
             code,
         })
     }
@@ -178,6 +274,61 @@ impl JsEngine {
         }
     }
 
+    /// Reads `bytecode` in a fresh instance (`aifn_js_load`) and keeps the
+    /// pages that changed; `None` when they are too many to keep.
+    fn load_heap(
+        &self,
+        rt: &Runtime,
+        bytecode: &Arc<[u8]>,
+    ) -> Result<Option<HeapImage>, ModuleError> {
+        let Some(load_export) = &self.load_export else {
+            return Ok(None);
+        };
+        let limits = *rt.limits();
+        let setup = Setup {
+            input: Vec::new(),
+            context: Vec::new(),
+            execution_id: "aifn js load",
+            start_ns: 0,
+            started: Instant::now(),
+            output_limit: 64 * 1024,
+            cancel: None,
+            script: Some(bytecode.clone()),
+        };
+        let mut store = new_store(rt, &limits, setup);
+        let code = &self.code;
+        let loaded = (|| -> wasmtime::Result<(i32, Option<HeapImage>)> {
+            let _in_flight = rt.ticker().enter();
+            let instance = code.pre.instantiate(&mut store)?;
+            let memory = instance
+                .get_module_export(&mut store, &code.memory_export)
+                .and_then(|e| e.into_memory())
+                .ok_or_else(|| wasmtime::Error::msg("the engine has no memory"))?;
+            store.data_mut().memory = Some(memory);
+            let before = memory.data(&store).to_vec();
+            let load = instance
+                .get_module_export(&mut store, load_export)
+                .and_then(|e| e.into_func())
+                .ok_or_else(|| wasmtime::Error::msg("the engine has no aifn_js_load"))?;
+            let exit = load.typed::<(), i32>(&store)?.call(&mut store, ())?;
+            let image =
+                (exit == 0).then(|| HeapImage::diff(&before, memory.data(&store), self.stack_top));
+            Ok((exit, image))
+        })();
+        let (state, _) = finish(store, &limits);
+        let failed = |reason: String| ModuleError::Engine { reason };
+        match loaded {
+            Ok((0, Some(image))) if image.bytes() <= heap::MAX_HEAP_BYTES => Ok(Some(image)),
+            Ok((0, _)) => Ok(None),
+            Ok((exit, _)) => Err(failed(format!(
+                "reading the bytecode ended with {}: {}",
+                exit_kind(exit).as_str(),
+                String::from_utf8_lossy(&state.output.unwrap_or_default())
+            ))),
+            Err(e) => Err(failed(format!("reading the bytecode: {e}"))),
+        }
+    }
+
     /// A loaded JavaScript function: the engine's code with its bytecode.
     pub(crate) fn load(
         &self,
@@ -185,7 +336,8 @@ impl JsEngine {
         bytes: &[u8],
         pkg: &Package<'_>,
     ) -> Result<LoadedModule, ModuleError> {
-        let bytecode = self.compile(rt, pkg.source)?;
+        let bytecode: Arc<[u8]> = self.compile(rt, pkg.source)?.into();
+        let heap = self.load_heap(rt, &bytecode)?.map(Arc::new);
         let engine = &self.code.report;
         let report = ModuleReport {
             sha256: hex::encode(sha256(bytes)),
@@ -205,7 +357,8 @@ impl JsEngine {
             call_export: self.code.call_export,
             memory_export: self.code.memory_export,
             init_export: None,
-            script: Some(bytecode.into()),
+            script: Some(bytecode),
+            heap,
             exits: Exits::Engine,
         })))
     }

@@ -11,7 +11,7 @@ use aifn_runtime::{
 use crate::{assert_kind, output};
 
 /// One runtime for every JavaScript test: the engine is built once.
-static RT: LazyLock<Runtime> = LazyLock::new(crate::runtime);
+pub(crate) static RT: LazyLock<Runtime> = LazyLock::new(crate::runtime);
 
 /// A host whose fuel outlasts its deadline.
 static WIDE: LazyLock<Runtime> = LazyLock::new(|| {
@@ -218,28 +218,17 @@ fn an_endless_loop_runs_out_of_fuel_or_time() {
         &call_with(spin, r#"{"n": 1, "stop": false}"#, limits),
         OutcomeKind::FuelExhausted,
     );
+    // With fuel to spare, the deadline ends it; inside it, it returns.
     let rt = &*WIDE;
     let m = rt
         .load(&rt.javascript(spin).expect("packaged"))
         .expect("loads");
-    let e = rt.invoke(
-        &m,
-        &Invocation::new(
-            br#"{"n": 1, "stop": false}"#,
-            &Context::local(),
-            *rt.limits(),
-        ),
-    );
-    assert_kind(&e, OutcomeKind::Timeout);
-    let e = rt.invoke(
-        &m,
-        &Invocation::new(
-            br#"{"n": 1000, "stop": true}"#,
-            &Context::local(),
-            *rt.limits(),
-        ),
-    );
-    assert_kind(&e, OutcomeKind::Ok);
+    let on_wide = |input: &str| {
+        let ctx = Context::local();
+        rt.invoke(&m, &Invocation::new(input.as_bytes(), &ctx, *rt.limits()))
+    };
+    assert_kind(&on_wide(r#"{"n": 1, "stop": false}"#), OutcomeKind::Timeout);
+    assert_kind(&on_wide(r#"{"n": 1000, "stop": true}"#), OutcomeKind::Ok);
 }
 
 #[test]
@@ -455,57 +444,6 @@ fn a_prototype_change_in_one_call_is_never_seen_by_the_next() {
         output(&next),
         serde_json::json!(["undefined", "undefined", "function"])
     );
-}
-
-#[test]
-fn a_version_is_bound_to_its_source_and_engine_and_only_known_engines_run() {
-    let rt = &*RT;
-    let a = rt
-        .javascript("export const main = () => 1;")
-        .expect("packaged");
-    let b = rt
-        .javascript("export const main = () => 2;")
-        .expect("packaged");
-    let ra = rt.load(&a).expect("loads").report().clone();
-    let rb = rt.load(&b).expect("loads").report().clone();
-    assert_ne!(ra.sha256, rb.sha256);
-    let sa = ra.script.expect("a script report");
-    assert_eq!(sa.engine.name, "quickjs-ng");
-    assert_eq!(sa.engine.version, "0.16.2");
-    assert_eq!(sa.engine, aifn_runtime::current_js_engine());
-    assert_eq!(sa.engine, rb.script.expect("a script report").engine);
-    assert_eq!(a[8..40], hex::decode(&sa.engine.sha256).expect("hex")[..]);
-    // The same source on an engine this release does not have.
-    let mut other = a.clone();
-    other[8] ^= 1;
-    assert!(matches!(
-        rt.load(&other),
-        Err(ModuleError::UnknownEngine { .. })
-    ));
-    // Malformed packages.
-    assert!(matches!(
-        rt.load(&a[..20]),
-        Err(ModuleError::InvalidScript { .. })
-    ));
-    let big = "x".repeat(aifn_runtime::MAX_JS_SOURCE_BYTES + 1);
-    assert!(matches!(
-        rt.javascript(&big),
-        Err(ModuleError::InvalidScript { .. })
-    ));
-}
-
-#[test]
-fn the_embedded_engine_is_the_committed_reproducible_build() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/js/");
-    let wasm = std::fs::read(format!("{dir}quickjs-aifn.wasm")).expect("engine");
-    let pinned =
-        std::fs::read_to_string(format!("{dir}quickjs-aifn.wasm.sha256")).expect("sha256 file");
-    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
-    assert_eq!(hash, pinned.trim());
-    let package = RT
-        .javascript("export const main = () => 1;")
-        .expect("packaged");
-    assert_eq!(hex::encode(&package[8..40]), hash);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 mod abi;
 mod cache;
+mod engines;
 mod host_calls;
 mod hostile;
 mod js;

@@ -6,6 +6,7 @@ mod bundle;
 mod cache;
 mod diff;
 mod guard;
+mod javascript;
 mod policies;
 mod replay;
 mod testing;
