@@ -11,6 +11,7 @@ mod authz;
 mod conformance;
 mod console;
 mod cors;
+mod duties;
 mod errors;
 mod invoke;
 mod limits;

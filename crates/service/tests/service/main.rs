@@ -7,6 +7,7 @@ mod cache;
 mod diff;
 mod guard;
 mod javascript;
+mod operations;
 mod policies;
 mod replay;
 mod testing;
