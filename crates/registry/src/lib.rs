@@ -19,9 +19,11 @@
 //! - Agent policies and tenant settings are versioned; each change is a
 //!   registry action with its before and after.
 //!
-//! Storage is one SQLite file (WAL, `synchronous=FULL`) behind an internal
-//! backend trait whose signatures carry only the shared types, so another
-//! backend (PostgreSQL) can serve several nodes later.
+//! Storage is one SQLite file (WAL, `synchronous=FULL`) by default, or a
+//! PostgreSQL database that several nodes share
+//! ([`Registry::open_postgres`]), behind an internal backend trait whose
+//! signatures carry only the shared types; both enforce the same rules in
+//! their schema.
 
 mod audit;
 mod decide;
@@ -29,6 +31,7 @@ mod error;
 mod keys;
 mod model;
 mod policy;
+mod postgres;
 mod registry;
 mod secret;
 mod sqlite;

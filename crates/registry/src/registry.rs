@@ -4,6 +4,7 @@ use std::time::Duration;
 use aifn_types::{FunctionName, Refusal, RegistryAction, Source, TenantId, VersionState};
 use sha2::{Digest, Sha256};
 
+use crate::postgres::PostgresStore;
 use crate::sqlite::SqliteStore;
 use crate::store::{ActiveLookup, RegistryStore, WriteTx};
 use crate::{AuditSink, FunctionDetail, FunctionSummary, RegistryError, VersionInfo, VersionRef};
@@ -20,7 +21,8 @@ pub struct RegistryOptions {
     pub busy_timeout: Duration,
     /// A cap on the database size; writes past it fail with
     /// [`RegistryError::DiskFull`] and store nothing. `None`: the disk is
-    /// the limit.
+    /// the limit. SQLite only: PostgreSQL refuses to open with a cap (its
+    /// quota is the server's), and reports its own full disk as `DiskFull`.
     pub max_size_bytes: Option<u64>,
 }
 
@@ -38,15 +40,54 @@ impl Default for RegistryOptions {
 pub struct Registry {
     store: Box<dyn RegistryStore>,
     pub(crate) audit: Box<dyn AuditSink>,
-    path: PathBuf,
+    location: Location,
+}
+
+/// Where the registry is stored, as `Debug` shows it.
+enum Location {
+    File(PathBuf),
+    /// The database name and hosts only: never a password.
+    Postgres {
+        dbname: String,
+        hosts: String,
+    },
 }
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("Registry");
+        match &self.location {
+            Location::File(path) => d.field("path", path),
+            Location::Postgres { dbname, hosts } => {
+                d.field("postgres", &format_args!("{dbname} on {hosts}"))
+            }
+        };
+        d.finish_non_exhaustive()
     }
+}
+
+/// The database name and hosts of a PostgreSQL URL, for `Debug`.
+fn postgres_location(url: &str) -> Location {
+    let config: Option<tokio_postgres::Config> = url.parse().ok();
+    let dbname = config
+        .as_ref()
+        .and_then(|c| c.get_dbname())
+        .unwrap_or("?")
+        .to_owned();
+    let hosts = config
+        .as_ref()
+        .map(|c| {
+            c.get_hosts()
+                .iter()
+                .map(|h| match h {
+                    tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                    tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    Location::Postgres { dbname, hosts }
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
@@ -82,13 +123,42 @@ impl Registry {
         Ok(Registry {
             store: Box::new(store),
             audit: Box::new(audit),
-            path: file,
+            location: Location::File(file),
         })
     }
 
-    /// The database file.
-    pub fn database_path(&self) -> &Path {
-        &self.path
+    /// Opens the registry in the PostgreSQL database at `url` (a libpq
+    /// URL, `postgresql://user@host/db`, or `key=value` pairs), shared by
+    /// every node opened on it; applies pending schema migrations (once,
+    /// when several nodes start at once). `busy_timeout` bounds the wait
+    /// for a connection and for another node's write. Call it, and the
+    /// registry it returns, from plain or blocking threads, not from an
+    /// async task.
+    pub fn open_postgres(
+        url: &str,
+        options: &RegistryOptions,
+        audit: impl AuditSink + 'static,
+    ) -> Result<Registry> {
+        if options.max_size_bytes.is_some() {
+            return Err(RegistryError::Storage {
+                op: "open database",
+                source: "a size cap is SQLite's; PostgreSQL's quota is the server's".into(),
+            });
+        }
+        let store = PostgresStore::open(url, options.busy_timeout)?;
+        Ok(Registry {
+            store: Box::new(store),
+            audit: Box::new(audit),
+            location: postgres_location(url),
+        })
+    }
+
+    /// The database file; `None` on PostgreSQL.
+    pub fn database_path(&self) -> Option<&Path> {
+        match &self.location {
+            Location::File(path) => Some(path),
+            Location::Postgres { .. } => None,
+        }
     }
 
     pub(crate) fn store(&self) -> &dyn RegistryStore {

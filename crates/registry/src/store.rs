@@ -2,11 +2,12 @@
 //! leak into the registry's rules. The registry's rules (roles, separation of duties,
 //! the state machine, hashes, audit) live in `Registry`; a backend only
 //! stores rows and runs write transactions serialized against each other.
-//! SQLite is the one backend today; a PostgreSQL backend serving several
-//! nodes implements the same two traits (`SERIALIZABLE` or row locks in
-//! place of `BEGIN IMMEDIATE`).
+//! Two backends implement them: SQLite (one node, `BEGIN IMMEDIATE`) and
+//! PostgreSQL (several nodes, one advisory lock per write transaction).
 
-use aifn_types::{FunctionName, ModuleReport, Source, Subject, TenantId, Timestamp, VersionState};
+use aifn_types::{
+    FunctionName, ModuleReport, Source, SourceLanguage, Subject, TenantId, Timestamp, VersionState,
+};
 
 use crate::{
     AgentInfo, Decision, FunctionDetail, FunctionSummary, KeyInfo, PolicyInfo, RegistryError,
@@ -14,6 +15,17 @@ use crate::{
 };
 
 pub(crate) type Result<T> = std::result::Result<T, RegistryError>;
+
+/// A stored JSON column, decoded; one that does not decode is corruption.
+pub(crate) fn json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| RegistryError::Corrupt(format!("{what}: {e}")))
+}
+
+/// A stored source language, read like every other column: validated.
+pub(crate) fn language(text: &str) -> Result<SourceLanguage> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|e| RegistryError::Corrupt(format!("source language: {e}")))
+}
 
 /// The facts a decision re-reads inside its write transaction.
 #[derive(Debug, Clone)]

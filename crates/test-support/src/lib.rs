@@ -7,7 +7,8 @@
 //! Without features it depends on nothing, so the runtime's tests can use
 //! its fixtures without building the service; the `service` feature adds
 //! what needs `aifn-service` (the error kind names come from
-//! `aifn_service::ErrorKind::ALL`, the product's single list).
+//! `aifn_service::ErrorKind::ALL`, the product's single list), and the
+//! `postgres` feature a real PostgreSQL server per test process.
 
 mod fixtures;
 mod kinds;
@@ -17,6 +18,8 @@ mod process;
 mod body;
 #[cfg(feature = "service")]
 mod harness;
+#[cfg(feature = "postgres")]
+mod postgres;
 
 pub use fixtures::{CONTEXT_ECHO_WAT, ECHO_WAT, OLDER_ENGINE_WAT};
 pub use kinds::{MODULE_REFUSALS, RUN_KINDS, kinds_for};
@@ -26,3 +29,5 @@ pub use process::{open_fds, rss_bytes, run_alone, threads};
 pub use body::{LEAKS, check_error_body, error_kinds};
 #[cfg(feature = "service")]
 pub use harness::{TempService, plenty_of_fuel};
+#[cfg(feature = "postgres")]
+pub use postgres::{postgres_url, psql_at};

@@ -3,8 +3,8 @@
 //! the module inspection report.
 //!
 //! Every other crate depends on this one and it depends on nothing but serde
-//! and `time` (and, with the `rusqlite` feature, rusqlite for typed
-//! columns), so the words used in the registry, the runtime, the audit log,
+//! and `time` (and, with the `rusqlite` or `postgres` feature, that
+//! driver's traits for typed columns), so the words used in the registry, the runtime, the audit log,
 //! the HTTP API and the CLI are the same words.
 
 mod action;
@@ -14,6 +14,8 @@ mod limits;
 mod manifest;
 mod names;
 mod outcome;
+#[cfg(feature = "postgres")]
+mod pg;
 mod policy;
 mod report;
 mod role;

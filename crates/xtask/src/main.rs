@@ -28,6 +28,7 @@ mod fuzz;
 mod js;
 mod layout;
 mod node;
+mod postgres;
 mod rust;
 mod stamp;
 mod test;
@@ -51,8 +52,10 @@ const USAGE: &str = "usage: cargo xtask build-functions [--force]
                     pinned source into crates/runtime/js/ with its sha256
       --check       rebuild it and fail unless it is the committed one
   test              the whole suite: build the functions, run every test of
-                    the workspace, compile the benchmarks, run the guest SDK's
-                    and the functions' host tests, and a short fuzz smoke run
+                    the workspace (the registry's a second time on PostgreSQL,
+                    installed with apt when missing), compile the benchmarks,
+                    run the guest SDK's and the functions' host tests, and a
+                    short fuzz smoke run
       --no-fuzz     skip the fuzz smoke run";
 
 fn main() -> ExitCode {

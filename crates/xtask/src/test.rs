@@ -32,9 +32,10 @@ pub(crate) fn test(fuzz: bool) -> Result<()> {
         );
         Ok(())
     };
-    let run = |args: &[&str], dir: &Path| -> Result<()> {
+    let run_with = |args: &[&str], dir: &Path, env: &[(&str, &str)]| -> Result<()> {
         let status = Command::new(&cargo)
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(dir)
             .status()
             .with_context(|| format!("cannot run cargo {}", args.join(" ")))?;
@@ -43,6 +44,7 @@ pub(crate) fn test(fuzz: bool) -> Result<()> {
         }
         Ok(())
     };
+    let run = |args: &[&str], dir: &Path| run_with(args, dir, &[]);
     step("build the example functions from source", &mut || {
         build_functions(false)
     })?;
@@ -56,8 +58,20 @@ pub(crate) fn test(fuzz: bool) -> Result<()> {
     step("the console's browser test (chromium, npm ci)", &mut || {
         crate::node::install_console_test(root)
     })?;
+    step("PostgreSQL for the registry's tests (apt)", &mut || {
+        crate::postgres::ensure().map(drop)
+    })?;
     step("workspace tests", &mut || {
         run(&["test", "--workspace", "--locked"], root)
+    })?;
+    // The same registry suite again, every fixture on PostgreSQL (the
+    // first run used SQLite, and the PostgreSQL-only tests).
+    step("registry tests on PostgreSQL", &mut || {
+        run_with(
+            &["test", "--workspace", "--locked", "--test", "registry"],
+            root,
+            &[(crate::postgres::BACKEND_ENV, "postgres")],
+        )
     })?;
     step("benchmarks compile", &mut || {
         run(

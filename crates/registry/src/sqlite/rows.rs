@@ -2,8 +2,8 @@
 //! times), and JSON columns are decoded once, here.
 
 use aifn_types::{
-    FunctionName, InspectionReport, ModuleReport, Source, SourceInfo, SourceLanguage, Subject,
-    TenantId, Timestamp, VersionState,
+    FunctionName, InspectionReport, ModuleReport, Source, SourceInfo, Subject, TenantId, Timestamp,
+    VersionState,
 };
 use rusqlite::{Connection, OptionalExtension, Row};
 
@@ -17,9 +17,7 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> RegistryError {
     RegistryError::Corrupt(format!("{what}: {e}"))
 }
 
-pub(super) fn json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| corrupt(what, e))
-}
+pub(super) use crate::store::{json, language};
 
 /// Columns of a [`VersionInfo`], decisions folded into one JSON array so a
 /// version is always one query. The source text is not read (only its
@@ -33,12 +31,6 @@ pub(super) const VERSION_COLUMNS: &str = "f.tenant, f.name, v.version, v.sha256,
                               ORDER BY d.id) \
       FROM decisions d WHERE d.version_id = v.id), \
      v.source_language, v.source_sha256, length(CAST(v.source AS BLOB))";
-
-/// A stored source language, read like every other column: validated.
-pub(super) fn language(text: &str) -> Result<SourceLanguage> {
-    serde_json::from_value(serde_json::Value::String(text.to_owned()))
-        .map_err(|e| corrupt("source language", e))
-}
 
 /// A version row: typed columns, JSON columns still text (decoded outside
 /// rusqlite's callback, so their errors stay ours).

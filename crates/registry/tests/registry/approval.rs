@@ -814,8 +814,8 @@ fn concurrent_approvals_leave_exactly_one_active() {
     let versions: Vec<_> = (0..N)
         .map(|i| upload(&f.reg, &author, "calc", &format!("m{i}")))
         .collect();
-    // Two registries on one file: the database, not just a mutex, serializes.
-    let second = Registry::open(f.dir.path(), NoAudit).expect("second handle");
+    // Two registries on one store: the database, not just a mutex, serializes.
+    let second = f.reopen(NoAudit);
     let regs = [&f.reg, &second];
     let barrier = Arc::new(Barrier::new(N));
     let results: Vec<_> = std::thread::scope(|s| {

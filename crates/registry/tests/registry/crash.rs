@@ -1,5 +1,5 @@
 //! SIGKILL at random moments loses no acknowledged write and leaves no
-//! half-written one.
+//! half-written one. SQLite-specific: the file is the store.
 //!
 //! The parent re-runs this test binary as a child that writes in a loop and
 //! prints one `ACK` line per committed write; then kills it, reopens the

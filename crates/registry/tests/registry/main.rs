@@ -1,9 +1,16 @@
 //! Integration tests of the registry, one binary (see the modules).
+//!
+//! `fixture()` opens the backend `AIFN_TEST_BACKEND` names (`sqlite`, the
+//! default, or `postgres`: a real server of this process, see
+//! `aifn_test_support::postgres_url`), so the same tests run against both;
+//! tests about SQLite itself call `sqlite_fixture()`, and the `postgres`
+//! module's tests always run against PostgreSQL.
 
 mod approval;
 mod crash;
 mod keys;
 mod policies;
+mod postgres;
 mod refusals;
 mod source_and_tests;
 mod state_machine;
@@ -13,26 +20,95 @@ mod tenancy;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use aifn_registry::{AuditSink, Principal, Registry, SinkError, Upload, VersionInfo, VersionRef};
+use aifn_registry::{
+    AuditSink, Principal, Registry, RegistryOptions, SinkError, Upload, VersionInfo, VersionRef,
+};
 use aifn_types::{
     FunctionName, Limits, Manifest, ModuleReport, RegistryAction, Role, Subject, TenantId,
 };
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
-/// A registry in a fresh temporary directory (kept alive with it), whose
-/// records `audit` keeps.
+/// The variable that picks the backend of `fixture()`.
+const BACKEND_ENV: &str = "AIFN_TEST_BACKEND";
+
+/// A registry in a fresh store, whose records `audit` keeps: a SQLite file
+/// in a temporary directory (kept alive with it), or a fresh PostgreSQL
+/// database.
 pub(crate) struct Fixture {
     pub(crate) dir: TempDir,
     pub(crate) reg: Registry,
     pub(crate) audit: Arc<Recorder>,
+    /// The PostgreSQL database's URL; `None` on SQLite.
+    pub(crate) url: Option<String>,
 }
 
+/// A fixture on the backend `AIFN_TEST_BACKEND` names.
 pub(crate) fn fixture() -> Fixture {
+    match std::env::var(BACKEND_ENV).as_deref() {
+        Err(_) | Ok("" | "sqlite") => sqlite_fixture(),
+        Ok("postgres") => postgres_fixture(),
+        Ok(other) => panic!("{BACKEND_ENV}={other}: expected sqlite or postgres"),
+    }
+}
+
+/// A fixture on SQLite, whatever the variable says: for tests about SQLite
+/// itself (its file, its pragmas, raw SQL through rusqlite).
+pub(crate) fn sqlite_fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let audit = Arc::new(Recorder::default());
     let reg = Registry::open(dir.path(), Arc::clone(&audit)).expect("open registry");
-    Fixture { dir, reg, audit }
+    Fixture {
+        dir,
+        reg,
+        audit,
+        url: None,
+    }
+}
+
+/// A fixture on a fresh PostgreSQL database.
+pub(crate) fn postgres_fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = aifn_test_support::postgres_url();
+    let audit = Arc::new(Recorder::default());
+    let reg = Registry::open_postgres(&url, &RegistryOptions::default(), Arc::clone(&audit))
+        .expect("open registry on PostgreSQL");
+    Fixture {
+        dir,
+        reg,
+        audit,
+        url: Some(url),
+    }
+}
+
+impl Fixture {
+    /// Another registry on the same store: a second process on the SQLite
+    /// file, a second node on the PostgreSQL database.
+    pub(crate) fn reopen(&self, audit: impl AuditSink + 'static) -> Registry {
+        match &self.url {
+            None => Registry::open(self.dir.path(), audit).expect("reopen registry"),
+            Some(url) => Registry::open_postgres(url, &RegistryOptions::default(), audit)
+                .expect("reopen registry on PostgreSQL"),
+        }
+    }
+
+    /// Checks the invariants every store must hold, with raw SQL.
+    pub(crate) fn check_invariants(&self) {
+        match &self.url {
+            None => storage::check_invariants(&storage::raw(&self.reg)),
+            Some(url) => postgres::check_invariants(url),
+        }
+    }
+
+    /// One number from raw SQL that both dialects read alike.
+    pub(crate) fn count(&self, sql: &str) -> i64 {
+        match &self.url {
+            None => storage::raw(&self.reg)
+                .query_row(sql, [], |r| r.get(0))
+                .expect(sql),
+            Some(url) => postgres::scalar(url, sql),
+        }
+    }
 }
 
 pub(crate) fn tenant(s: &str) -> TenantId {

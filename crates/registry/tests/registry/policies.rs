@@ -350,10 +350,11 @@ fn a_change_whose_record_fails_is_rolled_back() {
     );
 }
 
+/// SQLite-specific: its migrations (see `postgres` for its counterpart).
 #[test]
 fn a_database_of_the_first_schema_upgrades_and_keeps_its_data() {
-    let f = fixture();
-    let path = f.reg.database_path().to_owned();
+    let f = crate::sqlite_fixture();
+    let path = f.reg.database_path().expect("a file").to_owned();
     let key = f
         .reg
         .create_key(

@@ -12,7 +12,8 @@ use serde_json::json;
 
 use crate::storage::check_invariants;
 use crate::{
-    fixture, fname, manifest, module, principal, report_for, sha256_hex, target, tenant, upload,
+    fixture, fname, manifest, module, principal, report_for, sha256_hex, sqlite_fixture, target,
+    tenant, upload,
 };
 
 /// Undoes migration 3, back to what an aifn of schema 2 left.
@@ -25,7 +26,7 @@ pub(crate) const UNDO_V3: &str = "DROP TRIGGER decisions_tests_pass; \
      PRAGMA user_version = 2;";
 
 fn raw(reg: &Registry) -> Connection {
-    Connection::open(reg.database_path()).expect("raw connection")
+    crate::storage::raw(reg)
 }
 
 fn test(name: &str) -> ManifestTest {
@@ -59,7 +60,7 @@ fn with_tests(tests: Vec<ManifestTest>) -> Manifest {
 }
 
 /// Uploads `seed` with tests named and passing as given.
-fn upload_tested(reg: &Registry, seed: &str, tests: &[(&str, bool)]) -> VersionInfo {
+pub(crate) fn upload_tested(reg: &Registry, seed: &str, tests: &[(&str, bool)]) -> VersionInfo {
     let bytes = module(seed);
     let up = Upload {
         name: fname("calc"),
@@ -152,7 +153,7 @@ fn the_override_approves_and_is_recorded() {
     assert!(read.decisions[0].override_failing_tests);
     let shown = serde_json::to_value(&read.decisions[0]).expect("json");
     assert_eq!(shown["override_failing_tests"], json!(true));
-    check_invariants(&raw(&f.reg));
+    f.check_invariants();
 }
 
 #[test]
@@ -177,9 +178,11 @@ fn an_override_with_nothing_failing_is_recorded_as_none() {
         .expect("approve without override");
 }
 
+/// SQLite-specific: raw SQL through rusqlite (see `postgres` for its
+/// counterpart).
 #[test]
 fn the_database_refuses_an_approval_of_failing_tests_without_the_override() {
-    let f = fixture();
+    let f = sqlite_fixture();
     let failing = upload_tested(&f.reg, "a", &[("rounds", false)]);
     let conn = raw(&f.reg);
     let insert = |version: u32, flag: u8| {
@@ -428,9 +431,11 @@ fn a_source_upload_stores_its_source() {
     );
 }
 
+/// SQLite-specific: raw SQL through rusqlite (see `postgres` for its
+/// counterpart).
 #[test]
 fn the_schema_keeps_sources_whole_and_immutable() {
-    let f = fixture();
+    let f = sqlite_fixture();
     let v = upload(
         &f.reg,
         &principal("acme", Role::Author, "alice"),
@@ -475,10 +480,11 @@ fn the_schema_keeps_sources_whole_and_immutable() {
     assert_eq!(f.reg.next_version(&v.tenant, &v.name).expect("next"), 2);
 }
 
+/// SQLite-specific: its migrations (see `postgres` for its counterpart).
 #[test]
 fn a_database_of_schema_2_upgrades_and_keeps_its_decisions() {
-    let f = fixture();
-    let path = f.reg.database_path().to_owned();
+    let f = sqlite_fixture();
+    let path = f.reg.database_path().expect("a file").to_owned();
     let v = upload(
         &f.reg,
         &principal("acme", Role::Author, "alice"),

@@ -1,16 +1,19 @@
-//! The database file: settings, migrations, size cap, schema guards.
+//! The database file: settings, migrations, size cap, schema guards. Most
+//! of these are about SQLite itself (`sqlite_fixture`); the PostgreSQL
+//! counterparts are in the `postgres` module.
 
 use aifn_registry::{DATABASE_FILE, Registry, RegistryError, RegistryOptions, Upload};
 use aifn_types::{Limits, Role, VersionState};
 use rusqlite::Connection;
 
 use crate::{
-    NoAudit, approve, fixture, fname, manifest, module, principal, report_for, sha256_hex, tenant,
-    upload, upload_bytes,
+    NoAudit, approve, fixture, fname, manifest, module, principal, report_for, sha256_hex,
+    sqlite_fixture, tenant, upload, upload_bytes,
 };
 
-fn raw(reg: &Registry) -> Connection {
-    Connection::open(reg.database_path()).expect("raw connection")
+/// A raw connection to a SQLite registry's file.
+pub(crate) fn raw(reg: &Registry) -> Connection {
+    Connection::open(reg.database_path().expect("a SQLite registry")).expect("raw connection")
 }
 
 /// The invariants every reopened database must hold.
@@ -101,10 +104,14 @@ pub(crate) fn check_invariants(conn: &Connection) {
     }
 }
 
+/// SQLite-specific: the file, WAL and `user_version`.
 #[test]
 fn opens_a_wal_database_with_the_current_schema() {
-    let f = fixture();
-    assert_eq!(f.reg.database_path(), f.dir.path().join(DATABASE_FILE));
+    let f = sqlite_fixture();
+    assert_eq!(
+        f.reg.database_path(),
+        Some(f.dir.path().join(DATABASE_FILE).as_path())
+    );
     let conn = raw(&f.reg);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -117,6 +124,7 @@ fn opens_a_wal_database_with_the_current_schema() {
     check_invariants(&conn);
 }
 
+/// SQLite-specific: the file's path.
 #[test]
 fn a_path_with_an_extension_is_the_file_and_data_survives_reopening() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -139,19 +147,22 @@ fn a_path_with_an_extension_is_the_file_and_data_survives_reopening() {
     assert_eq!(reg.module_bytes(&v.sha256).expect("bytes"), module("x"));
 }
 
+/// SQLite-specific: the data directory.
 #[test]
 fn a_missing_data_directory_is_created() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("var").join("aifn");
     let reg = Registry::open(&data, NoAudit).expect("open");
-    assert_eq!(reg.database_path(), data.join(DATABASE_FILE));
-    assert!(reg.database_path().is_file());
+    let file = reg.database_path().expect("a file");
+    assert_eq!(file, data.join(DATABASE_FILE));
+    assert!(file.is_file());
 }
 
+/// SQLite-specific: `user_version` (see `postgres` for its counterpart).
 #[test]
 fn a_newer_schema_is_refused() {
-    let f = fixture();
-    let path = f.reg.database_path().to_owned();
+    let f = sqlite_fixture();
+    let path = f.reg.database_path().expect("a file").to_owned();
     raw(&f.reg)
         .pragma_update(None, "user_version", 99)
         .expect("bump");
@@ -186,10 +197,7 @@ fn modules_are_stored_once_by_content_and_checked_on_read() {
         &bytes,
     );
     assert_eq!(a.sha256, b.sha256);
-    let count: i64 = raw(&f.reg)
-        .query_row("SELECT count(*) FROM modules", [], |r| r.get(0))
-        .expect("count");
-    assert_eq!(count, 1);
+    assert_eq!(f.count("SELECT count(*) FROM modules"), 1);
     assert_eq!(f.reg.module_bytes(&a.sha256).expect("bytes"), bytes);
     let missing = sha256_hex(b"nothing");
     let err = f.reg.module_bytes(&missing).expect_err("missing");
@@ -199,9 +207,11 @@ fn modules_are_stored_once_by_content_and_checked_on_read() {
     );
 }
 
+/// SQLite-specific: raw SQL through rusqlite (see `postgres` for its
+/// counterpart).
 #[test]
 fn the_schema_refuses_tampering() {
-    let f = fixture();
+    let f = sqlite_fixture();
     let v = upload(
         &f.reg,
         &principal("acme", Role::Author, "alice"),
@@ -250,6 +260,7 @@ fn the_schema_refuses_tampering() {
     check_invariants(&raw(&f.reg));
 }
 
+/// SQLite-specific: its size cap (`max_page_count`).
 #[test]
 fn a_full_database_refuses_writes_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -336,9 +347,10 @@ fn a_registry_is_shared_between_threads() {
     shareable::<Registry>();
 }
 
+/// SQLite-specific: the path (see `postgres` for its counterpart).
 #[test]
 fn the_registry_describes_itself_by_its_path_only() {
-    let f = crate::fixture();
+    let f = crate::sqlite_fixture();
     let shown = format!("{:?}", f.reg);
     assert!(shown.starts_with("Registry { path: "), "{shown}");
     assert!(shown.ends_with(", .. }"), "{shown}");

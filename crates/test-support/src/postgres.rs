@@ -1,0 +1,235 @@
+//! A real PostgreSQL server for the tests (the `postgres` feature): one
+//! per test process, started on first use in a temporary directory with
+//! Debian's `initdb` and `pg_ctl`, listening only on a Unix socket there,
+//! and a fresh database per call. A watchdog stops the server and removes
+//! the directory when the test process is gone, however it ended.
+//!
+//! Without the binaries the caller panics with the package to install:
+//! a PostgreSQL test never passes by skipping.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Where Debian's packages put the server binaries, one directory per
+/// major version.
+const DEBIAN_ROOT: &str = "/usr/lib/postgresql";
+/// The user the server runs as when the tests run as root (initdb refuses
+/// root); Debian's `postgresql` package creates it.
+const SERVER_USER: &str = "postgres";
+
+struct Server {
+    bin: PathBuf,
+    dir: PathBuf,
+    as_root: bool,
+    databases: AtomicU32,
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+
+/// The URL of a fresh, empty database on this process's PostgreSQL server
+/// (started on the first call). Panics, naming the Debian package, when
+/// PostgreSQL is not installed.
+pub fn postgres_url() -> String {
+    let server = SERVER.get_or_init(Server::start);
+    let n = server.databases.fetch_add(1, Ordering::SeqCst) + 1;
+    let name = format!("t_{n}");
+    server.psql("postgres", &format!("CREATE DATABASE {name}"));
+    server.url(&name)
+}
+
+/// Runs `sql` in the database at `url` (one of [`postgres_url`]'s) with
+/// `psql`, as the server's superuser; returns whether it succeeded and its
+/// output (stdout then stderr): rows unaligned without headers, errors
+/// with their SQLSTATE (`ERROR:  23505: ...`). For tests that read or
+/// tamper with the database behind the registry's back.
+pub fn psql_at(url: &str, sql: &str) -> (bool, String) {
+    let server = SERVER.get_or_init(Server::start);
+    let db = url.rsplit('/').next().unwrap_or("postgres");
+    server.try_psql(db, sql)
+}
+
+impl Server {
+    fn start() -> Server {
+        let bin = find_bin().unwrap_or_else(|| {
+            panic!(
+                "PostgreSQL's initdb and pg_ctl are not installed (looked in {DEBIAN_ROOT}/*/bin): \
+                 install the Debian package `postgresql` (apt-get install postgresql), \
+                 which `cargo xtask test` does when run as root"
+            )
+        });
+        let as_root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        // Short: a Unix socket path has at most 107 bytes.
+        let dir = PathBuf::from(format!("/tmp/aifn-pg-{}-{nanos:x}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        let server = Server {
+            bin,
+            dir,
+            as_root,
+            databases: AtomicU32::new(0),
+        };
+        if as_root {
+            server.must(
+                Command::new("chown")
+                    .arg(format!("{SERVER_USER}:"))
+                    .arg(&server.dir),
+            );
+        }
+        // The watchdog first: a failure below still leaves nothing behind.
+        server.watch(std::process::id());
+        let data = server.dir.join("data");
+        server.must(server.tool("initdb").args([
+            "-D".as_ref(),
+            data.as_os_str(),
+            "-U".as_ref(),
+            SERVER_USER.as_ref(),
+            "-A".as_ref(),
+            "trust".as_ref(),
+            "-E".as_ref(),
+            "UTF8".as_ref(),
+            "--locale=C.UTF-8".as_ref(),
+            "--no-sync".as_ref(),
+        ]));
+        // Tests need no durability; a socket only, in our directory.
+        let options = format!(
+            "-k {} -c listen_addresses='' -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=200",
+            server.dir.display()
+        );
+        server.must(
+            server
+                .tool("pg_ctl")
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(server.dir.join("server.log"))
+                .args(["-o", &options, "-w", "start"]),
+        );
+        server
+    }
+
+    /// A server binary, run as the server's user when we are root.
+    fn tool(&self, name: &str) -> Command {
+        let path = self.bin.join(name);
+        let mut cmd = if self.as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", SERVER_USER, "--"]).arg(path);
+            c
+        } else {
+            Command::new(path)
+        };
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    #[track_caller]
+    fn must(&self, cmd: &mut Command) {
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+        let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed ({}):\n{}{}\nserver log:\n{log}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops the server and removes the directory once `pid` is gone.
+    /// In its own session, so a Ctrl-C to the tests' process group does
+    /// not stop the cleanup with them.
+    fn watch(&self, pid: u32) {
+        let pg_ctl = self.bin.join("pg_ctl");
+        let stop = if self.as_root {
+            format!("runuser -u {SERVER_USER} -- {} ", pg_ctl.display())
+        } else {
+            format!("{} ", pg_ctl.display())
+        };
+        let dir = self.dir.display();
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.2; done; \
+             {stop} -D {dir}/data -m immediate stop >/dev/null 2>&1; rm -rf {dir}"
+        );
+        let spawned = Command::new("setsid")
+            .args(["sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        if let Err(e) = spawned {
+            panic!("cannot start the PostgreSQL watchdog: {e}");
+        }
+    }
+
+    fn url(&self, db: &str) -> String {
+        format!("postgresql://{SERVER_USER}@{}/{db}", encode(&self.dir))
+    }
+
+    fn try_psql(&self, db: &str, sql: &str) -> (bool, String) {
+        let out = Command::new(self.bin.join("psql"))
+            .arg("-h")
+            .arg(&self.dir)
+            .args(["-U", SERVER_USER, "-d", db, "-X", "-q", "-t", "-A"])
+            .args([
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-v",
+                "VERBOSITY=verbose",
+                "-c",
+                sql,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    #[track_caller]
+    fn psql(&self, db: &str, sql: &str) {
+        let (ok, text) = self.try_psql(db, sql);
+        assert!(ok, "psql {sql:?} failed: {text}");
+    }
+}
+
+/// The newest `/usr/lib/postgresql/<major>/bin` with initdb and pg_ctl.
+fn find_bin() -> Option<PathBuf> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(DEBIAN_ROOT)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let major = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            let usable = ["initdb", "pg_ctl", "psql"]
+                .iter()
+                .all(|t| bin.join(t).is_file());
+            usable.then_some((major, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin)
+}
+
+/// A socket directory as a URL host: percent-encoded, so the driver reads
+/// it as a path.
+fn encode(dir: &Path) -> String {
+    dir.to_string_lossy()
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
