@@ -6,22 +6,37 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum AuditError {
     /// A database operation failed.
-    #[error("audit database {}: {operation}: {source}", path.display())]
+    #[error("audit database {database}: {operation}: {source}")]
     Database {
-        /// The database file.
-        path: PathBuf,
+        /// The database: its file, or its URL without the password.
+        database: String,
         /// What was being done.
         operation: &'static str,
         /// The backend's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The database cannot be reached (PostgreSQL stopped, restarting, the
+    /// network between, or no answer in time). Worth retrying: the next
+    /// operation connects again.
+    #[error("audit database {database} unavailable: {operation}: {source}")]
+    Unavailable {
+        /// The database's URL without the password.
+        database: String,
+        /// What was being done.
+        operation: &'static str,
+        /// The driver's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The commit of a batch of records failed (disk full, I/O error): none
     /// of the batch was written. Every caller of the batch gets this.
-    #[error("audit database {}: commit of {batch} record(s) failed, nothing written: {reason}", path.display())]
+    #[error(
+        "audit database {database}: commit of {batch} record(s) failed, nothing written: {reason}"
+    )]
     CommitFailed {
-        /// The database file.
-        path: PathBuf,
+        /// The database: its file, or its URL without the password.
+        database: String,
         /// How many records were in the failed batch.
         batch: usize,
         /// The backend's error, as text (one error, many callers).
@@ -47,11 +62,14 @@ pub enum AuditError {
         reason: String,
     },
     /// The database schema is not one this build understands.
-    #[error("audit database {}: schema version {found} (this build knows up to {supported})", path.display())]
+    #[error(
+        "audit database {database}: schema version {found} (this build knows up to {supported})"
+    )]
     Schema {
-        /// The database file.
-        path: PathBuf,
-        /// The version found (`PRAGMA user_version`).
+        /// The database: its file, or its URL without the password.
+        database: String,
+        /// The version found (`PRAGMA user_version`, or PostgreSQL's
+        /// `audit_schema_migrations`).
         found: i64,
         /// The newest version this build knows.
         supported: i64,
@@ -119,9 +137,45 @@ impl AuditError {
         source: rusqlite::Error,
     ) -> AuditError {
         AuditError::Database {
-            path: path.to_owned(),
+            database: path.display().to_string(),
             operation,
             source: Box::new(source),
+        }
+    }
+
+    /// A PostgreSQL error; `database` is the redacted URL. No SQLSTATE
+    /// (the server never answered) or a server going away is
+    /// [`AuditError::Unavailable`].
+    pub(crate) fn pg(
+        database: &str,
+        operation: &'static str,
+        source: tokio_postgres::Error,
+    ) -> AuditError {
+        use tokio_postgres::error::SqlState;
+        let unreachable = source.code().is_none_or(|c| {
+            c.code().starts_with("08")
+                || [
+                    SqlState::ADMIN_SHUTDOWN,
+                    SqlState::CRASH_SHUTDOWN,
+                    SqlState::CANNOT_CONNECT_NOW,
+                    SqlState::TOO_MANY_CONNECTIONS,
+                ]
+                .contains(c)
+        });
+        let database = database.to_owned();
+        let source = Box::new(source);
+        if unreachable {
+            AuditError::Unavailable {
+                database,
+                operation,
+                source,
+            }
+        } else {
+            AuditError::Database {
+                database,
+                operation,
+                source,
+            }
         }
     }
 

@@ -42,11 +42,13 @@
 //! [`Captured`] copy lives in a separate table until it expires.
 
 mod ack;
+mod backend;
 mod canon;
 mod checkpoint;
 mod error;
 mod evidence;
 mod log;
+mod postgres;
 mod prepare;
 mod query;
 mod record;

@@ -7,16 +7,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use aifn_types::{RegistryAction, Timestamp};
+use aifn_types::{DatabaseUrl, RegistryAction, Timestamp};
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
 use crate::AuditError;
 use crate::ack::{self, Pending};
+use crate::backend::Backend;
 use crate::checkpoint::{Checkpoint, CheckpointFile, last_checkpoint, load_or_create_key};
 use crate::prepare::{self, NewEntry};
 use crate::record::{Captured, ExecutionRecord, SecurityEvent, StoredCapture};
-use crate::sqlite::SqliteStore;
 use crate::store::AuditStore;
 use crate::writer::{Msg, Reply, Shared, Writer};
 
@@ -26,8 +26,12 @@ const IDLE_READERS: usize = 4;
 /// Where the log keeps its files and how it batches and checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditConfig {
-    /// The SQLite database.
+    /// The SQLite database (unused when `postgres` is set).
     pub db_path: PathBuf,
+    /// The shared PostgreSQL database of a fleet. When set, every node's
+    /// records go there, into one chain; checkpoints and the signing key
+    /// stay in each node's files.
+    pub postgres: Option<DatabaseUrl>,
     /// The checkpoint file (JSON lines).
     pub checkpoint_path: PathBuf,
     /// The Ed25519 signing key (created with mode 0600 if missing). Keep it
@@ -55,6 +59,7 @@ impl AuditConfig {
     pub fn in_dir(data_dir: &Path, node: &str) -> AuditConfig {
         AuditConfig {
             db_path: data_dir.join("audit.sqlite3"),
+            postgres: None,
             checkpoint_path: data_dir.join("audit-checkpoints.jsonl"),
             signing_key_path: data_dir.join("audit-signing.key"),
             node: node.to_owned(),
@@ -117,18 +122,18 @@ pub(crate) struct Inner {
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
     node: String,
-    db_path: PathBuf,
+    backend: Backend,
     pub(crate) checkpoint_path: PathBuf,
     /// The public half of the signing key: evidence only uses checkpoints
     /// this log signed with its current key.
     pub(crate) public_key: VerifyingKey,
-    readers: Pool<SqliteStore>,
+    readers: Pool<Box<dyn AuditStore>>,
 }
 
 impl fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuditLog")
-            .field("db_path", &self.inner.db_path)
+            .field("database", &self.inner.backend.describe())
             .field("node", &self.inner.node)
             .field("healthy", &self.is_healthy())
             .finish()
@@ -155,12 +160,16 @@ impl AuditLog {
     /// starts the writer. Refuses a database that is behind or disagrees
     /// with the last checkpoint, since appending would fork the chain.
     pub fn open(cfg: AuditConfig) -> Result<AuditLog, AuditError> {
-        for p in [&cfg.db_path, &cfg.checkpoint_path, &cfg.signing_key_path] {
+        let backend = Backend::of(&cfg);
+        if let Backend::Sqlite { path, .. } = &backend {
+            create_parent(path)?;
+        }
+        for p in [&cfg.checkpoint_path, &cfg.signing_key_path] {
             create_parent(p)?;
         }
         let key = load_or_create_key(&cfg.signing_key_path)?;
         let public_key = key.verifying_key();
-        let mut store = SqliteStore::open_writer(&cfg.db_path, cfg.max_db_bytes)?;
+        let mut store = backend.open_writer()?;
         let head = store.head()?;
         let db_seq = head.as_ref().map_or(0, |h| h.0);
         let last = last_checkpoint(&cfg.checkpoint_path)?;
@@ -189,8 +198,8 @@ impl AuditLog {
         let checkpoints = CheckpointFile::open(&cfg.checkpoint_path)?;
         let shared = Arc::new(Shared::new());
         let writer = Writer {
-            store: Box::new(store),
-            db_path: cfg.db_path.clone(),
+            store,
+            database: backend.describe(),
             key,
             checkpoints,
             node: cfg.node.clone(),
@@ -205,19 +214,25 @@ impl AuditLog {
         let handle = std::thread::Builder::new()
             .name("aifn-audit-writer".into())
             .spawn(move || writer.run(rx))
-            .map_err(|e| AuditError::io(&cfg.db_path, "start writer thread", e))?;
+            .map_err(|e| AuditError::io(&cfg.checkpoint_path, "start writer thread", e))?;
         Ok(AuditLog {
             inner: Arc::new(Inner {
                 tx,
                 shared,
                 writer: Mutex::new(Some(handle)),
                 node: cfg.node,
-                db_path: cfg.db_path,
+                backend,
                 checkpoint_path: cfg.checkpoint_path,
                 public_key,
                 readers: Pool::new(IDLE_READERS),
             }),
         })
+    }
+
+    /// Applies the audit schema's migrations to a fleet's database and
+    /// returns (`aifn migrate`); nodes also migrate when they start.
+    pub fn migrate_postgres(url: &DatabaseUrl) -> Result<(), AuditError> {
+        Backend::Postgres(url.clone()).open_writer().map(drop)
     }
 
     fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Msg) -> Result<T, AuditError> {
@@ -324,9 +339,9 @@ impl AuditLog {
     ) -> Result<T, AuditError> {
         let mut store = match self.inner.readers.take() {
             Some(s) => s,
-            None => SqliteStore::open_reader(&self.inner.db_path)?,
+            None => self.inner.backend.open_reader()?,
         };
-        let result = f(&mut store);
+        let result = f(&mut *store);
         // A connection that failed may be mid-transaction; drop it.
         if result.is_ok() {
             self.inner.readers.put(store);
@@ -428,7 +443,7 @@ mod tests {
         let log = AuditLog::open(cfg.clone()).expect("open");
         assert!(cfg.db_path.exists() && cfg.signing_key_path.exists());
         let shown = format!("{log:?}");
-        assert!(shown.starts_with("AuditLog { db_path: "), "{shown}");
+        assert!(shown.starts_with("AuditLog { database: "), "{shown}");
         assert!(
             shown.ends_with(r#"node: "node-7", healthy: true }"#),
             "{shown}"

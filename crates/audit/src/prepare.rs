@@ -115,6 +115,19 @@ pub(crate) fn prepare_execution(
         rec.input_summary = summarize_input(&rec.input_summary);
     }
     rec.node = node.to_owned();
+    // These come from callers (a function name that does not exist, any
+    // user id) and are index columns too: PostgreSQL's TEXT cannot hold
+    // U+0000, and one such record would fail its whole batch.
+    for field in [
+        &mut rec.function,
+        &mut rec.agent_id,
+        &mut rec.user_id,
+        &mut rec.execution_id,
+    ] {
+        if field.contains('\0') {
+            *field = field.replace('\0', "\u{fffd}");
+        }
+    }
     let capture = match capture {
         None => None,
         Some(c) => {
@@ -191,6 +204,21 @@ mod tests {
             "{}",
             e.body
         );
+    }
+
+    #[test]
+    fn a_nul_in_a_caller_chosen_column_is_recorded_as_a_replacement_character() {
+        let mut rec =
+            ExecutionRecord::from_context(&Context::local(), Timestamp::now(), OutcomeKind::Ok);
+        rec.user_id = "eve\0x".into();
+        rec.function = "f\0".into();
+        let e = prepare_execution(rec, "n1", None).expect("valid");
+        assert_eq!(e.cols.user_id.as_deref(), Some("eve\u{fffd}x"));
+        assert_eq!(e.cols.function.as_deref(), Some("f\u{fffd}"));
+        // The body says the same, so verify derives the same columns.
+        let back: AuditRecord = serde_json::from_str(&e.body).expect("parse");
+        assert_eq!(IndexCols::of(&back), e.cols);
+        assert!(!e.body.contains("\\u0000"), "{}", e.body);
     }
 
     #[test]

@@ -6,11 +6,11 @@ use std::fmt;
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
+use crate::backend::Backend;
 use crate::canon::{ChainFormat, GENESIS, decode_hash};
 use crate::checkpoint::{Checkpoint, read_key, read_lines};
 use crate::prepare::IndexCols;
 use crate::record::{AuditRecord, SystemEvent};
-use crate::sqlite::SqliteStore;
 use crate::store::{AuditStore, StoredRow};
 use crate::{AuditConfig, AuditError, Stream};
 
@@ -171,7 +171,8 @@ pub fn verify(
     // Read checkpoints before the snapshot: each one was written after its
     // records committed, so the snapshot holds everything they cover.
     let lines = read_lines(&cfg.checkpoint_path)?;
-    let mut store = SqliteStore::open_reader(&cfg.db_path)?;
+    let mut store = Backend::of(cfg).open_reader()?;
+    let store = &mut *store;
     store.begin_snapshot()?;
     let mut report = VerifyReport {
         records: 0,
@@ -184,9 +185,9 @@ pub fn verify(
         key_source,
         finding: None,
     };
-    let result = check_chain(&mut store, &mut report).and_then(|chain| match report.finding {
+    let result = check_chain(store, &mut report).and_then(|chain| match report.finding {
         Some(_) => Ok(()),
-        None => check_checkpoints(&mut store, &mut report, &lines, trusted.as_ref(), &chain),
+        None => check_checkpoints(store, &mut report, &lines, trusted.as_ref(), &chain),
     });
     let _ = store.end_snapshot();
     result.map(|()| report)

@@ -1,6 +1,5 @@
 //! The one writer thread: group commit, periodic checkpoints, expiry.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
@@ -81,7 +80,8 @@ impl Shared {
 
 pub(crate) struct Writer {
     pub(crate) store: Box<dyn AuditStore>,
-    pub(crate) db_path: PathBuf,
+    /// The database, as errors name it.
+    pub(crate) database: String,
     pub(crate) key: SigningKey,
     pub(crate) checkpoints: CheckpointFile,
     pub(crate) node: String,
@@ -192,12 +192,15 @@ impl Writer {
                 let reason = match &e {
                     AuditError::Database {
                         operation, source, ..
+                    }
+                    | AuditError::Unavailable {
+                        operation, source, ..
                     } => format!("{operation}: {source}"),
                     other => other.to_string(),
                 };
                 for reply in replies {
                     reply.send(Err(AuditError::CommitFailed {
-                        path: self.db_path.clone(),
+                        database: self.database.clone(),
                         batch: n,
                         reason: reason.clone(),
                     }));

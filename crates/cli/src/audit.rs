@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use aifn_audit::AuditRecord;
 use aifn_service::{AuditEntry, AuditPage, AuditQuery, AuditStream, LocalAdmin, SecurityQuery};
-use aifn_types::{OutcomeKind, TenantId, Timestamp};
+use aifn_types::{DatabaseUrl, OutcomeKind, TenantId, Timestamp};
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
@@ -48,6 +48,10 @@ pub(crate) struct Source {
     /// Read the data dir directly (operator) instead of the server.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// With --data-dir: the fleet's PostgreSQL database (default:
+    /// $AIFN_DATABASE_URL).
+    #[arg(long, env = "AIFN_DATABASE_URL", hide_env_values = true)]
+    database: Option<DatabaseUrl>,
     /// The tenant, with --data-dir (through the server it is the key's).
     #[arg(long)]
     tenant: Option<TenantId>,
@@ -92,6 +96,10 @@ pub(crate) enum AuditCommand {
         /// Data directory.
         #[arg(long, default_value = "aifn-data")]
         data_dir: PathBuf,
+        /// The fleet's PostgreSQL database (default: $AIFN_DATABASE_URL;
+        /// none: the SQLite files in the data dir).
+        #[arg(long, env = "AIFN_DATABASE_URL", hide_env_values = true)]
+        database: Option<DatabaseUrl>,
         /// The checkpoint signing key file, if kept outside the data dir
         /// (default: $AIFN_AUDIT_SIGNING_KEY, as for every local command).
         #[arg(long)]
@@ -116,12 +124,20 @@ pub(crate) enum AuditCommand {
         /// Data directory.
         #[arg(long, default_value = "aifn-data")]
         data_dir: PathBuf,
+        /// The fleet's PostgreSQL database (default: $AIFN_DATABASE_URL;
+        /// none: the SQLite files in the data dir).
+        #[arg(long, env = "AIFN_DATABASE_URL", hide_env_values = true)]
+        database: Option<DatabaseUrl>,
     },
     /// Delete records older than N days (the pruning is recorded).
     Prune {
         /// Data directory.
         #[arg(long, default_value = "aifn-data")]
         data_dir: PathBuf,
+        /// The fleet's PostgreSQL database (default: $AIFN_DATABASE_URL;
+        /// none: the SQLite files in the data dir).
+        #[arg(long, env = "AIFN_DATABASE_URL", hide_env_values = true)]
+        database: Option<DatabaseUrl>,
         /// Age in days.
         #[arg(long)]
         older_than_days: u32,
@@ -316,6 +332,7 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
             source:
                 Source {
                     data_dir: Some(dir),
+                    database,
                     tenant,
                     security,
                 },
@@ -324,7 +341,7 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
             before_seq,
             conn,
         } => {
-            let admin = keys::open(dir)?;
+            let admin = keys::open(dir, database)?;
             let (page, raw) = if security {
                 security_page(&admin, before_seq, limit)?
             } else {
@@ -381,12 +398,13 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
             source:
                 Source {
                     data_dir: Some(dir),
+                    database,
                     security: true,
                     ..
                 },
             ..
         } => {
-            let admin = keys::open(dir)?;
+            let admin = keys::open(dir, database)?;
             let all = every_page(|before| security_page(&admin, before, 1000).map(Some));
             admin.close()?;
             print_lines(&all?.unwrap_or_default());
@@ -396,6 +414,7 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
             source:
                 Source {
                     data_dir: Some(dir),
+                    database,
                     tenant,
                     ..
                 },
@@ -403,7 +422,7 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
             ..
         } => {
             let tenant = tenant.context("--tenant is required with --data-dir")?;
-            let admin = keys::open(dir)?;
+            let admin = keys::open(dir, database)?;
             let n = admin.export(&tenant, &query(&filters)?, &mut output::Stdout);
             admin.close()?;
             err!("exported {} records", n?);
@@ -423,11 +442,12 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
         },
         AuditCommand::Verify {
             data_dir,
+            database,
             signing_key,
             public_key,
             json,
         } => {
-            let mut dir = keys::data_dir(data_dir);
+            let mut dir = keys::data_dir(data_dir, database);
             if let Some(k) = signing_key {
                 dir.signing_key = k;
             }
@@ -460,8 +480,8 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
         }
         AuditCommand::Bundle(args) => crate::bundle::bundle(args),
         AuditCommand::VerifyBundle(args) => crate::bundle::verify(args),
-        AuditCommand::Checkpoint { data_dir } => {
-            let admin = keys::open(data_dir)?;
+        AuditCommand::Checkpoint { data_dir, database } => {
+            let admin = keys::open(data_dir, database)?;
             let c = admin.checkpoint()?;
             admin.close()?;
             out!(
@@ -474,9 +494,10 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
         }
         AuditCommand::Prune {
             data_dir,
+            database,
             older_than_days,
         } => {
-            let admin = keys::open(data_dir)?;
+            let admin = keys::open(data_dir, database)?;
             let cutoff =
                 SystemTime::now() - Duration::from_secs(u64::from(older_than_days) * 86_400);
             let r = admin.prune(cutoff, keys::local_actor().as_str())?;

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use aifn_service::{BundleRequest, verify_bundle};
-use aifn_types::{TenantId, Timestamp};
+use aifn_types::{DatabaseUrl, TenantId, Timestamp};
 use anyhow::Context as _;
 use serde_json::Value;
 
@@ -40,6 +40,10 @@ pub(crate) struct BundleArgs {
     /// Read the data dir directly (operator) instead of the server.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// With --data-dir: the fleet's PostgreSQL database (default:
+    /// $AIFN_DATABASE_URL).
+    #[arg(long, env = "AIFN_DATABASE_URL", hide_env_values = true)]
+    database: Option<DatabaseUrl>,
     /// The tenant, with --data-dir (through the server it is the key's).
     #[arg(long, requires = "data_dir")]
     tenant: Option<TenantId>,
@@ -131,7 +135,7 @@ pub(crate) fn bundle(a: BundleArgs) -> anyhow::Result<Exit> {
                 .tenant
                 .clone()
                 .context("--tenant is required with --data-dir")?;
-            let admin = keys::open(dir.clone())?;
+            let admin = keys::open(dir.clone(), a.database.clone())?;
             let made = admin.bundle(&tenant, req);
             admin.close()?;
             serde_json::to_vec_pretty(&made?)?

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use aifn_service::{DataDir, LocalAdmin};
-use aifn_types::{Role, Subject, TenantId};
+use aifn_types::{DatabaseUrl, Role, Subject, TenantId};
 use serde_json::json;
 
 use crate::Exit;
@@ -17,6 +17,10 @@ pub(crate) enum KeysCommand {
         /// Data directory.
         #[arg(long, default_value = "aifn-data")]
         data_dir: PathBuf,
+        /// The fleet's PostgreSQL database (default: $AIFN_DATABASE_URL;
+        /// none: the SQLite files in the data dir).
+        #[arg(long, env = "AIFN_DATABASE_URL", hide_env_values = true)]
+        database: Option<DatabaseUrl>,
         /// The tenant the key belongs to.
         #[arg(long)]
         tenant: TenantId,
@@ -35,6 +39,10 @@ pub(crate) enum KeysCommand {
         /// Data directory.
         #[arg(long, default_value = "aifn-data")]
         data_dir: PathBuf,
+        /// The fleet's PostgreSQL database (default: $AIFN_DATABASE_URL;
+        /// none: the SQLite files in the data dir).
+        #[arg(long, env = "AIFN_DATABASE_URL", hide_env_values = true)]
+        database: Option<DatabaseUrl>,
         /// Only this tenant's keys.
         #[arg(long)]
         tenant: Option<TenantId>,
@@ -47,6 +55,10 @@ pub(crate) enum KeysCommand {
         /// Data directory.
         #[arg(long, default_value = "aifn-data")]
         data_dir: PathBuf,
+        /// The fleet's PostgreSQL database (default: $AIFN_DATABASE_URL;
+        /// none: the SQLite files in the data dir).
+        #[arg(long, env = "AIFN_DATABASE_URL", hide_env_values = true)]
+        database: Option<DatabaseUrl>,
         /// The key id (from `aifn keys list`).
         key_id: String,
     },
@@ -73,25 +85,29 @@ pub(crate) const SIGNING_KEY_ENV: &str = "AIFN_AUDIT_SIGNING_KEY";
 
 /// The data dir as the local commands open it: the signing key from
 /// [`SIGNING_KEY_ENV`] when set, else the one inside the data dir.
-pub(crate) fn data_dir(root: PathBuf) -> DataDir {
+pub(crate) fn data_dir(root: PathBuf, database: Option<DatabaseUrl>) -> DataDir {
     let mut dir = DataDir::new(root, "cli");
+    dir.database = database;
     if let Some(k) = std::env::var_os(SIGNING_KEY_ENV).filter(|k| !k.is_empty()) {
         dir.signing_key = PathBuf::from(k);
     }
     dir
 }
 
-/// Opens the data dir's registry and audit log. These commands work while
-/// `aifn serve` runs on the same data dir: both databases take SQLite's
-/// write lock per transaction, and the audit chain's head is read inside it.
-pub(crate) fn open(root: PathBuf) -> anyhow::Result<LocalAdmin> {
-    Ok(LocalAdmin::open(data_dir(root))?)
+/// Opens the data dir's registry and audit log (in `database` when given).
+/// These commands work while `aifn serve` runs on the same data dir or
+/// database: every write takes the database's write lock (SQLite's, or
+/// PostgreSQL's advisory locks), and the audit chain's head is read
+/// inside it.
+pub(crate) fn open(root: PathBuf, database: Option<DatabaseUrl>) -> anyhow::Result<LocalAdmin> {
+    Ok(LocalAdmin::open(data_dir(root, database))?)
 }
 
 pub(crate) fn run(cmd: KeysCommand) -> anyhow::Result<Exit> {
     match cmd {
         KeysCommand::Create {
             data_dir,
+            database,
             tenant,
             role,
             subject,
@@ -100,7 +116,7 @@ pub(crate) fn run(cmd: KeysCommand) -> anyhow::Result<Exit> {
             // A data dir made by mistake (the wrong folder) holds keys the
             // server never sees: say where they went, and that it is new.
             let created = !data_dir.exists();
-            let admin = open(data_dir)?;
+            let admin = open(data_dir, database)?;
             let dir = admin.dir().absolute();
             let key = admin.create_key(&tenant, role, &subject, &local_actor())?;
             admin.close()?;
@@ -126,10 +142,11 @@ pub(crate) fn run(cmd: KeysCommand) -> anyhow::Result<Exit> {
         }
         KeysCommand::List {
             data_dir,
+            database,
             tenant,
             json,
         } => {
-            let admin = open(data_dir)?;
+            let admin = open(data_dir, database)?;
             let keys = admin.list_keys(tenant.as_ref())?;
             admin.close()?;
             if json {
@@ -155,8 +172,12 @@ pub(crate) fn run(cmd: KeysCommand) -> anyhow::Result<Exit> {
             }
             Ok(Exit::Ok)
         }
-        KeysCommand::Revoke { data_dir, key_id } => {
-            let admin = open(data_dir)?;
+        KeysCommand::Revoke {
+            data_dir,
+            database,
+            key_id,
+        } => {
+            let admin = open(data_dir, database)?;
             let result = admin.revoke_key(&key_id, &local_actor());
             admin.close()?;
             match result {

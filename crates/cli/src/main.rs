@@ -16,6 +16,7 @@ mod invoke;
 mod keys;
 mod manifest;
 mod mcp;
+mod migrate;
 mod output;
 mod policy;
 mod policy_file;
@@ -43,6 +44,9 @@ enum Command {
     Run(run::RunArgs),
     /// Serve the HTTP API.
     Serve(serve::ServeArgs),
+    /// Bring a fleet's PostgreSQL database to this release's schema
+    /// (nodes also do it when they start).
+    Migrate(migrate::MigrateArgs),
     /// Create, list and revoke API keys (on the data dir).
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -185,6 +189,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Serve(args) => serve::serve(args),
+        Command::Migrate(args) => migrate::migrate(args),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Upload {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use aifn_server::{AppState, ServerConfig};
 use aifn_service::{DataDir, Service, ServiceConfig};
+use aifn_types::DatabaseUrl;
 use anyhow::Context as _;
 use serde::Deserialize;
 
@@ -37,6 +38,11 @@ pub(crate) struct ServeArgs {
     /// data dir and kept in it).
     #[arg(long)]
     node: Option<String>,
+    /// The PostgreSQL database a fleet of nodes shares, for the registry
+    /// and the audit log (default: $AIFN_DATABASE_URL, then `[service]
+    /// database`; none: SQLite files in the data dir).
+    #[arg(long, env = "AIFN_DATABASE_URL", hide_env_values = true)]
+    database: Option<DatabaseUrl>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
@@ -156,6 +162,9 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
     if let Some(n) = args.node {
         service_config.node = Some(n);
     }
+    if let Some(url) = args.database {
+        service_config.database = Some(url);
+    }
     let listen = resolve(
         args.listen
             .as_deref()
@@ -188,7 +197,10 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, data_dir = %dir.absolute().display(), "aifn serving");
+        match &service_config.database {
+            Some(url) => tracing::info!(%addr, data_dir = %dir.absolute().display(), database = %url, "aifn serving"),
+            None => tracing::info!(%addr, data_dir = %dir.absolute().display(), "aifn serving"),
+        }
         warn_open_tenants(&service).await;
         let warnings = spawn_open_mode_warnings(service.clone());
         // Scripts and tests read the address from this line.

@@ -142,6 +142,16 @@ pub enum RegistryError {
     /// Stored data that does not decode (corruption or a bug).
     #[error("registry data is corrupt: {0}")]
     Corrupt(String),
+    /// The database cannot be reached (PostgreSQL stopped, restarting, or
+    /// the network between); nothing was done. Worth retrying.
+    #[error("registry database unavailable during {op}")]
+    Unavailable {
+        /// What was being done.
+        op: &'static str,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Any other storage failure; the source has the details.
     #[error("registry storage failed during {op}")]
     Storage {

@@ -26,6 +26,7 @@
 //! their schema.
 
 mod audit;
+mod budget;
 mod decide;
 mod error;
 mod keys;
@@ -40,6 +41,7 @@ mod transition;
 mod upload;
 
 pub use audit::{AuditSink, SinkError};
+pub use budget::{BudgetVerdict, BudgetWindow, WindowCounts};
 pub use error::{AuthError, RegistryError};
 pub use model::{
     AgentInfo, Decision, FunctionDetail, FunctionSummary, KeyInfo, NewKey, PolicyInfo, Principal,

@@ -153,6 +153,15 @@ impl Registry {
         })
     }
 
+    /// Calls `on_change` (from a background thread) whenever another node
+    /// may have changed the registry, so that caches of it are dropped:
+    /// on PostgreSQL after every commit of any node (LISTEN/NOTIFY), and
+    /// whenever the listening connection was lost. On SQLite it never
+    /// calls.
+    pub fn watch_changes(&self, on_change: std::sync::Arc<dyn Fn() + Send + Sync>) -> Result<()> {
+        self.store.watch(on_change)
+    }
+
     /// The database file; `None` on PostgreSQL.
     pub fn database_path(&self) -> Option<&Path> {
         match &self.location {

@@ -106,8 +106,55 @@ pub(crate) trait WriteTx {
     fn put_tenant_settings(&mut self, info: &TenantInfo) -> Result<()>;
 }
 
+fn no_counters() -> RegistryError {
+    RegistryError::Storage {
+        op: "count budgets",
+        source: "this database keeps no budget counters (SQLite: the node counts)".into(),
+    }
+}
+
 /// A registry backend.
 pub(crate) trait RegistryStore: Send + Sync {
+    /// Calls `on_change` whenever another process may have changed the
+    /// registry (PostgreSQL: another node's commit). SQLite has one writer
+    /// process per data dir that matters, and this service invalidates
+    /// its own caches itself: nothing to watch.
+    fn watch(&self, on_change: std::sync::Arc<dyn Fn() + Send + Sync>) -> Result<()> {
+        let _ = on_change;
+        Ok(())
+    }
+
+    /// Whether the budget counters below are kept (shared by a fleet).
+    fn counts_budgets(&self) -> bool {
+        false
+    }
+
+    /// See [`crate::Registry::budget_admit`].
+    fn budget_admit(
+        &self,
+        w: crate::BudgetWindow<'_>,
+        agent: &aifn_types::Budget,
+        tenant: &aifn_types::Budget,
+    ) -> Result<crate::BudgetVerdict> {
+        let _ = (w, agent, tenant);
+        Err(no_counters())
+    }
+
+    /// See [`crate::Registry::budget_add_fuel`].
+    fn budget_add_fuel(&self, w: crate::BudgetWindow<'_>, fuel: u64) -> Result<()> {
+        let _ = (w, fuel);
+        Err(no_counters())
+    }
+
+    /// See [`crate::Registry::budget_counts`].
+    fn budget_counts(
+        &self,
+        w: crate::BudgetWindow<'_>,
+    ) -> Result<(crate::WindowCounts, crate::WindowCounts)> {
+        let _ = w;
+        Err(no_counters())
+    }
+
     /// Runs `body` in one write transaction, serialized with every other
     /// write; commits if it returns `Ok`, rolls back otherwise.
     fn write(&self, body: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()>;

@@ -117,6 +117,11 @@ impl<V, K: Eq + Hash + Clone> ActiveCache<V, K> {
     pub(crate) fn forget(&self, tenant: &TenantId, function: &K) {
         remove(&mut self.write(), tenant, function);
     }
+
+    /// Drops every entry (another node changed the registry).
+    pub(crate) fn clear(&self) {
+        self.write().clear();
+    }
 }
 
 /// Removes one entry, and its tenant's map when that empties.

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use aifn_audit::{AuditConfig, AuditLog, AuditPage, AuditQuery, SecurityQuery, VerifyReport};
-use aifn_registry::{KeyInfo, NewKey, Registry};
-use aifn_types::{Role, Subject, TenantId};
+use aifn_registry::{KeyInfo, NewKey, Registry, RegistryError, RegistryOptions};
+use aifn_types::{DatabaseUrl, Role, Subject, TenantId};
 
 use crate::ServiceError;
 use crate::sink::RegistryAudit;
@@ -20,6 +20,8 @@ pub struct DataDir {
     pub signing_key: PathBuf,
     /// This host's name in audit records.
     pub node: String,
+    /// The fleet's PostgreSQL database; `None`: the SQLite files here.
+    pub database: Option<DatabaseUrl>,
 }
 
 impl DataDir {
@@ -30,6 +32,7 @@ impl DataDir {
             signing_key: root.join("audit-signing.key"),
             root,
             node: node.to_owned(),
+            database: None,
         }
     }
 
@@ -37,7 +40,18 @@ impl DataDir {
     pub fn audit_config(&self) -> AuditConfig {
         let mut cfg = AuditConfig::in_dir(&self.root, &self.node);
         cfg.signing_key_path = self.signing_key.clone();
+        cfg.postgres = self.database.clone();
         cfg
+    }
+
+    /// Opens the registry: in the fleet's database when there is one,
+    /// else the SQLite file here; its actions recorded in `audit`.
+    pub fn open_registry(&self, audit: &AuditLog) -> Result<Registry, RegistryError> {
+        let sink = std::sync::Arc::new(RegistryAudit(audit.clone()));
+        match &self.database {
+            Some(url) => Registry::open_postgres(url.expose(), &RegistryOptions::default(), sink),
+            None => Registry::open(&self.root, sink),
+        }
     }
 
     /// Where compiled modules are cached.
@@ -205,10 +219,21 @@ pub struct LocalAdmin {
     dir: DataDir,
 }
 
-fn open_err(what: &str, e: &dyn std::fmt::Display) -> ServiceError {
-    ServiceError::Unavailable {
-        message: format!("cannot open the {what}: {e}"),
+/// A store that cannot be opened, with every cause (for the operator at
+/// start, never an HTTP answer): "connect to database" alone does not say
+/// whether the password, the host or TLS is wrong.
+pub(crate) fn open_err(what: &str, e: &dyn std::error::Error) -> ServiceError {
+    let mut message = format!("cannot open the {what}: {e}");
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.ends_with(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
     }
+    ServiceError::Unavailable { message }
 }
 
 impl LocalAdmin {
@@ -216,7 +241,8 @@ impl LocalAdmin {
     pub fn open(dir: DataDir) -> Result<LocalAdmin, ServiceError> {
         dir.create()?;
         let audit = AuditLog::open(dir.audit_config()).map_err(|e| open_err("audit log", &e))?;
-        let registry = Registry::open(&dir.root, std::sync::Arc::new(RegistryAudit(audit.clone())))
+        let registry = dir
+            .open_registry(&audit)
             .map_err(|e| open_err("registry", &e))?;
         Ok(LocalAdmin {
             registry,
@@ -320,8 +346,30 @@ pub(crate) fn query_error(e: aifn_audit::AuditError) -> ServiceError {
         aifn_audit::AuditError::InvalidQuery { .. } => ServiceError::InvalidRequest {
             message: e.to_string(),
         },
+        aifn_audit::AuditError::Unavailable { .. } => {
+            tracing::warn!(error = %e, "audit database unavailable");
+            ServiceError::Unavailable {
+                message: "the audit database is unavailable; retry shortly".into(),
+            }
+        }
         other => ServiceError::internal("audit query", &other),
     }
+}
+
+/// Applies every pending migration of the registry and the audit log to a
+/// fleet's database (`aifn migrate`); safe while nodes run or start, since
+/// migrations take an advisory lock and run once.
+pub fn migrate(url: &DatabaseUrl) -> Result<(), ServiceError> {
+    /// Migrating changes no function, key or policy: nothing to record.
+    struct Nothing;
+    impl aifn_registry::AuditSink for Nothing {
+        fn record(&self, _: &aifn_types::RegistryAction) -> Result<(), aifn_registry::SinkError> {
+            Err("`aifn migrate` records no registry action".into())
+        }
+    }
+    Registry::open_postgres(url.expose(), &RegistryOptions::default(), Nothing)
+        .map_err(|e| open_err("registry", &e))?;
+    AuditLog::migrate_postgres(url).map_err(|e| open_err("audit log", &e))
 }
 
 /// Verifies a data dir's audit log offline (the log must not be required

@@ -75,6 +75,8 @@ impl Service {
                 Err(AuthError::Malformed) => SecurityReason::MalformedKey,
                 Err(AuthError::Unknown) => SecurityReason::UnknownKey,
                 Err(AuthError::Revoked) => SecurityReason::RevokedKey,
+                // The database is away: no verdict on the key, and no call.
+                Err(AuthError::Registry(e)) => return Err(e.into()),
                 Err(e) => return Err(ServiceError::internal("authenticate", &e)),
             },
         };
@@ -89,7 +91,7 @@ impl Service {
         match self.inner.registry.key_is_live(&who.key_id) {
             Ok(true) => Ok(()),
             Ok(false) => Err(self.unauthenticated(SecurityReason::RevokedKey, origin)),
-            Err(e) => Err(ServiceError::internal("reauthenticate", &e)),
+            Err(e) => Err(e.into()),
         }
     }
 

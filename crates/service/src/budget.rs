@@ -7,14 +7,18 @@
 //! ends in. A call is admitted while the used amount is below the budget,
 //! so the last call of a window may take the fuel used past it.
 //!
-//! Counts are kept in memory on this node: a fleet of nodes keeps them per
-//! node (each node allows up to the budget) until they move to a shared
-//! database.
+//! On SQLite the counts are kept in this node's memory. On a fleet's
+//! PostgreSQL they are counted in the database (`budget_windows`), so the
+//! nodes hold each budget together: an admission locks the tenant's and
+//! the agent's rows, checks and counts in one transaction. A fleet counts
+//! only agents and tenants that have a budget (one write per call, two
+//! with its fuel); the others' usage reads as zero there.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use aifn_registry::{BudgetVerdict, BudgetWindow, Registry, RegistryError};
 use aifn_types::{Budget, Subject, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -104,6 +108,21 @@ fn hour_start(hour: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(hour.saturating_mul(HOUR_SECS))
 }
 
+fn unlimited(b: &Budget) -> bool {
+    b.calls_per_hour.is_none() && b.fuel_per_hour.is_none()
+}
+
+/// Refused until the window's end, at least a second.
+fn exhausted(scope: &'static str, hour: u64, now: SystemTime) -> Exhausted {
+    Exhausted {
+        scope,
+        retry_after: hour_start(hour + 1)
+            .duration_since(now)
+            .unwrap_or_default()
+            .max(Duration::from_secs(1)),
+    }
+}
+
 impl Budgets {
     /// The window `now` is in; the counts of an older window are dropped.
     fn at(&self, now: SystemTime) -> MutexGuard<'_, Window> {
@@ -119,8 +138,99 @@ impl Budgets {
     }
 
     /// Admits one call of `subject` if neither its budget nor its tenant's
-    /// is used up, and counts it.
+    /// is used up, and counts it: in the fleet's database when the
+    /// registry counts budgets, else here. `Err` only if the database
+    /// could not answer (the call is refused then).
     pub(crate) fn admit(
+        &self,
+        registry: &Registry,
+        tenant: &TenantId,
+        subject: &Subject,
+        agent_budget: &Budget,
+        tenant_budget: &Budget,
+        now: SystemTime,
+    ) -> Result<Result<(), Exhausted>, RegistryError> {
+        if !registry.counts_budgets() {
+            return Ok(self.admit_here(tenant, subject, agent_budget, tenant_budget, now));
+        }
+        if unlimited(agent_budget) && unlimited(tenant_budget) {
+            return Ok(Ok(()));
+        }
+        let hour = hour_of(now);
+        let w = BudgetWindow {
+            tenant,
+            subject,
+            hour,
+        };
+        Ok(
+            match registry.budget_admit(w, agent_budget, tenant_budget)? {
+                BudgetVerdict::Admitted => Ok(()),
+                BudgetVerdict::TenantExhausted => Err(exhausted("tenant budget", hour, now)),
+                BudgetVerdict::AgentExhausted => Err(exhausted("agent budget", hour, now)),
+            },
+        )
+    }
+
+    /// Counts the fuel of a call that ended at `now`; `budgeted` says
+    /// whether the agent or its tenant has a budget (a fleet counts only
+    /// those).
+    pub(crate) fn add_fuel(
+        &self,
+        registry: &Registry,
+        w: (&TenantId, &Subject),
+        fuel: u64,
+        budgeted: bool,
+        now: SystemTime,
+    ) -> Result<(), RegistryError> {
+        if !registry.counts_budgets() {
+            self.add_fuel_here(w.0, w.1, fuel, now);
+            return Ok(());
+        }
+        if !budgeted || fuel == 0 {
+            return Ok(());
+        }
+        registry.budget_add_fuel(
+            BudgetWindow {
+                tenant: w.0,
+                subject: w.1,
+                hour: hour_of(now),
+            },
+            fuel,
+        )
+    }
+
+    /// The counts of `subject` and its tenant in the window of `now`.
+    pub(crate) fn usage(
+        &self,
+        registry: &Registry,
+        tenant: &TenantId,
+        subject: &Subject,
+        budgets: (Budget, Budget),
+        now: SystemTime,
+    ) -> Result<Usage, RegistryError> {
+        if !registry.counts_budgets() {
+            return Ok(self.usage_here(tenant, subject, budgets.0, budgets.1, now));
+        }
+        let hour = hour_of(now);
+        let (agent, total) = registry.budget_counts(BudgetWindow {
+            tenant,
+            subject,
+            hour,
+        })?;
+        let c = |w: aifn_registry::WindowCounts| Counts {
+            calls: w.calls,
+            fuel: w.fuel,
+        };
+        Ok(Usage {
+            subject: subject.clone(),
+            window_start: hour_start(hour).into(),
+            window_end: hour_start(hour + 1).into(),
+            agent: c(agent).against(budgets.0),
+            tenant: c(total).against(budgets.1),
+        })
+    }
+
+    fn admit_here(
         &self,
         tenant: &TenantId,
         subject: &Subject,
@@ -130,13 +240,7 @@ impl Budgets {
     ) -> Result<(), Exhausted> {
         let mut w = self.at(now);
         let hour = w.hour;
-        let exhausted = |scope| Exhausted {
-            scope,
-            retry_after: hour_start(hour + 1)
-                .duration_since(now)
-                .unwrap_or_default()
-                .max(Duration::from_secs(1)),
-        };
+        let exhausted = |scope| exhausted(scope, hour, now);
         if !w.tenants.contains_key(tenant) {
             w.tenants.insert(tenant.clone(), TenantCounts::default());
         }
@@ -160,14 +264,7 @@ impl Budgets {
         Ok(())
     }
 
-    /// Counts the fuel of a call that ended at `now`.
-    pub(crate) fn add_fuel(
-        &self,
-        tenant: &TenantId,
-        subject: &Subject,
-        fuel: u64,
-        now: SystemTime,
-    ) {
+    fn add_fuel_here(&self, tenant: &TenantId, subject: &Subject, fuel: u64, now: SystemTime) {
         let mut w = self.at(now);
         let t = w.tenants.entry(tenant.clone()).or_default();
         t.total.fuel = t.total.fuel.saturating_add(fuel);
@@ -175,8 +272,7 @@ impl Budgets {
         a.fuel = a.fuel.saturating_add(fuel);
     }
 
-    /// The counts of `subject` and its tenant in the window of `now`.
-    pub(crate) fn usage(
+    fn usage_here(
         &self,
         tenant: &TenantId,
         subject: &Subject,
@@ -222,16 +318,16 @@ mod tests {
         };
         let start = hour_start(500_000);
         let none = Budget::default();
-        assert_eq!(b.admit(&t, &a, &two, &none, start), Ok(()));
-        assert_eq!(b.admit(&t, &a, &two, &none, start), Ok(()));
+        assert_eq!(b.admit_here(&t, &a, &two, &none, start), Ok(()));
+        assert_eq!(b.admit_here(&t, &a, &two, &none, start), Ok(()));
         let late = start + Duration::from_secs(3000);
-        let e = b.admit(&t, &a, &two, &none, late).expect_err("third");
+        let e = b.admit_here(&t, &a, &two, &none, late).expect_err("third");
         assert_eq!(e.scope, "agent budget");
         assert_eq!(e.retry_after, Duration::from_secs(600));
         // The next hour starts from zero.
         let next = start + Duration::from_secs(HOUR_SECS);
-        assert_eq!(b.admit(&t, &a, &two, &none, next), Ok(()));
-        assert_eq!(b.usage(&t, &a, two, none, next).agent.calls, 1);
+        assert_eq!(b.admit_here(&t, &a, &two, &none, next), Ok(()));
+        assert_eq!(b.usage_here(&t, &a, two, none, next).agent.calls, 1);
     }
 
     #[test]
@@ -244,14 +340,14 @@ mod tests {
         };
         let none = Budget::default();
         let now = hour_start(500_000);
-        assert_eq!(b.admit(&t, &a, &none, &fuel, now), Ok(()));
+        assert_eq!(b.admit_here(&t, &a, &none, &fuel, now), Ok(()));
         // Admitted while below: the call may overshoot.
-        b.add_fuel(&t, &a, 150, now);
+        b.add_fuel_here(&t, &a, 150, now);
         let e = b
-            .admit(&t, &o, &none, &fuel, now)
+            .admit_here(&t, &o, &none, &fuel, now)
             .expect_err("tenant used up");
         assert_eq!(e.scope, "tenant budget");
-        let u = b.usage(&t, &a, none, fuel, now);
+        let u = b.usage_here(&t, &a, none, fuel, now);
         assert_eq!((u.agent.fuel, u.tenant.fuel, u.tenant.calls), (150, 150, 1));
     }
 }

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use aifn_types::Limits;
+use aifn_types::{DatabaseUrl, Limits};
 use serde::{Deserialize, Serialize};
 
 use crate::admin::{DataDir, DataDirError};
@@ -30,6 +30,29 @@ impl Default for TenantLimits {
             burst: 400,
             max_concurrent: 8,
             test_runs_per_hour: 600,
+        }
+    }
+}
+
+impl TenantLimits {
+    /// One node's share when `nodes` nodes serve the fleet: the rate, the
+    /// burst, the concurrency and the hourly test runs divided evenly, so
+    /// the fleet together admits what one node would (with an even load
+    /// balancer; an uneven one reaches a node's share early). A share is
+    /// never below one call (or 0.001 calls per second), so a limit
+    /// smaller than the fleet can admit up to `nodes` at once; a limit of
+    /// 0 stays 0.
+    pub fn per_node(self, nodes: u32) -> TenantLimits {
+        if nodes <= 1 {
+            return self;
+        }
+        // A limit of 0 (nothing allowed) stays 0 on every node.
+        let share = |v: u32| if v == 0 { 0 } else { (v / nodes).max(1) };
+        TenantLimits {
+            rate_per_second: (self.rate_per_second / f64::from(nodes)).max(0.001),
+            burst: share(self.burst),
+            max_concurrent: share(self.max_concurrent),
+            test_runs_per_hour: share(self.test_runs_per_hour),
         }
     }
 }
@@ -78,6 +101,17 @@ pub struct ServiceConfig {
     /// data dir (`<hostname>-<random>`) and kept in `<data_dir>/node`, so
     /// the records of different nodes can be told apart.
     pub node: Option<String>,
+    /// The PostgreSQL database a fleet of nodes shares (`[service]
+    /// database`, `--database`, `AIFN_DATABASE_URL`): the registry and the
+    /// audit log live there. Default none: SQLite files in `data_dir`.
+    /// Each node keeps its own data dir for its module cache, its audit
+    /// checkpoints and signing key, and its node name.
+    pub database: Option<DatabaseUrl>,
+    /// How many nodes serve the fleet (with `database`). The per-tenant
+    /// limits (`[service.tenant]`) are the fleet's: each node enforces
+    /// its share ([`TenantLimits::per_node`]). Agent and tenant budgets
+    /// are counted in the shared database instead. Default 1.
+    pub fleet_nodes: u32,
     /// Host maxima for every call; manifests may only lower them.
     pub limits: Limits,
     /// Per-tenant admission limits.
@@ -106,6 +140,8 @@ impl Default for ServiceConfig {
         ServiceConfig {
             data_dir: PathBuf::from("aifn-data"),
             node: None,
+            database: None,
+            fleet_nodes: 1,
             limits: Limits::default(),
             tenant: TenantLimits::default(),
             max_concurrent: 16,
@@ -135,6 +171,31 @@ impl ServiceConfig {
         if let Some(k) = &self.audit.signing_key {
             dir.signing_key = k.clone();
         }
+        dir.database = self.database.clone();
         Ok(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_node_holds_its_share_of_the_tenant_limits() {
+        let fleet = TenantLimits {
+            rate_per_second: 200.0,
+            burst: 400,
+            max_concurrent: 3,
+            test_runs_per_hour: 0,
+        };
+        assert_eq!(fleet.per_node(1), fleet);
+        assert_eq!(fleet.per_node(0), fleet);
+        let share = fleet.per_node(4);
+        assert_eq!(
+            (share.rate_per_second, share.burst, share.max_concurrent),
+            (50.0, 100, 1),
+            "a limit smaller than the fleet still admits one per node"
+        );
+        assert_eq!(share.test_runs_per_hour, 0, "nothing allowed stays nothing");
     }
 }

@@ -276,6 +276,13 @@ impl From<aifn_registry::RegistryError> for ServiceError {
             R::Audit(_) => ServiceError::Unavailable {
                 message: "the audit log cannot record this action".into(),
             },
+            R::Unavailable { op, source } => {
+                // The cause is the operator's to read, not the caller's.
+                tracing::warn!(op, error = %source, "registry database unavailable");
+                ServiceError::Unavailable {
+                    message: "the registry database is unavailable; retry shortly".into(),
+                }
+            }
             other => ServiceError::internal("registry", &other),
         }
     }

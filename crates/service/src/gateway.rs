@@ -67,6 +67,12 @@ impl Gateway {
     pub(crate) fn forget_settings(&self, tenant: &TenantId) {
         self.settings.forget(tenant, &());
     }
+
+    /// Drops every cached policy and setting (another node changed them).
+    pub(crate) fn clear(&self) {
+        self.settings.clear();
+        self.policies.clear();
+    }
 }
 
 /// An admitted call: its admission and what the policy lowers.
@@ -74,6 +80,8 @@ pub(crate) struct Admitted {
     pub(crate) admission: Admission,
     pub(crate) limits: Option<FunctionLimits>,
     pub(crate) tenant: Arc<TenantView>,
+    /// The agent or its tenant has a budget (a fleet counts its fuel).
+    pub(crate) budgeted: bool,
 }
 
 /// A call the gateway refused, with its admission when it decided one.
@@ -220,13 +228,23 @@ impl Service {
         };
         let agent_budget = policy.map(|p| p.policy.budget).unwrap_or_default();
         let gate = &self.inner.gateway;
-        if let Err(e) = gate.budgets.admit(
-            &who.tenant,
-            &who.subject,
-            &agent_budget,
-            &tenant.info.settings.budget,
-            gate.clock.now(),
-        ) {
+        let budgeted =
+            agent_budget != Budget::default() || tenant.info.settings.budget != Budget::default();
+        let counted = gate
+            .budgets
+            .admit(
+                &self.inner.registry,
+                &who.tenant,
+                &who.subject,
+                &agent_budget,
+                &tenant.info.settings.budget,
+                gate.clock.now(),
+            )
+            .map_err(|e| Turned {
+                admission: None,
+                error: e.into(),
+            })?;
+        if let Err(e) = counted {
             self.inner.metrics.budget_rejected(&who.tenant);
             admission.reason = Some(RejectReason::BudgetExhausted);
             return Err(Turned {
@@ -244,6 +262,7 @@ impl Service {
             admission,
             limits: limits.copied(),
             tenant,
+            budgeted,
         })
     }
 

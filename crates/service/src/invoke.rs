@@ -126,6 +126,7 @@ impl Service {
             }
         };
         at.admission = Some(admitted.admission);
+        let budgeted = admitted.budgeted;
         let _permit = match self.inner.limiter.admit(&who.tenant) {
             Ok(p) => p,
             Err(busy) => {
@@ -159,12 +160,16 @@ impl Service {
             },
         );
         let gate = &self.inner.gateway;
-        gate.budgets.add_fuel(
-            &who.tenant,
-            &who.subject,
+        if let Err(e) = gate.budgets.add_fuel(
+            &self.inner.registry,
+            (&who.tenant, &who.subject),
             charged_fuel(&ran.exec, &limits),
+            budgeted,
             gate.clock.now(),
-        );
+        ) {
+            // The call ran and is recorded below; its fuel is not counted.
+            tracing::warn!(error = %e, "could not count a call's fuel in the budget");
+        }
         let duration = at.started.elapsed();
         let recorded = self.submit_record(RunKind::Invocation, || {
             let mut rec = at.record(ran.checked.kind);

@@ -41,7 +41,7 @@ mod ticket;
 mod versions;
 mod wire;
 
-pub use admin::{DataDir, LocalAdmin, verify as verify_audit};
+pub use admin::{DataDir, LocalAdmin, migrate as migrate_database, verify as verify_audit};
 pub use admin::{DataDirError, DataDirLock};
 pub use aifn_audit::{
     AuditEntry, AuditPage, AuditQuery, AuditRecord, DEFAULT_PAGE as AUDIT_DEFAULT_PAGE,

@@ -60,12 +60,12 @@ impl Service {
         let (agent_budget, tenant_budget) = self.budgets_of(&who.tenant, agent)?;
         let gate = &self.inner.gateway;
         Ok(gate.budgets.usage(
+            &self.inner.registry,
             &who.tenant,
             agent,
-            agent_budget,
-            tenant_budget,
+            (agent_budget, tenant_budget),
             gate.clock.now(),
-        ))
+        )?)
     }
 
     /// The caller's tenant's settings.

@@ -16,7 +16,6 @@ use crate::clock::{Clock, SystemClock};
 use crate::gateway::Gateway;
 use crate::limiter::Limiter;
 use crate::metrics::Series;
-use crate::sink::RegistryAudit;
 use crate::testing::HourlyCap;
 use crate::{Metrics, ServiceConfig, ServiceError};
 
@@ -81,16 +80,15 @@ impl Service {
         record_invocations: bool,
         clock: Arc<dyn Clock>,
     ) -> Result<Service, ServiceError> {
-        let unavailable = |what: &str, e: &dyn std::fmt::Display| ServiceError::Unavailable {
-            message: format!("cannot open the {what}: {e}"),
-        };
+        let unavailable = crate::admin::open_err;
         let dir = config.layout().map_err(|e| unavailable("data dir", &e))?;
         let mut audit_cfg = dir.audit_config();
         audit_cfg.checkpoint_every_records = config.audit.checkpoint_every;
         audit_cfg.checkpoint_interval = Duration::from_secs(config.audit.checkpoint_secs);
         audit_cfg.max_db_bytes = config.audit.max_db_bytes;
         let audit = AuditLog::open(audit_cfg).map_err(|e| unavailable("audit log", &e))?;
-        let registry = Registry::open(&dir.root, Arc::new(RegistryAudit(audit.clone())))
+        let registry = dir
+            .open_registry(&audit)
             .map_err(|e| unavailable("registry", &e))?;
         let runtime_config = RuntimeConfig {
             limits: config.limits,
@@ -106,10 +104,18 @@ impl Service {
         );
         let config_ttl = config.active_cache_ttl();
         let runtime = Runtime::new(runtime_config).map_err(|e| unavailable("runtime", &e))?;
-        Ok(Service {
+        let service = Service {
             inner: Arc::new(Inner {
-                limiter: Limiter::new(config.tenant, config.max_concurrent.max(1)),
-                test_runs: HourlyCap::new(config.tenant.test_runs_per_hour),
+                limiter: Limiter::new(
+                    config.tenant.per_node(config.fleet_nodes),
+                    config.max_concurrent.max(1),
+                ),
+                test_runs: HourlyCap::new(
+                    config
+                        .tenant
+                        .per_node(config.fleet_nodes)
+                        .test_runs_per_hour,
+                ),
                 config,
                 runtime,
                 registry,
@@ -119,7 +125,22 @@ impl Service {
                 gateway: Gateway::new(config_ttl, clock),
                 record_invocations,
             }),
-        })
+        };
+        // Another node's approval, revocation or policy change empties the
+        // caches at once; the TTL is the fallback. Weak: the listener must
+        // not keep a closed service alive.
+        let weak = Arc::downgrade(&service.inner);
+        service
+            .inner
+            .registry
+            .watch_changes(Arc::new(move || {
+                if let Some(inner) = weak.upgrade() {
+                    inner.active.clear();
+                    inner.gateway.clear();
+                }
+            }))
+            .map_err(|e| unavailable("registry's change listener", &e))?;
+        Ok(service)
     }
 
     /// The configuration.

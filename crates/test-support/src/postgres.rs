@@ -21,12 +21,21 @@ const DEBIAN_ROOT: &str = "/usr/lib/postgresql";
 /// root); Debian's `postgresql` package creates it.
 const SERVER_USER: &str = "postgres";
 
-struct Server {
+/// A PostgreSQL server in a temporary directory. The tests' shared one is
+/// behind [`postgres_url`]; [`PostgresServer::start`] makes a private one
+/// a test may stop and start (stopped and removed when dropped, or by the
+/// watchdog when the process ends).
+pub struct PostgresServer {
     bin: PathBuf,
     dir: PathBuf,
     as_root: bool,
     databases: AtomicU32,
+    /// Private servers are removed on drop; the shared one lives as long
+    /// as the process.
+    private: bool,
 }
+
+type Server = PostgresServer;
 
 static SERVER: OnceLock<Server> = OnceLock::new();
 
@@ -34,11 +43,7 @@ static SERVER: OnceLock<Server> = OnceLock::new();
 /// (started on the first call). Panics, naming the Debian package, when
 /// PostgreSQL is not installed.
 pub fn postgres_url() -> String {
-    let server = SERVER.get_or_init(Server::start);
-    let n = server.databases.fetch_add(1, Ordering::SeqCst) + 1;
-    let name = format!("t_{n}");
-    server.psql("postgres", &format!("CREATE DATABASE {name}"));
-    server.url(&name)
+    SERVER.get_or_init(|| Server::boot(false)).database()
 }
 
 /// Runs `sql` in the database at `url` (one of [`postgres_url`]'s) with
@@ -47,13 +52,65 @@ pub fn postgres_url() -> String {
 /// with their SQLSTATE (`ERROR:  23505: ...`). For tests that read or
 /// tamper with the database behind the registry's back.
 pub fn psql_at(url: &str, sql: &str) -> (bool, String) {
-    let server = SERVER.get_or_init(Server::start);
+    let url_dir = url.split('@').nth(1).and_then(|h| h.split('/').next());
     let db = url.rsplit('/').next().unwrap_or("postgres");
-    server.try_psql(db, sql)
+    match SERVER.get() {
+        Some(shared) if url_dir == Some(encode(&shared.dir).as_str()) => shared.try_psql(db, sql),
+        _ => {
+            // A private server's URL: psql finds the socket in its host.
+            let dir = url_dir.map(decode).unwrap_or_default();
+            let bin = find_bin().unwrap_or_else(|| panic!("PostgreSQL is not installed"));
+            run_psql(&bin, Path::new(&dir), db, sql)
+        }
+    }
 }
 
-impl Server {
-    fn start() -> Server {
+impl PostgresServer {
+    /// A private server of this test's own, started now. Panics, naming
+    /// the Debian package, when PostgreSQL is not installed.
+    pub fn start() -> PostgresServer {
+        Server::boot(true)
+    }
+
+    /// The URL of a fresh, empty database on this server.
+    pub fn database(&self) -> String {
+        let n = self.databases.fetch_add(1, Ordering::SeqCst) + 1;
+        let name = format!("t_{n}");
+        self.psql("postgres", &format!("CREATE DATABASE {name}"));
+        self.url(&name)
+    }
+
+    /// Stops the server at once (`-m immediate`: as a crash or a pulled
+    /// cable looks to its clients).
+    pub fn stop(&self) {
+        self.must(self.pg_ctl().args(["-m", "immediate", "-w", "stop"]));
+    }
+
+    /// Starts the stopped server again, on the same socket and data.
+    pub fn resume(&self) {
+        let options = self.options();
+        self.must(self.pg_ctl().args(["-o", &options, "-w", "start"]));
+    }
+
+    fn pg_ctl(&self) -> Command {
+        let mut cmd = self.tool("pg_ctl");
+        cmd.arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("server.log"));
+        cmd
+    }
+
+    /// Tests need no durability; a socket only, in our directory.
+    fn options(&self) -> String {
+        format!(
+            "-k {} -c listen_addresses='' -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=200",
+            self.dir.display()
+        )
+    }
+
+    fn boot(private: bool) -> Server {
         let bin = find_bin().unwrap_or_else(|| {
             panic!(
                 "PostgreSQL's initdb and pg_ctl are not installed (looked in {DEBIAN_ROOT}/*/bin): \
@@ -73,6 +130,7 @@ impl Server {
             dir,
             as_root,
             databases: AtomicU32::new(0),
+            private,
         };
         if as_root {
             server.must(
@@ -96,21 +154,7 @@ impl Server {
             "--locale=C.UTF-8".as_ref(),
             "--no-sync".as_ref(),
         ]));
-        // Tests need no durability; a socket only, in our directory.
-        let options = format!(
-            "-k {} -c listen_addresses='' -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=200",
-            server.dir.display()
-        );
-        server.must(
-            server
-                .tool("pg_ctl")
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(server.dir.join("server.log"))
-                .args(["-o", &options, "-w", "start"]),
-        );
+        server.resume();
         server
     }
 
@@ -174,27 +218,7 @@ impl Server {
     }
 
     fn try_psql(&self, db: &str, sql: &str) -> (bool, String) {
-        let out = Command::new(self.bin.join("psql"))
-            .arg("-h")
-            .arg(&self.dir)
-            .args(["-U", SERVER_USER, "-d", db, "-X", "-q", "-t", "-A"])
-            .args([
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-v",
-                "VERBOSITY=verbose",
-                "-c",
-                sql,
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        run_psql(&self.bin, &self.dir, db, sql)
     }
 
     #[track_caller]
@@ -202,6 +226,44 @@ impl Server {
         let (ok, text) = self.try_psql(db, sql);
         assert!(ok, "psql {sql:?} failed: {text}");
     }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        if self.private {
+            let _ = self
+                .pg_ctl()
+                .args(["-m", "immediate", "stop"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn run_psql(bin: &Path, socket_dir: &Path, db: &str, sql: &str) -> (bool, String) {
+    let out = Command::new(bin.join("psql"))
+        .arg("-h")
+        .arg(socket_dir)
+        .args(["-U", SERVER_USER, "-d", db, "-X", "-q", "-t", "-A"])
+        .args([
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-v",
+            "VERBOSITY=verbose",
+            "-c",
+            sql,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }
 
 /// The newest `/usr/lib/postgresql/<major>/bin` with initdb and pg_ctl.
@@ -220,6 +282,26 @@ fn find_bin() -> Option<PathBuf> {
         .collect();
     found.sort();
     found.pop().map(|(_, bin)| bin)
+}
+
+/// [`encode`] undone.
+fn decode(host: &str) -> String {
+    let bytes = host.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], host.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) if u8::from_str_radix(hex, 16).is_ok() => {
+                out.push(u8::from_str_radix(hex, 16).unwrap_or(b'%'));
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A socket directory as a URL host: percent-encoded, so the driver reads

@@ -9,6 +9,7 @@
 
 mod action;
 mod context;
+mod database;
 mod guard;
 mod limits;
 mod manifest;
@@ -29,6 +30,7 @@ mod timestamp;
 
 pub use action::{AuditTarget, Refusal, RefusalKind, RegistryAction, RegistryActionKind};
 pub use context::{Context, LogLevel, LogLine, LogStream};
+pub use database::{DatabaseUrl, DatabaseUrlError};
 pub use guard::{Finding, FindingKind, GuardMode, GuardPattern, GuardSettings, TenantSettings};
 pub use limits::{LimitError, Limits, LimitsRequest};
 pub use manifest::{CapturePolicy, Expectation, Manifest, ManifestTest};

@@ -52,7 +52,8 @@ const USAGE: &str = "usage: cargo xtask build-functions [--force]
                     pinned source into crates/runtime/js/ with its sha256
       --check       rebuild it and fail unless it is the committed one
   test              the whole suite: build the functions, run every test of
-                    the workspace (the registry's a second time on PostgreSQL,
+                    the workspace (the registry's and the audit log's a second
+                    time on PostgreSQL,
                     installed with apt when missing), compile the benchmarks,
                     run the guest SDK's and the functions' host tests, and a
                     short fuzz smoke run

@@ -1,4 +1,4 @@
-//! PostgreSQL for the registry's tests: Debian's server binaries, which
+//! PostgreSQL for the registry's, the audit log's and the fleet's tests: Debian's server binaries, which
 //! the tests run themselves (`initdb`, `pg_ctl` in a temporary directory;
 //! see crates/test-support/src/postgres.rs). Installed with apt-get when
 //! missing and running as root, as the guest toolchains are.
@@ -13,7 +13,8 @@ use crate::tools::apt_install;
 const DEBIAN_ROOT: &str = "/usr/lib/postgresql";
 const PACKAGES: &[&str] = &["postgresql"];
 
-/// The variable that runs the registry's suite against PostgreSQL.
+/// The variable that runs the registry's and the audit's suites against
+/// PostgreSQL.
 pub(crate) const BACKEND_ENV: &str = "AIFN_TEST_BACKEND";
 
 /// The directory with `initdb`, installing PostgreSQL when it is missing.

@@ -58,17 +58,27 @@ pub(crate) fn test(fuzz: bool) -> Result<()> {
     step("the console's browser test (chromium, npm ci)", &mut || {
         crate::node::install_console_test(root)
     })?;
-    step("PostgreSQL for the registry's tests (apt)", &mut || {
-        crate::postgres::ensure().map(drop)
-    })?;
+    step(
+        "PostgreSQL for the registry's, audit's and fleet tests (apt)",
+        &mut || crate::postgres::ensure().map(drop),
+    )?;
     step("workspace tests", &mut || {
         run(&["test", "--workspace", "--locked"], root)
     })?;
-    // The same registry suite again, every fixture on PostgreSQL (the
-    // first run used SQLite, and the PostgreSQL-only tests).
-    step("registry tests on PostgreSQL", &mut || {
+    // The same registry and audit suites again, every fixture on
+    // PostgreSQL (the first run used SQLite, plus the PostgreSQL-only
+    // tests and the fleet's end-to-end tests).
+    step("registry and audit tests on PostgreSQL", &mut || {
         run_with(
-            &["test", "--workspace", "--locked", "--test", "registry"],
+            &[
+                "test",
+                "--workspace",
+                "--locked",
+                "--test",
+                "registry",
+                "--test",
+                "audit",
+            ],
             root,
             &[(crate::postgres::BACKEND_ENV, "postgres")],
         )

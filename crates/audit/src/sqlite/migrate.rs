@@ -101,7 +101,7 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), AuditErr
     let supported = MIGRATIONS.len() as i64;
     if !(0..=supported).contains(&version) {
         return Err(AuditError::Schema {
-            path: path.to_owned(),
+            database: path.display().to_string(),
             found: version,
             supported,
         });

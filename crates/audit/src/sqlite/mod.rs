@@ -50,7 +50,7 @@ impl SqliteStore {
             .map_err(e("set journal_mode"))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(AuditError::Database {
-                path: path.to_owned(),
+                database: path.display().to_string(),
                 operation: "set journal_mode",
                 source: format!("journal_mode is {mode}, not wal").into(),
             });
@@ -104,7 +104,7 @@ impl SqliteStore {
         let supported = MIGRATIONS.len() as i64;
         if version < 1 || version > supported {
             return Err(AuditError::Schema {
-                path: path.to_owned(),
+                database: path.display().to_string(),
                 found: version,
                 supported,
             });

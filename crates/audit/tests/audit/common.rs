@@ -14,8 +14,36 @@ pub(crate) fn t0() -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(T0_MS)
 }
 
-/// A config with count-based checkpoints only (no timers in tests).
+/// The variable that picks the backend of `config()`.
+const BACKEND_ENV: &str = "AIFN_TEST_BACKEND";
+
+/// True when `AIFN_TEST_BACKEND` asks for PostgreSQL.
+pub(crate) fn on_postgres() -> bool {
+    match std::env::var(BACKEND_ENV).as_deref() {
+        Err(_) | Ok("" | "sqlite") => false,
+        Ok("postgres") => true,
+        Ok(other) => panic!("{BACKEND_ENV}={other}: expected sqlite or postgres"),
+    }
+}
+
+/// A config with count-based checkpoints only (no timers in tests), on
+/// the backend `AIFN_TEST_BACKEND` names: the files in `dir` and, on
+/// PostgreSQL, the records in a fresh database.
 pub(crate) fn config(dir: &Path, every: u64) -> AuditConfig {
+    let mut cfg = sqlite_config(dir, every);
+    if on_postgres() {
+        cfg.postgres = Some(
+            aifn_test_support::postgres_url()
+                .parse()
+                .expect("test database URL"),
+        );
+    }
+    cfg
+}
+
+/// [`config`] on SQLite whatever the variable says: for tests of SQLite
+/// itself (its file, its size cap, databases older releases wrote).
+pub(crate) fn sqlite_config(dir: &Path, every: u64) -> AuditConfig {
     let mut cfg = AuditConfig::in_dir(dir, "node-1");
     cfg.checkpoint_every_records = every;
     cfg.checkpoint_interval = Duration::ZERO;
@@ -99,8 +127,161 @@ pub(crate) fn fill(log: &AuditLog, tenant: &str, n: u64) -> Vec<u64> {
         .collect()
 }
 
-pub(crate) fn db(cfg: &AuditConfig) -> rusqlite::Connection {
+/// The log's database opened behind its back, on either backend, for
+/// tests that read or tamper with rows. Statements are SQLite's dialect
+/// where the two agree, with `?N` parameters (`$N` on PostgreSQL).
+pub(crate) enum Raw {
+    Sqlite(rusqlite::Connection),
+    Postgres(tokio::runtime::Runtime, tokio_postgres::Client),
+}
+
+/// A statement parameter, as rusqlite's `params!` gives it.
+pub(crate) type Param<'a> = &'a dyn rusqlite::ToSql;
+
+/// The SQLite file itself, for tests of SQLite only (`sqlite_config`).
+pub(crate) fn sqlite_db(cfg: &AuditConfig) -> rusqlite::Connection {
+    assert!(cfg.postgres.is_none(), "an SQLite-only test on PostgreSQL");
     rusqlite::Connection::open(&cfg.db_path).expect("open raw db")
+}
+
+pub(crate) fn db(cfg: &AuditConfig) -> Raw {
+    let Some(url) = &cfg.postgres else {
+        return Raw::Sqlite(rusqlite::Connection::open(&cfg.db_path).expect("open raw db"));
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url.expose(), tokio_postgres::NoTls)
+            .await
+            .expect("connect to the test database");
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        client
+    });
+    Raw::Postgres(rt, client)
+}
+
+/// rusqlite's value of a parameter, as a PostgreSQL one.
+fn pg_value(p: Param<'_>) -> Box<dyn tokio_postgres::types::ToSql + Sync> {
+    use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+    match p.to_sql().expect("parameter") {
+        ToSqlOutput::Borrowed(ValueRef::Integer(i)) | ToSqlOutput::Owned(Value::Integer(i)) => {
+            Box::new(i)
+        }
+        ToSqlOutput::Borrowed(ValueRef::Text(t)) => {
+            Box::new(String::from_utf8_lossy(t).into_owned())
+        }
+        ToSqlOutput::Owned(Value::Text(t)) => Box::new(t),
+        ToSqlOutput::Borrowed(ValueRef::Null) | ToSqlOutput::Owned(Value::Null) => {
+            Box::new(Option::<String>::None)
+        }
+        other => panic!("unsupported parameter {other:?}"),
+    }
+}
+
+/// `?N` placeholders as PostgreSQL's `$N`.
+fn dollars(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Raw {
+    /// Runs one statement; the rows it changed.
+    pub(crate) fn execute(&self, sql: &str, p: &[Param<'_>]) -> Result<usize, String> {
+        match self {
+            Raw::Sqlite(c) => c.execute(sql, p).map_err(|e| e.to_string()),
+            Raw::Postgres(rt, c) => {
+                let values: Vec<_> = p.iter().map(|v| pg_value(*v)).collect();
+                let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                    values.iter().map(|b| &**b).collect();
+                rt.block_on(c.execute(&dollars(sql), &refs))
+                    .map(|n| n as usize)
+                    .map_err(|e| format!("{e:?}"))
+            }
+        }
+    }
+
+    /// Runs several statements, in one session.
+    pub(crate) fn execute_batch(&self, sql: &str) -> Result<(), String> {
+        match self {
+            Raw::Sqlite(c) => c.execute_batch(sql).map_err(|e| e.to_string()),
+            Raw::Postgres(rt, c) => rt.block_on(c.batch_execute(sql)).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Every row, each column as text (integers in decimal).
+    pub(crate) fn rows(&self, sql: &str, p: &[Param<'_>]) -> Result<Vec<Vec<String>>, String> {
+        match self {
+            Raw::Sqlite(c) => {
+                let mut stmt = c.prepare(sql).map_err(|e| e.to_string())?;
+                let n = stmt.column_count();
+                stmt.query_map(p, |r| {
+                    (0..n)
+                        .map(|i| {
+                            Ok(match r.get_ref(i)? {
+                                rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                                rusqlite::types::ValueRef::Text(t) => {
+                                    String::from_utf8_lossy(t).into_owned()
+                                }
+                                rusqlite::types::ValueRef::Null => String::new(),
+                                other => format!("{other:?}"),
+                            })
+                        })
+                        .collect()
+                })
+                .map_err(|e| e.to_string())?
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())
+            }
+            Raw::Postgres(rt, c) => {
+                let values: Vec<_> = p.iter().map(|v| pg_value(*v)).collect();
+                let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                    values.iter().map(|b| &**b).collect();
+                let rows = rt
+                    .block_on(c.query(&dollars(sql), &refs))
+                    .map_err(|e| format!("{e:?}"))?;
+                Ok(rows
+                    .iter()
+                    .map(|r| {
+                        (0..r.len())
+                            .map(|i| match r.try_get::<_, Option<i64>>(i) {
+                                Ok(v) => v.map(|v| v.to_string()).unwrap_or_default(),
+                                Err(_) => r
+                                    .try_get::<_, Option<String>>(i)
+                                    .ok()
+                                    .flatten()
+                                    .unwrap_or_default(),
+                            })
+                            .collect()
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// The first row.
+    pub(crate) fn row(&self, sql: &str, p: &[Param<'_>]) -> Result<Vec<String>, String> {
+        self.rows(sql, p)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| format!("no row: {sql}"))
+    }
+
+    /// The first column of the first row.
+    pub(crate) fn one(&self, sql: &str, p: &[Param<'_>]) -> Result<String, String> {
+        Ok(self.row(sql, p)?.swap_remove(0))
+    }
 }
 
 pub(crate) fn signing_key(cfg: &AuditConfig) -> ed25519_dalek::SigningKey {

@@ -95,7 +95,9 @@ fn a_tiny_queue_applies_backpressure_without_losing_records() {
 #[test]
 fn a_full_disk_fails_closed_and_writes_nothing_half() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = config(dir.path(), 0);
+    // The size cap is SQLite's (`max_page_count`); PostgreSQL's quota is
+    // its server's.
+    let mut cfg = sqlite_config(dir.path(), 0);
     cfg.max_db_bytes = Some(96 * 1024);
     let log = open(&cfg);
     assert!(log.is_healthy());

@@ -11,7 +11,7 @@ use crate::common::*;
 /// (migrated: the boundary is 4) and three format 2 records, closed.
 fn mixed() -> (tempfile::TempDir, aifn_audit::AuditConfig) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = config(dir.path(), 0);
+    let cfg = sqlite_config(dir.path(), 0);
     legacy_db(&cfg, &["acme", "globex", "acme"]);
     let log = open(&cfg);
     assert_eq!(fill(&log, "acme", 3), [4, 5, 6]);
@@ -26,7 +26,7 @@ fn finding(cfg: &aifn_audit::AuditConfig) -> Option<Finding> {
 }
 
 fn rows(cfg: &aifn_audit::AuditConfig) -> Vec<(String, String, String)> {
-    db(cfg)
+    sqlite_db(cfg)
         .prepare("SELECT body, prev_hash, hash FROM audit_entries ORDER BY seq")
         .expect("prepare")
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -38,7 +38,7 @@ fn rows(cfg: &aifn_audit::AuditConfig) -> Vec<(String, String, String)> {
 #[test]
 fn a_log_from_before_migration_3_verifies_before_and_after_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = config(dir.path(), 0);
+    let cfg = sqlite_config(dir.path(), 0);
     legacy_db(&cfg, &["acme", "globex", "acme"]);
     // Verified as the previous release left it (not migrated): format 1.
     let before = verify(&cfg, None).expect("verify");
@@ -87,7 +87,7 @@ fn a_fresh_log_is_format_2_from_seq_1() {
 fn editing_a_record_of_either_format_is_found() {
     for seq in [2, 5] {
         let (_dir, cfg) = mixed();
-        let n = db(&cfg)
+        let n = sqlite_db(&cfg)
             .execute(
                 "UPDATE audit_entries SET body = replace(body, '\"user_id\":\"user-1\"', '\"user_id\":\"eve\"') WHERE seq = ?1",
                 [seq as i64],
@@ -105,7 +105,7 @@ fn editing_a_record_of_either_format_is_found() {
 /// Rewrites a record's body and rehashes it with `hash`; the records after
 /// it keep their links.
 fn rewrite(cfg: &aifn_audit::AuditConfig, seq: u64, hash: fn(&str, u64, &str) -> String) {
-    let conn = db(cfg);
+    let conn = sqlite_db(cfg);
     let (body, prev): (String, String) = conn
         .query_row(
             "SELECT body, prev_hash FROM audit_entries WHERE seq = ?1",
@@ -143,7 +143,7 @@ fn moving_or_deleting_the_format_boundary_is_found() {
     // record is checked as format 1. Gone: everything reads as format 1.
     for (value, seq) in [(Some(3), 3), (Some(1), 1), (Some(5), 4), (None, 4)] {
         let (_dir, cfg) = mixed();
-        let conn = db(&cfg);
+        let conn = sqlite_db(&cfg);
         match value {
             Some(v) => conn.execute("UPDATE audit_meta SET value = ?1", [v]),
             None => conn.execute("DELETE FROM audit_meta", []),
@@ -163,7 +163,7 @@ fn moving_or_deleting_the_format_boundary_is_found() {
 #[test]
 fn the_writer_refuses_a_log_whose_boundary_was_deleted() {
     let (_dir, cfg) = mixed();
-    db(&cfg)
+    sqlite_db(&cfg)
         .execute("DELETE FROM audit_meta", [])
         .expect("delete");
     assert!(matches!(

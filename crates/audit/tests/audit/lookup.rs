@@ -85,18 +85,14 @@ fn test_runs_and_replays_keep_what_they_were() {
     );
     log.close().expect("close");
     // An invocation's chained body has none of the three fields.
-    let body: String = db(&cfg)
-        .query_row("SELECT body FROM audit_entries WHERE seq = 3", [], |r| {
-            r.get(0)
-        })
+    let body = db(&cfg)
+        .one("SELECT body FROM audit_entries WHERE seq = 3", &[])
         .expect("body");
     assert!(
         !body.contains("\"run\"") && !body.contains("test_name") && !body.contains("replay_of")
     );
-    let body: String = db(&cfg)
-        .query_row("SELECT body FROM audit_entries WHERE seq = 1", [], |r| {
-            r.get(0)
-        })
+    let body = db(&cfg)
+        .one("SELECT body FROM audit_entries WHERE seq = 1", &[])
         .expect("body");
     assert!(body.contains(r#""run":"test_run""#) && body.contains(r#""test_name":"three_days""#));
 }
@@ -114,7 +110,7 @@ fn an_edited_execution_id_column_is_an_error_not_another_record() {
     db(&cfg)
         .execute(
             "UPDATE audit_entries SET execution_id = ?1 WHERE seq = 1",
-            [second],
+            &[&second],
         )
         .expect("edit");
     assert!(matches!(

@@ -8,6 +8,7 @@ mod evidence;
 mod evidence_tamper;
 mod formats;
 mod lookup;
+mod postgres;
 mod query;
 mod retention;
 mod tamper;

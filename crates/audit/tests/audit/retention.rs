@@ -61,7 +61,7 @@ fn prune_keeps_a_verifiable_chain_and_still_detects_deletions() {
 
     // Deleting the first kept record is not a prune.
     let conn = db(&cfg);
-    conn.execute("DELETE FROM audit_entries WHERE seq = 6", [])
+    conn.execute("DELETE FROM audit_entries WHERE seq = 6", &[])
         .expect("delete");
     assert_eq!(
         verify(&cfg, None).expect("verify").finding,
@@ -87,7 +87,7 @@ fn a_middle_deletion_after_prune_is_found() {
     log.close().expect("close");
     assert!(verify(&cfg, None).expect("verify").is_ok());
     db(&cfg)
-        .execute("DELETE FROM audit_entries WHERE seq = 6", [])
+        .execute("DELETE FROM audit_entries WHERE seq = 6", &[])
         .expect("delete");
     assert_eq!(
         verify(&cfg, None).expect("verify").finding,
@@ -190,8 +190,10 @@ fn captured_payloads_expire() {
         .expect("prune");
     assert_eq!((r.pruned, r.captures_expired), (0, 1));
     let n: i64 = db(&cfg)
-        .query_row("SELECT COUNT(*) FROM audit_captures", [], |r| r.get(0))
-        .expect("count");
+        .one("SELECT COUNT(*) FROM audit_captures", &[])
+        .expect("count")
+        .parse()
+        .expect("a number");
     assert_eq!(n, 1);
     log.close().expect("close");
     assert!(verify(&cfg, None).expect("verify").is_ok());
@@ -256,11 +258,10 @@ fn records_before_the_prune_anchor_without_the_first_are_a_deletion() {
     // The prune record now claims more was pruned (up to 6) than was: seqs
     // 4 to 6 are still there, but 1 to 3 are gone.
     let conn = db(&cfg);
-    let body: String = conn
-        .query_row(
+    let body = conn
+        .one(
             "SELECT body FROM audit_entries WHERE seq = ?1",
-            [report.record.seq as i64],
-            |r| r.get(0),
+            &[&(report.record.seq as i64)],
         )
         .expect("prune row");
     let body = body.replace("\"anchor_seq\":3", "\"anchor_seq\":6");
@@ -292,12 +293,8 @@ fn a_prune_record_claiming_records_that_are_all_still_here_is_an_edit() {
     log.close().expect("close");
     let conn = db(&cfg);
     let seq = report.record.seq as i64;
-    let body: String = conn
-        .query_row(
-            "SELECT body FROM audit_entries WHERE seq = ?1",
-            [seq],
-            |r| r.get(0),
-        )
+    let body = conn
+        .one("SELECT body FROM audit_entries WHERE seq = ?1", &[&seq])
         .expect("prune row");
     let body = body.replace("\"anchor_seq\":0", "\"anchor_seq\":3");
     conn.execute(

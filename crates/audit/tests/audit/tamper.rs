@@ -47,7 +47,7 @@ fn editing_a_field_is_found() {
     let n = db(&cfg)
         .execute(
             "UPDATE audit_entries SET body = replace(body, '\"outcome\":\"ok\"', '\"outcome\":\"trap\"') WHERE seq = 5",
-            [],
+            &[],
         )
         .expect("edit");
     assert_eq!(n, 1);
@@ -60,7 +60,7 @@ fn editing_an_indexed_column_only_is_found() {
     db(&cfg)
         .execute(
             "UPDATE audit_entries SET tenant_id = 'evil' WHERE seq = 6",
-            [],
+            &[],
         )
         .expect("edit");
     assert_eq!(finding(&cfg), Some(Finding::Edited { seq: 6 }));
@@ -70,13 +70,14 @@ fn editing_an_indexed_column_only_is_found() {
 fn editing_and_rehashing_one_record_is_found_at_that_record() {
     let (_dir, cfg) = ten();
     let conn = db(&cfg);
-    let (body, prev): (String, String) = conn
-        .query_row(
+    let [body, prev] = <[String; 2]>::try_from(
+        conn.row(
             "SELECT body, prev_hash FROM audit_entries WHERE seq = 4",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            &[],
         )
-        .expect("row");
+        .expect("row"),
+    )
+    .expect("2 columns");
     let body = body.replace("\"user_id\":\"user-1\"", "\"user_id\":\"mallory\"");
     let hash = chain_hash(&prev, 4, &body);
     conn.execute(
@@ -91,7 +92,7 @@ fn editing_and_rehashing_one_record_is_found_at_that_record() {
 fn deleting_a_middle_record_is_found() {
     let (_dir, cfg) = ten();
     db(&cfg)
-        .execute("DELETE FROM audit_entries WHERE seq = 5", [])
+        .execute("DELETE FROM audit_entries WHERE seq = 5", &[])
         .expect("delete");
     assert_eq!(
         finding(&cfg),
@@ -106,7 +107,7 @@ fn deleting_a_middle_record_is_found() {
 fn deleting_the_first_record_is_found() {
     let (_dir, cfg) = ten();
     db(&cfg)
-        .execute("DELETE FROM audit_entries WHERE seq = 1", [])
+        .execute("DELETE FROM audit_entries WHERE seq = 1", &[])
         .expect("delete");
     assert_eq!(
         finding(&cfg),
@@ -128,12 +129,8 @@ fn swapping_two_records_is_found() {
          WHERE seq IN (3, 7);"
     ))
     .expect("swap");
-    let moved: String = conn
-        .query_row(
-            "SELECT execution_id FROM audit_entries WHERE seq = 3",
-            [],
-            |r| r.get(0),
-        )
+    let moved = conn
+        .one("SELECT execution_id FROM audit_entries WHERE seq = 3", &[])
         .expect("row");
     assert_eq!(moved, "acme-leave_days-0006");
     assert_eq!(finding(&cfg), Some(Finding::Reordered { seq: 3 }));
@@ -143,7 +140,7 @@ fn swapping_two_records_is_found() {
 fn truncating_the_tail_after_a_checkpoint_is_found_and_refused_at_open() {
     let (_dir, cfg) = ten();
     db(&cfg)
-        .execute("DELETE FROM audit_entries WHERE seq > 7", [])
+        .execute("DELETE FROM audit_entries WHERE seq > 7", &[])
         .expect("truncate");
     assert_eq!(
         finding(&cfg),
@@ -168,12 +165,8 @@ fn rewriting_the_whole_chain_is_caught_by_the_signed_checkpoint() {
     let conn = db(&cfg);
     let mut prev = "00".repeat(32);
     for seq in 1..=10i64 {
-        let body: String = conn
-            .query_row(
-                "SELECT body FROM audit_entries WHERE seq = ?1",
-                [seq],
-                |r| r.get(0),
-            )
+        let body = conn
+            .one("SELECT body FROM audit_entries WHERE seq = ?1", &[&seq])
             .expect("row");
         let body = if seq == 2 {
             body.replace("\"agent_id\":\"agent-1\"", "\"agent_id\":\"agent-x\"")
@@ -284,9 +277,15 @@ fn a_garbled_checkpoint_line_is_found() {
 #[test]
 fn a_corrupt_column_type_is_a_finding_not_a_panic() {
     let (_dir, cfg) = ten();
-    db(&cfg)
-        .execute("UPDATE audit_entries SET body = x'00ff' WHERE seq = 8", [])
-        .expect("edit");
+    // SQLite stores a blob in a TEXT column; PostgreSQL's typed columns
+    // refuse one, so there a NULL stands for the value of no valid type.
+    let edit = if on_postgres() {
+        "ALTER TABLE audit_entries ALTER COLUMN body DROP NOT NULL; \
+         UPDATE audit_entries SET body = NULL WHERE seq = 8"
+    } else {
+        "UPDATE audit_entries SET body = x'00ff' WHERE seq = 8"
+    };
+    db(&cfg).execute_batch(edit).expect("edit");
     assert_eq!(finding(&cfg), Some(Finding::Edited { seq: 8 }));
 }
 
@@ -297,13 +296,14 @@ fn rehashing_an_edit_of_an_unindexed_field_is_found_at_that_record() {
     // edited record, not the one whose link broke.
     let (_dir, cfg) = ten();
     let conn = db(&cfg);
-    let (body, prev): (String, String) = conn
-        .query_row(
+    let [body, prev] = <[String; 2]>::try_from(
+        conn.row(
             "SELECT body, prev_hash FROM audit_entries WHERE seq = 6",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            &[],
         )
-        .expect("row");
+        .expect("row"),
+    )
+    .expect("2 columns");
     let edited = body.replace("\"fuel_used\":", "\"fuel_used\":9");
     assert_ne!(edited, body, "the record has a fuel_used field");
     let hash = chain_hash(&prev, 6, &edited);
@@ -341,10 +341,8 @@ fn a_rewritten_hash_at_the_checkpoint_is_refused_at_open() {
 fn relinking_and_rehashing_the_first_record_is_found_at_it() {
     let (_dir, cfg) = ten();
     let conn = db(&cfg);
-    let body: String = conn
-        .query_row("SELECT body FROM audit_entries WHERE seq = 1", [], |r| {
-            r.get(0)
-        })
+    let body = conn
+        .one("SELECT body FROM audit_entries WHERE seq = 1", &[])
         .expect("row");
     // Self-consistent, but linked to a predecessor the log never had.
     let prev = "11".repeat(32);

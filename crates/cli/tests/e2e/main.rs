@@ -1,11 +1,13 @@
 //! End-to-end tests: the real `aifn` binary, a real `aifn serve` process on
-//! a real socket, real SQLite files, the real example functions built from
-//! source by `cargo xtask build-functions`.
+//! a real socket, real SQLite files (or a real PostgreSQL server for a
+//! fleet), the real example functions built from source by
+//! `cargo xtask build-functions`.
 
 mod approval;
 mod client;
 mod console;
 mod evidence;
+mod fleet;
 mod js;
 mod mcp;
 mod policies;
@@ -135,6 +137,12 @@ impl Server {
 
     pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// SIGKILL and wait: no graceful path at all, as in a crash.
+    pub(crate) fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM and wait: the graceful path flushes and checkpoints the audit log.

@@ -13,6 +13,8 @@
 
 use std::time::Duration;
 
+mod budgets;
+mod notify;
 mod policies;
 mod rows;
 mod schema;
@@ -46,17 +48,42 @@ const WRITERS: usize = 4;
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 /// Maps a PostgreSQL error to the registry's, keeping SQL out of
-/// `Display`: a full disk is [`RegistryError::DiskFull`]; refusals of the
-/// schema, lost connections and lock timeouts are `Storage`, as SQLite's
-/// constraint, I/O and busy errors are.
+/// `Display`: a full disk is [`RegistryError::DiskFull`]; a database that
+/// cannot be reached (no answer, a closed connection, a server shutting
+/// down or starting) is [`RegistryError::Unavailable`]; refusals of the
+/// schema and lock timeouts are `Storage`, as SQLite's constraint and busy
+/// errors are.
 fn db(op: &'static str) -> impl FnOnce(tokio_postgres::Error) -> RegistryError {
     move |e| match e.code() {
         Some(code) if *code == SqlState::DISK_FULL => RegistryError::DiskFull,
-        _ => RegistryError::Storage {
+        Some(code) if unreachable(code) => RegistryError::Unavailable {
+            op,
+            source: Box::new(e),
+        },
+        // No SQLSTATE: the server never answered (I/O, closed, timeout).
+        None => RegistryError::Unavailable {
+            op,
+            source: Box::new(e),
+        },
+        Some(_) => RegistryError::Storage {
             op,
             source: Box::new(e),
         },
     }
+}
+
+/// SQLSTATEs of a server that is going away or not ready: class 08
+/// (connection exception), 57P01-57P03 (shutdown, crash, starting up),
+/// 53300 (too many connections).
+fn unreachable(code: &SqlState) -> bool {
+    code.code().starts_with("08")
+        || [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::TOO_MANY_CONNECTIONS,
+        ]
+        .contains(code)
 }
 
 /// Reads column `idx`; a value that does not read as its type is
@@ -155,6 +182,8 @@ impl Drop for OwnedRuntime {
 
 /// Fields drop in order: the pools' connections before their runtime.
 pub(crate) struct PostgresStore {
+    /// For the change listener's own connection.
+    listen_config: tokio_postgres::Config,
     writers: Pool,
     /// Sessions that are read-only by default, as SQLite's readers are
     /// `query_only`: readers never write, whatever a bug asks of them.
@@ -187,6 +216,7 @@ impl PostgresStore {
             None => flag.to_owned(),
         });
         let store = PostgresStore {
+            listen_config: config.clone(),
             writers: pool(config, WRITERS, busy_timeout)?,
             readers: pool(read_only, READERS, busy_timeout)?,
             runtime: OwnedRuntime(Some(runtime)),
@@ -254,7 +284,9 @@ fn pool(config: tokio_postgres::Config, size: usize, timeout: Duration) -> Resul
 }
 
 async fn checkout(pool: &Pool) -> Result<Conn> {
-    let obj = pool.get().await.map_err(|e| RegistryError::Storage {
+    // Every pool error is a connection not had: none refused, none timed
+    // out in a query; the database is not there for now.
+    let obj = pool.get().await.map_err(|e| RegistryError::Unavailable {
         op: "connect to database",
         source: Box::new(e),
     })?;
@@ -265,6 +297,37 @@ async fn checkout(pool: &Pool) -> Result<Conn> {
 }
 
 impl RegistryStore for PostgresStore {
+    fn counts_budgets(&self) -> bool {
+        true
+    }
+
+    fn budget_admit(
+        &self,
+        w: crate::BudgetWindow<'_>,
+        agent: &aifn_types::Budget,
+        tenant: &aifn_types::Budget,
+    ) -> Result<crate::BudgetVerdict> {
+        self.admit_budget(w, agent, tenant)
+    }
+
+    fn budget_add_fuel(&self, w: crate::BudgetWindow<'_>, fuel: u64) -> Result<()> {
+        self.add_budget_fuel(w, fuel)
+    }
+
+    fn budget_counts(
+        &self,
+        w: crate::BudgetWindow<'_>,
+    ) -> Result<(crate::WindowCounts, crate::WindowCounts)> {
+        self.budget_window(w)
+    }
+
+    fn watch(&self, on_change: std::sync::Arc<dyn Fn() + Send + Sync>) -> Result<()> {
+        self.runtime
+            .get()?
+            .spawn(notify::listen(self.listen_config.clone(), on_change));
+        Ok(())
+    }
+
     fn write(&self, body: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()> {
         // Not one `block_on` around it all: the body is synchronous and
         // each of its statements blocks on the runtime by itself.
@@ -296,7 +359,11 @@ impl RegistryStore for PostgresStore {
                 Ok(())
             });
         match result {
-            Ok(()) => runtime.block_on(conn.end("COMMIT", "commit")),
+            // Delivered to every listening node when (and only if) it commits.
+            Ok(()) => runtime.block_on(conn.end(
+                &format!("SELECT pg_notify('{}', ''); COMMIT", notify::CHANNEL),
+                "commit",
+            )),
             Err(e) => {
                 // A failed rollback closes the connection (see `Conn`).
                 let _ = runtime.block_on(conn.end("ROLLBACK", "roll back"));

@@ -13,7 +13,7 @@ use crate::RegistryError;
 use crate::store::Result;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// Applies the migrations not applied yet, in one transaction.
 pub(super) async fn migrate(client: &mut Client) -> Result<()> {
@@ -21,7 +21,8 @@ pub(super) async fn migrate(client: &mut Client) -> Result<()> {
     let tx = client.transaction().await.map_err(db("begin migration"))?;
     // Held until commit: a second node waits here, then finds it all done.
     tx.batch_execute(&format!(
-        "SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); \
+        "SET LOCAL client_min_messages = warning; \
+         SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); \
          CREATE TABLE IF NOT EXISTS schema_migrations (\
              version    BIGINT PRIMARY KEY CHECK (version >= 1), \
              applied_at TEXT NOT NULL)"
@@ -315,4 +316,18 @@ const V4: &str = r#"
 ALTER TABLE versions DROP CONSTRAINT versions_source_language_check;
 ALTER TABLE versions ADD CONSTRAINT versions_source_language_check
     CHECK (source_language IS NULL OR source_language IN ('wat', 'javascript'));
+"#;
+
+/// 5: the budget windows a fleet counts together: one row per tenant,
+/// hour and agent (`subject` '' is the tenant's total), calls admitted and
+/// fuel used, the rows locked while a call is admitted.
+const V5: &str = r#"
+CREATE TABLE budget_windows (
+    tenant_id TEXT NOT NULL,
+    subject   TEXT NOT NULL,
+    hour      BIGINT NOT NULL CHECK (hour >= 0),
+    calls     BIGINT NOT NULL DEFAULT 0 CHECK (calls >= 0),
+    fuel      BIGINT NOT NULL DEFAULT 0 CHECK (fuel >= 0),
+    PRIMARY KEY (tenant_id, hour, subject)
+);
 "#;
