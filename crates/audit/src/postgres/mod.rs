@@ -230,7 +230,9 @@ impl PostgresStore {
     ) -> Result<T, AuditError> {
         let reused = self.session.is_some();
         match self.try_with(&f) {
-            Err(Failed::Db(e)) if reused && self.session.is_none() && e.is_closed() => {
+            Err(Failed::Db(e))
+                if reused && self.session.is_none() && crate::error::unreachable(&e) =>
+            {
                 self.with(op, f)
             }
             other => other.map_err(|e| self.failed(op, e)),
@@ -256,7 +258,9 @@ impl PostgresStore {
         let broken = match &result {
             Ok(_) => false,
             Err(Failed::TimedOut) => true,
-            Err(Failed::Db(_)) => session.in_tx || session.client.is_closed(),
+            Err(Failed::Db(e)) => {
+                session.in_tx || session.client.is_closed() || crate::error::unreachable(e)
+            }
         };
         if broken {
             // Closed, not returned: the server rolls back what it holds.

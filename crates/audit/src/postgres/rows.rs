@@ -11,6 +11,7 @@ use tokio_postgres::{Error, Row};
 use super::chain::{AppendError, begin_locked, head_in, insert_chained};
 use super::{Failed, PostgresStore, Session, seq_param};
 use crate::canon::{ChainFormat, GENESIS};
+use crate::error::unreachable;
 use crate::prepare::{IndexCols, NewEntry};
 use crate::record::StoredCapture;
 use crate::store::{AuditStore, Filter, PruneFacts, StoredRow};
@@ -140,7 +141,7 @@ impl PostgresStore {
         let run = async |s: &mut Session| f(s, &committing).await;
         let reused = self.session.is_some();
         let result = match self.try_with(run) {
-            Err(Failed::Db(e)) if reused && e.is_closed() && !committing.get() => {
+            Err(Failed::Db(e)) if reused && unreachable(&e) && !committing.get() => {
                 self.try_with(run)
             }
             other => other,
