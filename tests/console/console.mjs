@@ -2,7 +2,7 @@
 // (playwright-core with Debian's /usr/bin/chromium). Run by
 // crates/cli/tests/e2e/console.rs, which starts `aifn serve`, makes the
 // keys and uploads the versions, then checks what this prints: one JSON
-// object of observations. Screenshots go to SHOTS (docs/console/).
+// object of observations. Screenshots go to SHOTS (a temporary directory, or docs/console/).
 //
 // usage: node console.mjs URL SETTINGS_JSON
 import { chromium } from "playwright-core";

@@ -2,7 +2,9 @@
 //! (Debian's) driven by Playwright (`tests/console`, installed by `cargo
 //! xtask test`). The browser script reports what it saw; this test checks
 //! it, and checks through the API that what the browser did took effect.
-//! Its screenshots are the ones in docs/console.md.
+//! Its screenshots go to a temporary directory; with
+//! `AIFN_CONSOLE_SHOTS=docs/console` they refresh the ones in
+//! docs/console.md (a test run leaves the working tree alone).
 
 use std::path::Path;
 use std::process::Command;
@@ -76,7 +78,11 @@ fn an_approver_reviews_tests_and_decides_in_a_browser() {
     );
     assert_eq!(status, 200, "{mine}");
 
-    let shots = repo().join("docs/console");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let shots = match std::env::var_os("AIFN_CONSOLE_SHOTS") {
+        Some(dir) => repo().join(dir),
+        None => scratch.path().to_owned(),
+    };
     std::fs::create_dir_all(&shots).expect("screenshot dir");
     let settings = json!({
         "approver": approver, "author": author, "admin": admin, "agent": agent,
