@@ -15,5 +15,7 @@ for b in echo leave metering memory cold tenants timeout audit js; do
 done
 bash benches/metering-yield.sh
 cargo run --release --locked -p aifn-benches --bin loadgen -- --aifn target/release/aifn
+# Section K: SQLite, 1 and 2 nodes on a private durable PostgreSQL (~2 min).
+cargo run --release --locked -p aifn-benches --bin fleetload -- --aifn target/release/aifn
 # Last: aifn's echo, Extism's two modes, aifn's echo again; then the report.
 bash benches/peer.sh

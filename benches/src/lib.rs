@@ -11,7 +11,9 @@
 extern crate self as aifn_guest;
 
 pub mod guests;
+pub mod http;
 pub mod leave;
+pub mod pgstat;
 pub mod stats;
 
 use std::path::{Path, PathBuf};

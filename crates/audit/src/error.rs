@@ -188,20 +188,4 @@ impl AuditError {
     }
 }
 
-/// Whether a PostgreSQL error says the server is not there (no answer at
-/// all, or a connection exception, a shutdown, a server starting, too many
-/// connections), as opposed to a refusal of the statement.
-pub(crate) fn unreachable(e: &tokio_postgres::Error) -> bool {
-    use tokio_postgres::error::SqlState;
-    e.is_closed()
-        || e.code().is_none_or(|c| {
-            c.code().starts_with("08")
-                || [
-                    SqlState::ADMIN_SHUTDOWN,
-                    SqlState::CRASH_SHUTDOWN,
-                    SqlState::CANNOT_CONNECT_NOW,
-                    SqlState::TOO_MANY_CONNECTIONS,
-                ]
-                .contains(c)
-        })
-}
+pub(crate) use aifn_postgres::unreachable;

@@ -67,26 +67,17 @@ impl std::fmt::Debug for Registry {
 }
 
 /// The database name and hosts of a PostgreSQL URL, for `Debug`.
-fn postgres_location(url: &str) -> Location {
-    let config: Option<tokio_postgres::Config> = url.parse().ok();
-    let dbname = config
-        .as_ref()
-        .and_then(|c| c.get_dbname())
-        .unwrap_or("?")
-        .to_owned();
+fn postgres_location(config: &tokio_postgres::Config) -> Location {
+    let dbname = config.get_dbname().unwrap_or("?").to_owned();
     let hosts = config
-        .as_ref()
-        .map(|c| {
-            c.get_hosts()
-                .iter()
-                .map(|h| match h {
-                    tokio_postgres::config::Host::Tcp(name) => name.clone(),
-                    tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join(",")
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
         })
-        .unwrap_or_default();
+        .collect::<Vec<_>>()
+        .join(",");
     Location::Postgres { dbname, hosts }
 }
 
@@ -146,10 +137,11 @@ impl Registry {
             });
         }
         let store = PostgresStore::open(url, options.busy_timeout)?;
+        let location = postgres_location(store.config());
         Ok(Registry {
             store: Box::new(store),
             audit: Box::new(audit),
-            location: postgres_location(url),
+            location,
         })
     }
 

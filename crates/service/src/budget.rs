@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use aifn_registry::{BudgetVerdict, BudgetWindow, Registry, RegistryError};
+use aifn_registry::{BudgetVerdict, BudgetWindow, Registry, RegistryError, WindowCounts};
 use aifn_types::{Budget, Subject, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -59,24 +59,15 @@ pub(crate) struct Exhausted {
     pub(crate) retry_after: Duration,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Counts {
-    calls: u64,
-    fuel: u64,
-}
+/// One window's counts: the registry's type, counted here in memory on
+/// one node and in the database on a fleet.
+type Counts = WindowCounts;
 
-impl Counts {
-    fn used_up(&self, budget: &Budget) -> bool {
-        budget.calls_per_hour.is_some_and(|b| self.calls >= b)
-            || budget.fuel_per_hour.is_some_and(|b| self.fuel >= b)
-    }
-
-    fn against(self, budget: Budget) -> WindowUsage {
-        WindowUsage {
-            calls: self.calls,
-            fuel: self.fuel,
-            budget,
-        }
+fn against(c: Counts, budget: Budget) -> WindowUsage {
+    WindowUsage {
+        calls: c.calls,
+        fuel: c.fuel,
+        budget,
     }
 }
 
@@ -106,10 +97,6 @@ fn hour_of(t: SystemTime) -> u64 {
 
 fn hour_start(hour: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(hour.saturating_mul(HOUR_SECS))
-}
-
-fn unlimited(b: &Budget) -> bool {
-    b.calls_per_hour.is_none() && b.fuel_per_hour.is_none()
 }
 
 /// Refused until the window's end, at least a second.
@@ -153,7 +140,7 @@ impl Budgets {
         if !registry.counts_budgets() {
             return Ok(self.admit_here(tenant, subject, agent_budget, tenant_budget, now));
         }
-        if unlimited(agent_budget) && unlimited(tenant_budget) {
+        if agent_budget.is_unlimited() && tenant_budget.is_unlimited() {
             return Ok(Ok(()));
         }
         let hour = hour_of(now);
@@ -217,16 +204,12 @@ impl Budgets {
             subject,
             hour,
         })?;
-        let c = |w: aifn_registry::WindowCounts| Counts {
-            calls: w.calls,
-            fuel: w.fuel,
-        };
         Ok(Usage {
             subject: subject.clone(),
             window_start: hour_start(hour).into(),
             window_end: hour_start(hour + 1).into(),
-            agent: c(agent).against(budgets.0),
-            tenant: c(total).against(budgets.1),
+            agent: against(agent, budgets.0),
+            tenant: against(total, budgets.1),
         })
     }
 
@@ -290,8 +273,8 @@ impl Budgets {
             subject: subject.clone(),
             window_start: hour_start(w.hour).into(),
             window_end: hour_start(w.hour + 1).into(),
-            agent: agent.against(agent_budget),
-            tenant: total.against(tenant_budget),
+            agent: against(agent, agent_budget),
+            tenant: against(total, tenant_budget),
         }
     }
 }

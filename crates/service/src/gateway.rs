@@ -228,8 +228,7 @@ impl Service {
         };
         let agent_budget = policy.map(|p| p.policy.budget).unwrap_or_default();
         let gate = &self.inner.gateway;
-        let budgeted =
-            agent_budget != Budget::default() || tenant.info.settings.budget != Budget::default();
+        let budgeted = !agent_budget.is_unlimited() || !tenant.info.settings.budget.is_unlimited();
         let counted = gate
             .budgets
             .admit(

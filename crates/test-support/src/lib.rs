@@ -30,4 +30,4 @@ pub use body::{LEAKS, check_error_body, error_kinds};
 #[cfg(feature = "service")]
 pub use harness::{TempService, plenty_of_fuel};
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresServer, postgres_url, psql_at};
+pub use postgres::{PostgresServer, TlsFiles, postgres_url, psql_at};

@@ -1,6 +1,7 @@
 //! A real PostgreSQL server for the tests (the `postgres` feature): one
 //! per test process, started on first use in a temporary directory with
-//! Debian's `initdb` and `pg_ctl`, listening only on a Unix socket there,
+//! Debian's `initdb` and `pg_ctl`, listening only on a Unix socket there
+//! (and with TLS on 127.0.0.1 for [`PostgresServer::start_tls`]),
 //! and a fresh database per call. A watchdog stops the server and removes
 //! the directory when the test process is gone, however it ended.
 //!
@@ -33,6 +34,29 @@ pub struct PostgresServer {
     /// Private servers are removed on drop; the shared one lives as long
     /// as the process.
     private: bool,
+    /// Runs with fsync and synchronous commit on (for benchmarks), and
+    /// with `pg_stat_statements` loaded.
+    durable: bool,
+    /// Also on 127.0.0.1 with TLS only ([`PostgresServer::start_tls`]).
+    tls: Option<TlsFiles>,
+}
+
+/// The certificates of a [`PostgresServer::start_tls`] server: a CA of its
+/// own, the server's certificate for `localhost` only (so 127.0.0.1 does
+/// not match its name), and a client certificate for the `postgres` user.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The TCP port on 127.0.0.1 (and the socket's number).
+    pub port: u16,
+    /// The CA certificate that signed both (PEM).
+    pub ca: PathBuf,
+    /// A client certificate for the user `postgres` (PEM) and its key.
+    pub client_cert: PathBuf,
+    /// The client certificate's key (PEM, PKCS#8).
+    pub client_key: PathBuf,
+    /// A second CA, which signed nothing here: a root that must not be
+    /// trusted for this server.
+    pub other_ca: PathBuf,
 }
 
 type Server = PostgresServer;
@@ -60,7 +84,13 @@ pub fn psql_at(url: &str, sql: &str) -> (bool, String) {
             // A private server's URL: psql finds the socket in its host.
             let dir = url_dir.map(decode).unwrap_or_default();
             let bin = find_bin().unwrap_or_else(|| panic!("PostgreSQL is not installed"));
-            run_psql(&bin, Path::new(&dir), db, sql)
+            let (dir, port) = match dir.rsplit_once(':') {
+                Some((d, p)) if p.parse::<u16>().is_ok() => {
+                    (d.to_owned(), p.parse().unwrap_or(5432))
+                }
+                _ => (dir, 5432),
+            };
+            run_psql(&bin, Path::new(&dir), port, db, sql)
         }
     }
 }
@@ -70,6 +100,42 @@ impl PostgresServer {
     /// the Debian package, when PostgreSQL is not installed.
     pub fn start() -> PostgresServer {
         Server::boot(true)
+    }
+
+    /// A private server as [`PostgresServer::start`]'s, but durable, as in
+    /// production: fsync, synchronous commit and full-page writes on. It
+    /// also loads `pg_stat_statements` (a database still needs `CREATE
+    /// EXTENSION pg_stat_statements` to read it) and times I/O
+    /// (`track_io_timing`, `track_wal_io_timing`). For benchmarks.
+    pub fn start_durable() -> PostgresServer {
+        Server::boot_with(true, true, false)
+    }
+
+    /// A private server that also listens on 127.0.0.1 (a free port),
+    /// where it accepts TLS only, and only with a client certificate
+    /// signed by its CA (`hostssl ... cert`; plaintext TCP is rejected).
+    /// The certificates are made here with rcgen: [`PostgresServer::tls`].
+    pub fn start_tls() -> PostgresServer {
+        Server::boot_with(true, false, true)
+    }
+
+    /// The TLS server's certificates and port.
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
+    }
+
+    /// A fresh database, and its URL over TCP to `host` (`localhost` or
+    /// `127.0.0.1`) with `query` appended (the TLS settings under test).
+    pub fn tcp_database(&self, host: &str, query: &str) -> String {
+        let port = self.tls.as_ref().map_or(5432, |t| t.port);
+        let url = self.database();
+        let db = url.rsplit('/').next().unwrap_or("postgres");
+        format!("postgresql://{SERVER_USER}@{host}:{port}/{db}?{query}")
+    }
+
+    /// Runs `sql` in database `db` as the superuser, over the socket.
+    pub fn sql(&self, db: &str, sql: &str) -> (bool, String) {
+        self.try_psql(db, sql)
     }
 
     /// The URL of a fresh, empty database on this server.
@@ -103,6 +169,28 @@ impl PostgresServer {
 
     /// Tests need no durability; a socket only, in our directory.
     fn options(&self) -> String {
+        if let Some(t) = &self.tls {
+            let tls = self.dir.join("tls");
+            return format!(
+                "-k {} -c listen_addresses=127.0.0.1 -c port={} -c ssl=on \
+                 -c ssl_cert_file={} -c ssl_key_file={} -c ssl_ca_file={} \
+                 -c fsync=off -c synchronous_commit=off -c max_connections=200",
+                self.dir.display(),
+                t.port,
+                tls.join("server.pem").display(),
+                tls.join("server.key").display(),
+                t.ca.display(),
+            );
+        }
+        if self.durable {
+            return format!(
+                "-k {} -c listen_addresses='' -c fsync=on -c synchronous_commit=on \
+                 -c full_page_writes=on -c max_connections=200 \
+                 -c shared_preload_libraries=pg_stat_statements -c track_io_timing=on \
+                 -c track_wal_io_timing=on",
+                self.dir.display()
+            );
+        }
         format!(
             "-k {} -c listen_addresses='' -c fsync=off -c synchronous_commit=off \
              -c full_page_writes=off -c max_connections=200",
@@ -111,6 +199,10 @@ impl PostgresServer {
     }
 
     fn boot(private: bool) -> Server {
+        Server::boot_with(private, false, false)
+    }
+
+    fn boot_with(private: bool, durable: bool, tls: bool) -> Server {
         let bin = find_bin().unwrap_or_else(|| {
             panic!(
                 "PostgreSQL's initdb and pg_ctl are not installed (looked in {DEBIAN_ROOT}/*/bin): \
@@ -131,6 +223,8 @@ impl PostgresServer {
             as_root,
             databases: AtomicU32::new(0),
             private,
+            durable,
+            tls: None,
         };
         if as_root {
             server.must(
@@ -154,6 +248,10 @@ impl PostgresServer {
             "--locale=C.UTF-8".as_ref(),
             "--no-sync".as_ref(),
         ]));
+        let mut server = server;
+        if tls {
+            server.tls = Some(server.make_tls(&data));
+        }
         server.resume();
         server
     }
@@ -214,11 +312,50 @@ impl PostgresServer {
     }
 
     fn url(&self, db: &str) -> String {
-        format!("postgresql://{SERVER_USER}@{}/{db}", encode(&self.dir))
+        match &self.tls {
+            Some(t) => format!(
+                "postgresql://{SERVER_USER}@{}:{}/{db}",
+                encode(&self.dir),
+                t.port
+            ),
+            None => format!("postgresql://{SERVER_USER}@{}/{db}", encode(&self.dir)),
+        }
     }
 
     fn try_psql(&self, db: &str, sql: &str) -> (bool, String) {
-        run_psql(&self.bin, &self.dir, db, sql)
+        let port = self.tls.as_ref().map_or(5432, |t| t.port);
+        run_psql(&self.bin, &self.dir, port, db, sql)
+    }
+
+    /// Certificates, a key the server may read, and a pg_hba.conf that
+    /// takes TCP connections over TLS with a client certificate only.
+    fn make_tls(&self, data: &Path) -> TlsFiles {
+        let dir = self.dir.join("tls");
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        let files = tls_certificates(&dir);
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\n\
+             hostssl all all 127.0.0.1/32 cert\n\
+             host all all 127.0.0.1/32 reject\n",
+        )
+        .unwrap_or_else(|e| panic!("write pg_hba.conf: {e}"));
+        let key = dir.join("server.key");
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", key.display()));
+        if self.as_root {
+            self.must(
+                Command::new("chown")
+                    .arg(format!("{SERVER_USER}:"))
+                    .arg(&key)
+                    .arg(data.join("pg_hba.conf")),
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("no free port: {e}"));
+        TlsFiles { port, ..files }
     }
 
     #[track_caller]
@@ -242,10 +379,12 @@ impl Drop for PostgresServer {
     }
 }
 
-fn run_psql(bin: &Path, socket_dir: &Path, db: &str, sql: &str) -> (bool, String) {
+fn run_psql(bin: &Path, socket_dir: &Path, port: u16, db: &str, sql: &str) -> (bool, String) {
     let out = Command::new(bin.join("psql"))
         .arg("-h")
         .arg(socket_dir)
+        .arg("-p")
+        .arg(port.to_string())
         .args(["-U", SERVER_USER, "-d", db, "-X", "-q", "-t", "-A"])
         .args([
             "-v",
@@ -264,6 +403,46 @@ fn run_psql(bin: &Path, socket_dir: &Path, db: &str, sql: &str) -> (bool, String
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// A CA, the server's certificate for `localhost` and its key, a client
+/// certificate for `postgres`, and a second, unrelated CA, in `dir`.
+fn tls_certificates(dir: &Path) -> TlsFiles {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let fail = |e: rcgen::Error| -> ! { panic!("make test certificates: {e}") };
+    let write = |name: &str, pem: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        path
+    };
+    let ca = |name: &str| {
+        let key = KeyPair::generate().unwrap_or_else(|e| fail(e));
+        let mut params = CertificateParams::new(Vec::new()).unwrap_or_else(|e| fail(e));
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let cert = params.self_signed(&key).unwrap_or_else(|e| fail(e));
+        (cert.pem(), Issuer::new(params, key))
+    };
+    let leaf = |issuer: &Issuer<'_, KeyPair>, names: Vec<String>, cn: &str| {
+        let key = KeyPair::generate().unwrap_or_else(|e| fail(e));
+        let mut params = CertificateParams::new(names).unwrap_or_else(|e| fail(e));
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let cert = params.signed_by(&key, issuer).unwrap_or_else(|e| fail(e));
+        (cert.pem(), key.serialize_pem())
+    };
+    let (ca_pem, issuer) = ca("aifn test CA");
+    let (other_pem, _) = ca("aifn unrelated CA");
+    let (server_pem, server_key) = leaf(&issuer, vec!["localhost".into()], "localhost");
+    let (client_pem, client_key) = leaf(&issuer, Vec::new(), SERVER_USER);
+    write("server.pem", server_pem);
+    write("server.key", server_key);
+    TlsFiles {
+        port: 0,
+        ca: write("ca.pem", ca_pem),
+        client_cert: write("client.pem", client_pem),
+        client_key: write("client.key", client_key),
+        other_ca: write("other-ca.pem", other_pem),
+    }
 }
 
 /// The newest `/usr/lib/postgresql/<major>/bin` with initdb and pg_ctl.

@@ -18,10 +18,11 @@ mod chain;
 mod rows;
 mod schema;
 
+use aifn_postgres::Connector;
 use aifn_types::DatabaseUrl;
 use tokio::runtime::Runtime;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Row, Statement};
+use tokio_postgres::{Client, Row, Statement};
 
 use crate::AuditError;
 use crate::canon::ChainFormat;
@@ -103,7 +104,7 @@ impl Drop for OwnedRuntime {
 /// Fields drop in order: the connection before its runtime.
 pub(crate) struct PostgresStore {
     session: Option<Session>,
-    config: tokio_postgres::Config,
+    connector: Connector,
     /// The URL without its password, for errors.
     name: String,
     read_only: bool,
@@ -148,12 +149,11 @@ impl PostgresStore {
 
     fn new(url: &DatabaseUrl, read_only: bool) -> Result<PostgresStore, AuditError> {
         let name = url.redacted();
-        let config: tokio_postgres::Config =
-            url.expose().parse().map_err(|e| AuditError::Database {
-                database: name.clone(),
-                operation: "parse database URL",
-                source: Box::new(e),
-            })?;
+        let connector = Connector::parse(url.expose()).map_err(|e| AuditError::Database {
+            database: name.clone(),
+            operation: "read database URL",
+            source: Box::new(e),
+        })?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -164,7 +164,7 @@ impl PostgresStore {
             })?;
         Ok(PostgresStore {
             session: None,
-            config,
+            connector,
             name,
             read_only,
             format: ChainFormat {
@@ -248,7 +248,11 @@ impl PostgresStore {
         };
         if self.session.as_ref().is_none_or(|s| s.client.is_closed()) {
             self.session = None;
-            let session = block(rt, CONNECT_TIMEOUT, connect(&self.config, self.read_only))?;
+            let session = block(
+                rt,
+                CONNECT_TIMEOUT,
+                connect(&self.connector, self.read_only),
+            )?;
             self.session = Some(session);
         }
         let Some(session) = self.session.as_mut() else {
@@ -282,11 +286,8 @@ fn block<T>(
     }
 }
 
-async fn connect(
-    config: &tokio_postgres::Config,
-    read_only: bool,
-) -> Result<Session, tokio_postgres::Error> {
-    let (client, connection) = config.connect(NoTls).await?;
+async fn connect(connector: &Connector, read_only: bool) -> Result<Session, tokio_postgres::Error> {
+    let (client, connection) = connector.connect().await?;
     // Polled only while the store's runtime runs an operation.
     tokio::spawn(async move {
         let _ = connection.await;

@@ -278,15 +278,32 @@ impl AuditStore for PostgresStore {
     }
 
     fn head(&mut self) -> Result<Option<(u64, String)>, AuditError> {
-        let rows = self.rows(
-            "read head",
-            &format!("SELECT {COLUMNS} FROM audit_entries ORDER BY seq DESC LIMIT 1"),
-            &[],
-        )?;
-        Ok(rows
-            .into_iter()
-            .next()
-            .map(|r| (r.seq, r.hash.unwrap_or_default())))
+        // Two columns, not the row: the writer reads the head at every open.
+        let head = self.with_retry("read head", async |s| {
+            match s
+                .query_opt(
+                    "SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1",
+                    &[],
+                )
+                .await?
+            {
+                Some(r) => Ok(Some((
+                    r.try_get::<_, i64>(0)?,
+                    r.try_get::<_, Option<String>>(1)?,
+                ))),
+                None => Ok(None),
+            }
+        })?;
+        match head {
+            None => Ok(None),
+            Some((seq, hash)) => {
+                let seq = u64::try_from(seq)
+                    .ok()
+                    .filter(|&s| s >= 1)
+                    .ok_or_else(outside_chain)?;
+                Ok(Some((seq, hash.unwrap_or_default())))
+            }
+        }
     }
 
     fn bounds(&mut self) -> Result<Option<(u64, u64)>, AuditError> {

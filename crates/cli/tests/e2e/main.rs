@@ -75,23 +75,30 @@ pub(crate) fn repo() -> PathBuf {
 
 /// Creates an API key on the data dir and returns its secret.
 pub(crate) fn key(data: &Path, tenant: &str, role: &str, subject: &str) -> String {
+    key_with(data, &[], tenant, role, subject)
+}
+
+/// [`key`] with more options of `aifn keys create` (`--database URL`).
+pub(crate) fn key_with(
+    data: &Path,
+    extra: &[&str],
+    tenant: &str,
+    role: &str,
+    subject: &str,
+) -> String {
     let d = data.to_str().expect("utf-8 path");
-    let (code, out, err) = cli(
-        &[
-            "keys",
-            "create",
-            "--data-dir",
-            d,
-            "--tenant",
-            tenant,
-            "--role",
-            role,
-            "--subject",
-            subject,
-            "--json",
-        ],
-        &[],
-    );
+    let mut args = vec!["keys", "create", "--data-dir", d];
+    args.extend_from_slice(extra);
+    args.extend([
+        "--tenant",
+        tenant,
+        "--role",
+        role,
+        "--subject",
+        subject,
+        "--json",
+    ]);
+    let (code, out, err) = cli(&args, &[]);
     assert_eq!(code, 0, "keys create failed: {err}");
     let v: Value = serde_json::from_str(&out).expect("json");
     v["secret"].as_str().expect("secret").to_owned()

@@ -20,12 +20,13 @@ mod rows;
 mod schema;
 mod tx;
 
+use aifn_postgres::Connector;
 use aifn_types::{FunctionName, Source, Subject, TenantId, VersionState};
 use deadpool_postgres::{ClientWrapper, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio::runtime::Runtime;
+use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, ToSql};
-use tokio_postgres::{NoTls, Row};
 
 use crate::store::{ActiveLookup, RegistryStore, Result, StoredKey, WriteTx};
 use crate::{
@@ -56,7 +57,7 @@ type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 fn db(op: &'static str) -> impl FnOnce(tokio_postgres::Error) -> RegistryError {
     move |e| match e.code() {
         Some(code) if *code == SqlState::DISK_FULL => RegistryError::DiskFull,
-        Some(code) if unreachable(code) => RegistryError::Unavailable {
+        Some(code) if aifn_postgres::unreachable_code(code) => RegistryError::Unavailable {
             op,
             source: Box::new(e),
         },
@@ -70,20 +71,6 @@ fn db(op: &'static str) -> impl FnOnce(tokio_postgres::Error) -> RegistryError {
             source: Box::new(e),
         },
     }
-}
-
-/// SQLSTATEs of a server that is going away or not ready: class 08
-/// (connection exception), 57P01-57P03 (shutdown, crash, starting up),
-/// 53300 (too many connections).
-fn unreachable(code: &SqlState) -> bool {
-    code.code().starts_with("08")
-        || [
-            SqlState::ADMIN_SHUTDOWN,
-            SqlState::CRASH_SHUTDOWN,
-            SqlState::CANNOT_CONNECT_NOW,
-            SqlState::TOO_MANY_CONNECTIONS,
-        ]
-        .contains(code)
 }
 
 /// Reads column `idx`; a value that does not read as its type is
@@ -183,7 +170,7 @@ impl Drop for OwnedRuntime {
 /// Fields drop in order: the pools' connections before their runtime.
 pub(crate) struct PostgresStore {
     /// For the change listener's own connection.
-    listen_config: tokio_postgres::Config,
+    listen: Connector,
     writers: Pool,
     /// Sessions that are read-only by default, as SQLite's readers are
     /// `query_only`: readers never write, whatever a bug asks of them.
@@ -196,8 +183,8 @@ pub(crate) struct PostgresStore {
 impl PostgresStore {
     /// Connects to `url` (a libpq URL or key=value string) and migrates.
     pub(crate) fn open(url: &str, busy_timeout: Duration) -> Result<PostgresStore> {
-        let config: tokio_postgres::Config = url.parse().map_err(|e| RegistryError::Storage {
-            op: "parse database URL",
+        let connector = Connector::parse(url).map_err(|e| RegistryError::Storage {
+            op: "read database URL",
             source: Box::new(e),
         })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -209,16 +196,17 @@ impl PostgresStore {
                 op: "start database runtime",
                 source: Box::new(e),
             })?;
-        let mut read_only = config.clone();
+        let mut read_only = connector.clone();
         let flag = "-c default_transaction_read_only=on";
-        read_only.options(match config.get_options() {
+        let options = match connector.config().get_options() {
             Some(given) => format!("{given} {flag}"),
             None => flag.to_owned(),
-        });
+        };
+        read_only.config_mut().options(options);
         let store = PostgresStore {
-            listen_config: config.clone(),
-            writers: pool(config, WRITERS, busy_timeout)?,
-            readers: pool(read_only, READERS, busy_timeout)?,
+            writers: pool(&connector, WRITERS, busy_timeout)?,
+            listen: connector,
+            readers: pool(&read_only, READERS, busy_timeout)?,
             runtime: OwnedRuntime(Some(runtime)),
             lock_timeout: busy_timeout,
         };
@@ -231,6 +219,11 @@ impl PostgresStore {
             schema::migrate(obj).await
         })?;
         Ok(store)
+    }
+
+    /// The driver's configuration the store connects with.
+    pub(crate) fn config(&self) -> &tokio_postgres::Config {
+        self.listen.config()
     }
 
     /// Runs `f` on a pooled connection: one statement, one snapshot.
@@ -260,10 +253,10 @@ impl PostgresStore {
     }
 }
 
-fn pool(config: tokio_postgres::Config, size: usize, timeout: Duration) -> Result<Pool> {
+fn pool(connector: &Connector, size: usize, timeout: Duration) -> Result<Pool> {
     let manager = Manager::from_config(
-        config,
-        NoTls,
+        connector.config().clone(),
+        connector.tls(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -324,7 +317,7 @@ impl RegistryStore for PostgresStore {
     fn watch(&self, on_change: std::sync::Arc<dyn Fn() + Send + Sync>) -> Result<()> {
         self.runtime
             .get()?
-            .spawn(notify::listen(self.listen_config.clone(), on_change));
+            .spawn(notify::listen(self.listen.clone(), on_change));
         Ok(())
     }
 

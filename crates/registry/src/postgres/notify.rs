@@ -7,7 +7,8 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_postgres::{AsyncMessage, Config, NoTls};
+use aifn_postgres::Connector;
+use tokio_postgres::AsyncMessage;
 
 /// The channel the registry's writes notify.
 pub(super) const CHANNEL: &str = "aifn_registry";
@@ -18,9 +19,9 @@ const RECONNECT: Duration = Duration::from_secs(1);
 /// Listens until the runtime shuts down. `on_change` runs on every
 /// notification, and also after every (re)connection: changes made while
 /// nobody listened are not replayed, so caches are cleared then too.
-pub(super) async fn listen(config: Config, on_change: Arc<dyn Fn() + Send + Sync>) {
+pub(super) async fn listen(connector: Connector, on_change: Arc<dyn Fn() + Send + Sync>) {
     loop {
-        if let Ok((client, mut connection)) = config.connect(NoTls).await {
+        if let Ok((client, mut connection)) = connector.connect().await {
             let sql = format!("LISTEN {CHANNEL}");
             let subscribe = client.batch_execute(&sql);
             tokio::pin!(subscribe);

@@ -19,6 +19,7 @@ use crate::*;
 
 mod limits;
 mod outage;
+mod tls;
 
 pub(super) const ECHO_MANIFEST: &str =
     "description = \"echo\"\n[input_schema]\ntype = \"object\"\n";
@@ -108,28 +109,7 @@ pub(super) fn fleet_key(url: &str, role: &str, subject: &str) -> String {
 pub(super) fn fleet_key_in(url: &str, tenant: &str, role: &str, subject: &str) -> String {
     // The keys live in the database: any data dir will do.
     let scratch = tempfile::tempdir().expect("tempdir");
-    let d = scratch.path().to_str().expect("utf-8");
-    let (code, out, err) = cli(
-        &[
-            "keys",
-            "create",
-            "--data-dir",
-            d,
-            "--database",
-            url,
-            "--tenant",
-            tenant,
-            "--role",
-            role,
-            "--subject",
-            subject,
-            "--json",
-        ],
-        &[],
-    );
-    assert_eq!(code, 0, "keys create: {err}");
-    let v: Value = serde_json::from_str(&out).expect("json");
-    v["secret"].as_str().expect("secret").to_owned()
+    key_with(scratch.path(), &["--database", url], tenant, role, subject)
 }
 
 pub(super) fn keys(url: &str) -> Keys {
