@@ -42,6 +42,8 @@ for t in "${targets[@]}"; do
   echo "== $t for ${secs}s"
   if ! cargo +nightly fuzz run --sanitizer none "$t" "corpus/$t" "${extra[@]}" -- \
       -max_total_time="$secs" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1; then
+    # The panic message first: a long backtrace would push it out of the tail.
+    grep -m1 -A2 'panicked at' "$log" >&2 || true
     tail -n 60 "$log" >&2
     echo "fuzz/run.sh: $t failed; the input is in fuzz/artifacts/$t/" >&2
     exit 1

@@ -376,7 +376,9 @@ fuzz_target!(|data: &[u8]| {
         check_error(status, &bytes, f, &described, &sent);
     } else {
         assert!(status.is_success(), "{status} for {described}");
-        if content_type.as_deref() == Some(b"application/wasm".as_slice()) {
+        if status == StatusCode::NO_CONTENT {
+            assert!(bytes.is_empty(), "204 with a body for {described}");
+        } else if content_type.as_deref() == Some(b"application/wasm".as_slice()) {
             // A version's module (GET .../module): the wasm bytes themselves.
             assert!(bytes.starts_with(b"\0asm"), "{status}: application/wasm that is not a module for {described}");
         } else if !described.contains("/metrics") {

@@ -10,6 +10,7 @@
 //! names it.
 
 mod caller;
+mod conn;
 mod console;
 mod error;
 mod extract;
@@ -19,7 +20,6 @@ mod openapi;
 mod routes;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +46,22 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// The approver console at `/console/` (`[server.console]`).
     pub console: ConsoleConfig,
+    /// Seconds a client has to send a request's headers, from accept or,
+    /// on a keep-alive connection, from the request's first byte; past it
+    /// the connection is closed. Default 10.
+    pub header_timeout_secs: u64,
+    /// Seconds a keep-alive connection may wait idle for its next request
+    /// before it is closed. Default 60.
+    pub idle_timeout_secs: u64,
+    /// Seconds a request's body has to arrive completely, from the end of
+    /// its headers; past it the request is answered 400 and the connection
+    /// closed. Default 30.
+    pub body_timeout_secs: u64,
+    /// Connections open at once. At the cap the connection longest without
+    /// a request in progress is closed to make room; when every one is
+    /// busy a new connection is answered 503 and closed. Keep it below the
+    /// process's file descriptor limit. Default 1024.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +70,21 @@ impl Default for ServerConfig {
             max_requests: 256,
             cors_origins: Vec::new(),
             console: ConsoleConfig::default(),
+            header_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            body_timeout_secs: 30,
+            max_connections: 1024,
+        }
+    }
+}
+
+impl ServerConfig {
+    fn conn_limits(&self) -> conn::ConnLimits {
+        conn::ConnLimits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
+            body_timeout: Duration::from_secs(self.body_timeout_secs.max(1)),
+            max_connections: self.max_connections.max(1),
         }
     }
 }
@@ -65,6 +96,7 @@ pub struct AppState {
     config: Arc<ServerConfig>,
     body_limits: BodyLimits,
     sessions: Arc<console::Sessions>,
+    connections: Arc<conn::Table>,
 }
 
 impl AppState {
@@ -74,6 +106,7 @@ impl AppState {
             body_limits: BodyLimits::new(&service.config().limits),
             service,
             sessions: Arc::new(console::Sessions::new(config.console.session_ttl())),
+            connections: Arc::new(conn::Table::new(config.conn_limits())),
             config: Arc::new(config),
         }
     }
@@ -97,11 +130,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let service = state.service.clone();
+    let connections = state.connections.clone();
     let retention = spawn_retention(service.clone());
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = conn::run(listener, router(state), connections, shutdown).await;
     retention.abort();
     let closed = tokio::task::spawn_blocking(move || service.close()).await;
     match closed {

@@ -52,7 +52,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Readine
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.service.metrics_text(),
+        state.service.metrics_text() + &state.connections.metrics_text(),
     )
 }
 

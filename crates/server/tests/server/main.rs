@@ -9,6 +9,7 @@
 mod approval;
 mod authz;
 mod conformance;
+mod connections;
 mod console;
 mod cors;
 mod duties;

@@ -20,19 +20,19 @@ use crate::{
 
 /// An answer read off the wire.
 #[derive(Debug)]
-struct Answer {
-    status: u16,
-    body: Value,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) body: Value,
 }
 
 impl Answer {
-    fn kind(&self) -> &str {
+    pub(crate) fn kind(&self) -> &str {
         crate::kind(&self.body)
     }
 }
 
 /// A minimal HTTP/1.1 client: one request per connection, read to EOF.
-async fn http(
+pub(crate) async fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -91,17 +91,22 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 }
 
 /// A server on 127.0.0.1 and the handle that stops it.
-struct Server {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
+pub(crate) struct Server {
+    pub(crate) addr: SocketAddr,
+    pub(crate) stop: oneshot::Sender<()>,
+    pub(crate) task: JoinHandle<std::io::Result<()>>,
 }
 
 async fn start(h: &Harness) -> Server {
+    start_with(h, ServerConfig::default()).await
+}
+
+/// A server with these HTTP settings.
+pub(crate) async fn start_with(h: &Harness, config: ServerConfig) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
-    let state = AppState::new(h.service.clone(), ServerConfig::default());
+    let state = AppState::new(h.service.clone(), config);
     let task = tokio::spawn(aifn_server::serve(listener, state, async move {
         let _ = stopped.await;
     }));
