@@ -3,7 +3,7 @@
 # target/criterion, the distributions and load runs into benches/results/,
 # then the summary and the plot (benches/report.py). About 25 minutes on
 # the 2-core machine after the release builds (~11 minutes cold, ~10 more
-# for the Extism peer and ~9 for the fuel-yield variant).
+# for the Extism peer).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -13,7 +13,6 @@ cargo build --release --locked -p aifn-cli
 for b in echo leave metering memory cold tenants timeout audit js; do
   cargo bench --locked -p aifn-benches --bench "$b"
 done
-bash benches/metering-yield.sh
 cargo run --release --locked -p aifn-benches --bin loadgen -- --aifn target/release/aifn
 # Section K: SQLite, 1 and 2 nodes on a private durable PostgreSQL (~2 min).
 cargo run --release --locked -p aifn-benches --bin fleetload -- --aifn target/release/aifn

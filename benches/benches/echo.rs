@@ -1,8 +1,9 @@
 //! Benchmark 1: Echo of a ~50-byte JSON, fresh instance per call, in one run:
 //!
 //! - `floor_wasmtime`: bare wasmtime, `InstancePre` instantiate and call;
-//! - `aifn_runtime`: `Runtime::invoke` (input check, context, fuel, epoch
-//!   deadline, memory limiter, output check);
+//! - `aifn_runtime`: `Runtime::invoke` (input check, context, fuel slices
+//!   on a fiber with the deadline between them, memory limiter, output
+//!   check);
 //! - `aifn_service`: `Service::invoke`, the whole invoke path: admission,
 //!   schema check, runtime, output parse, audit record hashed into the
 //!   chain and committed to SQLite (WAL, `synchronous=FULL`), data dir on

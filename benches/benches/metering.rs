@@ -1,8 +1,9 @@
 //! Benchmark 3: Metering cost: a call-heavy guest (recursive `fib(25)`, 242,785
 //! calls) and a loop-heavy one (sieve below 100,000), each on bare wasmtime
-//! compiled four ways (no metering, epoch only, fuel only, fuel and epoch)
-//! and through aifn's runtime (fuel and epoch, 1 ms ticker, its limits),
-//! in one run. Every variant instantiates per call like aifn does; the
+//! compiled four ways (no metering, epoch only, fuel only, fuel and epoch:
+//! aifn's scheme before fuel slices) and through aifn's runtime (fuel
+//! handed out in slices of 10,000 on a fiber, the deadline checked between
+//! them, its limits), in one run. Every variant instantiates per call like aifn does; the
 //! instantiation is ~5 us of calls that take hundreds.
 
 use aifn_benches::guests::{fib_wat, sieve_wat};

@@ -88,6 +88,6 @@ fn main() {
     }
     save_json(
         "timeout.json",
-        &json!({"deadline_ms": deadline_ms, "epoch_tick_ms": 1, "calls_per_level": calls, "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), "levels": levels}),
+        &json!({"deadline_ms": deadline_ms, "yield_fuel": 10_000, "calls_per_level": calls, "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), "levels": levels}),
     );
 }

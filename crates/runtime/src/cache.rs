@@ -280,4 +280,29 @@ mod tests {
         none.insert([1; 32], 1u8);
         assert_eq!((none.len(), none.get(&[1; 32])), (0, None));
     }
+
+    /// Code compiled with epoch checks (the engine before fuel slices) has
+    /// its own cache directory, and wasmtime refuses it besides: an
+    /// upgraded host recompiles instead of running code that never yields.
+    #[test]
+    fn artifacts_of_the_epoch_engine_are_never_loaded() {
+        use super::{DiskCache, deserialize};
+        use crate::{RuntimeConfig, engine};
+        let cfg = RuntimeConfig::default();
+        let today = engine::build(&cfg).expect("engine");
+        let mut old = engine::config(&cfg).expect("config");
+        old.epoch_interruption(true);
+        let old = wasmtime::Engine::new(&old).expect("epoch engine");
+        let root = tempfile::tempdir().expect("tempdir");
+        let limits = aifn_types::Limits::default();
+        let a = DiskCache::open(root.path(), &old, &limits).expect("open");
+        let b = DiskCache::open(root.path(), &today, &limits).expect("open");
+        assert_ne!(a.dir, b.dir);
+        let wat = r#"(module (func (export "f")))"#;
+        let artifact = wasmtime::Module::new(&old, wat)
+            .and_then(|m| m.serialize())
+            .expect("compiles");
+        assert!(deserialize(&old, &artifact).is_some());
+        assert!(deserialize(&today, &artifact).is_none());
+    }
 }

@@ -1,12 +1,13 @@
 //! Cancelling a call from outside: the caller went away, so the guest is
-//! interrupted at the next epoch tick instead of running to its deadline.
+//! interrupted at the end of its fuel slice instead of running to its
+//! deadline.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A handle the caller keeps while a call runs; [`CancelToken::cancel`]
-/// interrupts the guest at the runtime's next epoch tick. Clones share one
-/// flag.
+/// interrupts the guest at the end of its current fuel slice. Clones share
+/// one flag.
 #[derive(Debug, Clone, Default)]
 pub struct CancelToken(Arc<AtomicBool>);
 

@@ -1,21 +1,34 @@
-//! Bounded compilation: on its own thread, with a deadline, and at most
-//! `max_concurrent_compiles` compilations alive at once (abandoned ones
-//! included), so a compile bomb cannot take every core.
+//! Bounded compilation: on a pool of low-priority threads, with a
+//! deadline, and at most `max_concurrent_compiles` compilations alive at
+//! once (abandoned ones included).
+//!
+//! Cranelift compiles a module's functions in parallel over the pool, so an
+//! upload on an idle host uses every core; the pool's threads run at nice
+//! [`COMPILE_NICE`], so while calls are running the scheduler gives the
+//! cores to them and a compile bomb takes only what they leave.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use wasmtime::{Engine, Module};
 
-use crate::{Cause, ModuleError};
+use crate::{Cause, ModuleError, RuntimeError};
 
-/// Counts live compile threads.
+/// The compile threads' nice value: against a call thread at nice 0 one
+/// gets about a tenth of a core (CFS weights 110 and 1024).
+pub(crate) const COMPILE_NICE: i32 = 10;
+
+/// The compile threads' names, `aifn-compile-N`.
+pub(crate) const COMPILE_THREAD: &str = "aifn-compile";
+
+/// Counts live compilations and holds the threads they run on.
 pub(crate) struct CompileGate {
     running: Mutex<usize>,
     freed: Condvar,
     max: usize,
+    pool: rayon::ThreadPool,
 }
 
 struct Slot(Arc<CompileGate>);
@@ -29,12 +42,26 @@ impl Drop for Slot {
 }
 
 impl CompileGate {
-    pub(crate) fn new(max: usize) -> Arc<CompileGate> {
-        Arc::new(CompileGate {
+    pub(crate) fn new(max: usize, threads: usize) -> Result<Arc<CompileGate>, RuntimeError> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("{COMPILE_THREAD}-{i}"))
+            // Cranelift recurses on deeply nested code; give it room.
+            .stack_size(16 << 20)
+            .start_handler(|_| {
+                let me = rustix::thread::gettid();
+                if let Err(e) = rustix::process::setpriority_process(Some(me), COMPILE_NICE) {
+                    tracing::warn!(error = %e, "compile thread keeps its priority");
+                }
+            })
+            .build()
+            .map_err(RuntimeError::CompilePool)?;
+        Ok(Arc::new(CompileGate {
             running: Mutex::new(0),
             freed: Condvar::new(),
             max: max.max(1),
-        })
+            pool,
+        }))
     }
 
     fn acquire(self: &Arc<Self>, deadline: Instant) -> Option<Slot> {
@@ -67,21 +94,19 @@ pub(crate) fn compile(
     let (tx, rx) = mpsc::sync_channel(1);
     let engine = engine.clone();
     let bytes = bytes.to_vec();
-    thread::Builder::new()
-        .name("aifn-compile".into())
-        // Cranelift recurses on deeply nested code; give it room.
-        .stack_size(16 << 20)
-        .spawn(move || {
-            let result =
-                Module::new(&engine, &bytes).map_err(|e| ModuleError::Compile(Cause::new(e)));
-            drop(slot);
-            let _ = tx.send(result);
-        })
-        .map_err(|e| ModuleError::CompileThread(Cause::new(e)))?;
+    // Inside the pool, wasmtime's parallel compile uses the same threads.
+    gate.pool.spawn(move || {
+        let result = catch_unwind(AssertUnwindSafe(|| Module::new(&engine, &bytes)));
+        drop(slot);
+        // A panic drops the sender: the caller sees the thread die.
+        if let Ok(result) = result {
+            let _ = tx.send(result.map_err(|e| ModuleError::Compile(Cause::new(e))));
+        }
+    });
     let left = deadline.saturating_duration_since(Instant::now());
     match rx.recv_timeout(left) {
         Ok(result) => result,
-        // The thread finishes in the background and frees its slot then.
+        // The compile finishes in the background and frees its slot then.
         Err(mpsc::RecvTimeoutError::Timeout) => Err(ModuleError::CompileTimeout { limit_ms }),
         Err(mpsc::RecvTimeoutError::Disconnected) => Err(ModuleError::CompileThreadDied),
     }

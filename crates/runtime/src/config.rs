@@ -1,5 +1,4 @@
 use std::path::PathBuf;
-use std::time::Duration;
 
 use aifn_types::Limits;
 
@@ -17,8 +16,6 @@ pub struct RuntimeConfig {
     /// `memset` on reuse instead of being returned to the kernel; small
     /// guests then reuse warm pages. Default 128 KiB.
     pub memory_keep_resident: usize,
-    /// Period of the epoch ticker that checks deadlines. Default 1 ms.
-    pub epoch_tick: Duration,
     /// Directory of the on-disk cache of compiled modules; `None` keeps
     /// them in memory only. Default `None`.
     pub cache_dir: Option<PathBuf>,
@@ -28,6 +25,10 @@ pub struct RuntimeConfig {
     /// Compilations at once, counting ones abandoned after a
     /// `compile_timeout` that are still finishing. Default 1.
     pub max_concurrent_compiles: usize,
+    /// Threads one compilation spreads its functions over. They run at a
+    /// low CPU priority (nice 10), so calls keep the cores whenever both
+    /// want them. Default: the host's cores.
+    pub compile_threads: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -36,10 +37,10 @@ impl Default for RuntimeConfig {
             limits: Limits::default(),
             max_instances: 64,
             memory_keep_resident: 128 * 1024,
-            epoch_tick: Duration::from_millis(1),
             cache_dir: None,
             memory_cache_entries: 1024,
             max_concurrent_compiles: 1,
+            compile_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }

@@ -1,15 +1,27 @@
-//! The one wasmtime `Engine` and its epoch ticker.
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::{self, JoinHandle};
+//! The one wasmtime `Engine`.
+//!
+//! Metering is fuel alone, handed out in slices (`invoke::YIELD_FUEL`):
+//! a call runs on a wasmtime fiber and comes back to its thread after each
+//! slice, where the deadline and the cancel token are checked. No epoch
+//! instrumentation is compiled in, so a tight loop pays one check on its
+//! back edge, not two, and fuel is exact whenever a call stops (wasmtime
+//! saves a function's fuel before it yields; an epoch interrupt lost it).
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::validate::allowed_features;
 use crate::{RuntimeConfig, RuntimeError};
 
+/// Room on a call's fiber stack for the host's own frames (host functions,
+/// wasmtime's entry and exit), above the guest's `stack_bytes`.
+const HOST_STACK_BYTES: usize = 256 * 1024;
+
 pub(crate) fn build(cfg: &RuntimeConfig) -> Result<Engine, RuntimeError> {
+    Engine::new(&config(cfg)?).map_err(RuntimeError::Engine)
+}
+
+/// The engine's configuration, checked against the limits.
+pub(crate) fn config(cfg: &RuntimeConfig) -> Result<Config, RuntimeError> {
     let l = &cfg.limits;
     let bad = |what: &str| RuntimeError::Config(what.to_owned());
     let memory_bytes =
@@ -24,12 +36,17 @@ pub(crate) fn build(cfg: &RuntimeConfig) -> Result<Engine, RuntimeError> {
     if stack_bytes < 16 * 1024 {
         return Err(bad("limits.stack_bytes must be at least 16 KiB"));
     }
+    // A call's fiber holds the guest's stack and the host functions' frames.
+    let fiber_stack = stack_bytes + HOST_STACK_BYTES;
 
     let mut pool = PoolingAllocationConfig::new();
     pool.total_core_instances(cfg.max_instances)
         .total_memories(cfg.max_instances)
         .total_tables(cfg.max_instances)
         .total_component_instances(0)
+        .total_stacks(cfg.max_instances)
+        // Host frames reuse warm pages; the guest's part is reset per call.
+        .async_stack_keep_resident(HOST_STACK_BYTES)
         .max_memories_per_module(1)
         .max_tables_per_module(1)
         .max_memory_size(memory_bytes)
@@ -43,90 +60,13 @@ pub(crate) fn build(cfg: &RuntimeConfig) -> Result<Engine, RuntimeError> {
     let mut c = Config::new();
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         .consume_fuel(true)
-        .epoch_interruption(true)
         .max_wasm_stack(stack_bytes)
+        .async_stack_size(fiber_stack)
         // Same input and context, same output bytes: no host-dependent NaNs.
         .cranelift_nan_canonicalization(true)
         // Traps are classified by type; backtraces would only cost time.
         .wasm_backtrace_max_frames(None)
         .wasm_features(wasmparser::WasmFeatures::all(), false)
         .wasm_features(allowed_features(), true);
-    Engine::new(&c).map_err(RuntimeError::Engine)
-}
-
-/// Advances the engine's epoch while calls are in flight, so deadlines are
-/// checked; parks while the runtime is idle.
-pub(crate) struct Ticker {
-    inner: Arc<TickerShared>,
-    thread: Option<JoinHandle<()>>,
-}
-
-struct TickerShared {
-    in_flight: AtomicUsize,
-    stop: AtomicBool,
-}
-
-/// Held for the length of one call.
-pub(crate) struct InFlight<'a> {
-    ticker: &'a Ticker,
-}
-
-impl Ticker {
-    pub(crate) fn start(
-        engine: &Engine,
-        tick: std::time::Duration,
-    ) -> Result<Ticker, RuntimeError> {
-        let inner = Arc::new(TickerShared {
-            in_flight: AtomicUsize::new(0),
-            stop: AtomicBool::new(false),
-        });
-        let shared = Arc::clone(&inner);
-        let weak = engine.weak();
-        let thread = thread::Builder::new()
-            .name("aifn-epoch".into())
-            .spawn(move || {
-                while !shared.stop.load(Ordering::Acquire) {
-                    if shared.in_flight.load(Ordering::Acquire) == 0 {
-                        // An unpark between the load and here is not lost.
-                        thread::park();
-                        continue;
-                    }
-                    thread::sleep(tick);
-                    match weak.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
-                    }
-                }
-            })
-            .map_err(RuntimeError::Ticker)?;
-        Ok(Ticker {
-            inner,
-            thread: Some(thread),
-        })
-    }
-
-    pub(crate) fn enter(&self) -> InFlight<'_> {
-        if self.inner.in_flight.fetch_add(1, Ordering::AcqRel) == 0
-            && let Some(t) = &self.thread
-        {
-            t.thread().unpark();
-        }
-        InFlight { ticker: self }
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.ticker.inner.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.inner.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
-    }
+    Ok(c)
 }

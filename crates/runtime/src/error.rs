@@ -169,9 +169,6 @@ pub enum ModuleError {
     /// validation.
     #[error("compilation failed: {0}")]
     Compile(#[source] Cause),
-    /// No thread could be started to compile on.
-    #[error("compilation failed: cannot start a compile thread: {0}")]
-    CompileThread(#[source] Cause),
     /// The compile thread ended without an answer.
     #[error("compilation failed: the compile thread died")]
     CompileThreadDied,
@@ -235,9 +232,6 @@ pub enum RuntimeError {
     /// The engine refused the configuration, or the linker a host function.
     #[error("cannot create the wasm engine: {0}")]
     Engine(#[source] wasmtime::Error),
-    /// The epoch ticker's thread could not be started.
-    #[error("cannot create the wasm engine: cannot start the epoch ticker: {0}")]
-    Ticker(#[source] std::io::Error),
     /// The configuration is inconsistent.
     #[error("invalid runtime configuration: {0}")]
     Config(String),
@@ -249,6 +243,9 @@ pub enum RuntimeError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The compile threads could not be started.
+    #[error("cannot start the compile threads: {0}")]
+    CompilePool(#[source] rayon::ThreadPoolBuildError),
 }
 
 #[cfg(test)]
@@ -258,16 +255,13 @@ mod tests {
     use super::{Cause, ModuleError};
 
     fn thread_error(text: &str) -> ModuleError {
-        ModuleError::CompileThread(Cause::new(std::io::Error::other(text.to_owned())))
+        ModuleError::Compile(Cause::new(std::io::Error::other(text.to_owned())))
     }
 
     #[test]
     fn a_refusal_keeps_its_typed_source_and_its_message() {
         let e = thread_error("no threads left");
-        assert_eq!(
-            e.to_string(),
-            "compilation failed: cannot start a compile thread: no threads left"
-        );
+        assert_eq!(e.to_string(), "compilation failed: no threads left");
         let cause = e
             .source()
             .and_then(|s| s.downcast_ref::<Cause>())

@@ -206,7 +206,7 @@ pub(crate) struct HostState {
     pub(crate) logs: LogBuffer,
     pub(crate) limiter: Limiter,
     pub(crate) deadline: Instant,
-    /// Set by the caller to interrupt the call (checked at epoch ticks).
+    /// Set by the caller to interrupt the call (checked between fuel slices).
     pub(crate) cancel: Option<crate::CancelToken>,
     pub(crate) memory: Option<Memory>,
     pub(crate) wasi: WasiState,

@@ -6,9 +6,10 @@
 //! exports), compiled once within a deadline, cached in memory and on disk
 //! (keyed by sha256 and engine configuration), and pre-linked into an
 //! `InstancePre`. Each call gets a fresh `Store` from the pooling allocator
-//! holding only its input, its context and its limits: fuel, an epoch
-//! deadline, memory, table, stack, output and log caps. Nothing else of the
-//! host is reachable: no files, no network, no clock but the call's start.
+//! holding only its input, its context and its limits: fuel (handed out in
+//! slices, between which the deadline is checked), memory, table, stack,
+//! output and log caps. Nothing else of the host is reachable: no files, no
+//! network, no clock but the call's start.
 //!
 //! Every call ends in exactly one [`OutcomeKind`], classified from
 //! wasmtime's typed [`wasmtime::Trap`] and this crate's own host traps,
@@ -49,7 +50,6 @@ use wasmtime::{Engine, InstancePre, Linker, Module, ModuleExport};
 
 use crate::cache::{DiskCache, MemoryCache, Meta};
 use crate::compile::CompileGate;
-use crate::engine::Ticker;
 use crate::host::HostState;
 use crate::imports::Importer;
 use crate::invoke::Exits;
@@ -93,13 +93,12 @@ impl std::fmt::Debug for LoadedModule {
     }
 }
 
-/// The sandbox runtime: one engine, one linker, caches and an epoch ticker.
+/// The sandbox runtime: one engine, one linker and caches.
 /// Share it across threads; calls are independent.
 pub struct Runtime {
     config: RuntimeConfig,
     engine: Engine,
     linker: Linker<HostState>,
-    ticker: Ticker,
     gate: Arc<CompileGate>,
     memory_cache: MemoryCache<LoadedModule>,
     disk_cache: Option<DiskCache>,
@@ -137,7 +136,7 @@ struct Counters {
 }
 
 impl Runtime {
-    /// Builds the engine (pooling allocator, fuel, epochs, allowed
+    /// Builds the engine (pooling allocator, fuel in slices, allowed
     /// features), links ABI v1 and zero-capability WASI, and opens the disk
     /// cache if configured.
     pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
@@ -149,14 +148,12 @@ impl Runtime {
             Some(dir) => Some(DiskCache::open(dir, &engine, &config.limits)?),
             None => None,
         };
-        let ticker = Ticker::start(&engine, config.epoch_tick)?;
         Ok(Runtime {
-            gate: CompileGate::new(config.max_concurrent_compiles),
+            gate: CompileGate::new(config.max_concurrent_compiles, config.compile_threads)?,
             memory_cache: MemoryCache::new(config.memory_cache_entries),
             config,
             engine,
             linker,
-            ticker,
             disk_cache,
             counters: Counters::default(),
             js: Mutex::new(Engines::default()),
@@ -312,10 +309,6 @@ impl Runtime {
 
     pub(crate) fn linker(&self) -> &Linker<HostState> {
         &self.linker
-    }
-
-    pub(crate) fn ticker(&self) -> &Ticker {
-        &self.ticker
     }
 
     fn prelink(

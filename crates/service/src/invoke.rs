@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use aifn_audit::Captured;
 use aifn_registry::Principal;
-use aifn_runtime::{Execution, Invocation, LoadedModule, ModuleError};
-use aifn_types::{Context, FunctionName, Limits, LogLine, OutcomeKind, Role, RunKind, TenantId};
+use aifn_runtime::{Invocation, LoadedModule, ModuleError};
+use aifn_types::{Context, FunctionName, LogLine, OutcomeKind, Role, RunKind, TenantId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -163,7 +163,8 @@ impl Service {
         if let Err(e) = gate.budgets.add_fuel(
             &self.inner.registry,
             (&who.tenant, &who.subject),
-            charged_fuel(&ran.exec, &limits),
+            // Exact for every outcome, timeouts and cancels included.
+            ran.exec.fuel_used,
             budgeted,
             gate.clock.now(),
         ) {
@@ -284,17 +285,5 @@ impl Service {
             output,
             limits,
         })
-    }
-}
-
-/// The fuel a call costs its budgets. wasmtime flushes its fuel counter at
-/// calls and returns but not at an epoch interrupt, so an interrupted call
-/// (timeout or cancel) reports a lower bound only: a guest spinning in a
-/// call-free loop would look free. Such a call is charged its whole limit.
-fn charged_fuel(exec: &Execution, limits: &Limits) -> u64 {
-    if exec.kind == OutcomeKind::Timeout {
-        exec.fuel_used.max(limits.fuel)
-    } else {
-        exec.fuel_used
     }
 }

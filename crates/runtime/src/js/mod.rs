@@ -24,7 +24,7 @@ pub use package::MAX_SOURCE_BYTES;
 pub(crate) use heap::HeapImage;
 pub(crate) use package::Package;
 
-use crate::invoke::{Ended, Exits, Setup, finish, new_store, run_export};
+use crate::invoke::{Ended, Exits, Setup, finish, new_store, run_export, until};
 use crate::{Loaded, LoadedModule, ModuleError, Runtime};
 
 /// An engine this release carries. A release that changes the engine
@@ -297,9 +297,9 @@ impl JsEngine {
         };
         let mut store = new_store(rt, &limits, setup);
         let code = &self.code;
-        let loaded = (|| -> wasmtime::Result<(i32, Option<HeapImage>)> {
-            let _in_flight = rt.ticker().enter();
-            let instance = code.pre.instantiate(&mut store)?;
+        let deadline = store.data().deadline;
+        let reading = async {
+            let instance = code.pre.instantiate_async(&mut store).await?;
             let memory = instance
                 .get_module_export(&mut store, &code.memory_export)
                 .and_then(|e| e.into_memory())
@@ -310,11 +310,15 @@ impl JsEngine {
                 .get_module_export(&mut store, load_export)
                 .and_then(|e| e.into_func())
                 .ok_or_else(|| wasmtime::Error::msg("the engine has no aifn_js_load"))?;
-            let exit = load.typed::<(), i32>(&store)?.call(&mut store, ())?;
+            let exit = load
+                .typed::<(), i32>(&store)?
+                .call_async(&mut store, ())
+                .await?;
             let image =
                 (exit == 0).then(|| HeapImage::diff(&before, memory.data(&store), self.stack_top));
             Ok((exit, image))
-        })();
+        };
+        let loaded = until(reading, deadline, None);
         let (state, _) = finish(store, &limits);
         let failed = |reason: String| ModuleError::Engine { reason };
         match loaded {

@@ -11,6 +11,7 @@ use wasmtime::{Instance, Store, Val};
 use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
 
 use crate::host::{HostState, Limiter, LogBuffer};
+use crate::invoke::{YIELD_FUEL, until};
 use crate::wasi::WasiState;
 use crate::{ModuleError, Runtime};
 
@@ -44,7 +45,7 @@ pub(crate) fn preinitialize(rt: &Runtime, engine: &[u8]) -> Result<Vec<u8>, Modu
             memory_refused: false,
             table_refused: false,
         },
-        // Start-up is the engine's own code; the epoch still bounds it.
+        // Start-up is the engine's own code; the deadline still bounds it.
         deadline: Instant::now() + std::time::Duration::from_secs(10),
         cancel: None,
         memory: None,
@@ -56,27 +57,25 @@ pub(crate) fn preinitialize(rt: &Runtime, engine: &[u8]) -> Result<Vec<u8>, Modu
     let mut store = Store::new(rt.wasm_engine(), state);
     store.limiter(|s| &mut s.limiter);
     let _ = store.set_fuel(limits.fuel);
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|ctx| {
-        if Instant::now() >= ctx.data().deadline {
-            Ok(wasmtime::UpdateDeadline::Interrupt)
-        } else {
-            Ok(wasmtime::UpdateDeadline::Continue(1))
-        }
-    });
-    let instance = {
-        let _in_flight = rt.ticker().enter();
+    let _ = store.fuel_async_yield_interval(Some(YIELD_FUEL));
+    let deadline = store.data().deadline;
+    let stage =
+        |what: &'static str| move |e: wasmtime::Error| wasmtime::Error::msg(format!("{what}: {e}"));
+    let starting = async {
         let instance = rt
             .linker()
-            .instantiate(&mut store, &module)
-            .map_err(|e| engine_error("instantiating the engine", e))?;
+            .instantiate_async(&mut store, &module)
+            .await
+            .map_err(stage("instantiating the engine"))?;
         let init = instance
             .get_typed_func::<(), ()>(&mut store, INIT)
-            .map_err(|e| engine_error("the engine's init export", e))?;
-        init.call(&mut store, ())
-            .map_err(|e| engine_error("starting the engine", e))?;
-        instance
+            .map_err(stage("the engine's init export"))?;
+        init.call_async(&mut store, ())
+            .await
+            .map_err(stage("starting the engine"))?;
+        wasmtime::Result::Ok(instance)
     };
+    let instance = until(starting, deadline, None).map_err(|e| engine_error("starting", e))?;
     let mut state = Snapshotting {
         store: &mut store,
         instance,

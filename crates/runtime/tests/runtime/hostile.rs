@@ -1,5 +1,6 @@
 //! Hostile load: many hostile calls in a row on one engine, and compile
-//! bombs refused while other calls keep answering.
+//! bombs refused while other calls keep answering, compiling below the
+//! priority of calls.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -225,4 +226,57 @@ fn compiling_past_the_deadline_is_a_compile_timeout_and_others_keep_answering() 
         ..Limits::default()
     });
     assert!(rt.load(&bytes).is_ok());
+}
+
+/// The nice value of one of this process's threads (field 19 of its
+/// `stat`, counted after the parenthesized name, which may hold spaces).
+fn nice_of(stat: &str) -> i32 {
+    let rest = &stat[stat.rfind(')').expect("stat has a name") + 1..];
+    rest.split_whitespace()
+        .nth(16)
+        .and_then(|n| n.parse().ok())
+        .expect("a nice field")
+}
+
+/// The nice values of this process's compile threads, by name.
+fn compile_thread_nices() -> Vec<i32> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task")
+        .expect("tasks")
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.starts_with("aifn-compile")
+            && let Ok(stat) = std::fs::read_to_string(task.path().join("stat"))
+        {
+            out.push(nice_of(&stat));
+        }
+    }
+    out
+}
+
+#[test]
+fn compile_threads_run_below_the_priority_of_calls() {
+    let rt = runtime();
+    let echo = load(&rt, &echo_with(""));
+    // The call ran on this thread, at the priority it was given.
+    let e = rt.invoke(
+        &echo,
+        &Invocation::new(b"[1]", &Context::local(), *rt.limits()),
+    );
+    assert_eq!(output(&e), serde_json::json!([1]));
+    let own = std::fs::read_to_string("/proc/thread-self/stat").expect("own stat");
+    assert_eq!(nice_of(&own), 0);
+    // Every compile thread (this runtime's and other tests') lowers itself
+    // as it starts; one just started may not have yet.
+    let mut nices = compile_thread_nices();
+    for _ in 0..100 {
+        if !nices.is_empty() && nices.iter().all(|&n| n == 10) {
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(10));
+        nices = compile_thread_nices();
+    }
+    assert!(!nices.is_empty(), "the runtime has compile threads");
+    assert!(nices.iter().all(|&n| n == 10), "{nices:?}");
 }
