@@ -45,6 +45,7 @@ mod ack;
 mod backend;
 mod canon;
 mod checkpoint;
+mod commit;
 mod error;
 mod evidence;
 mod log;

@@ -2,9 +2,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use aifn_types::{DatabaseUrl, RegistryAction, Timestamp};
@@ -15,10 +13,11 @@ use crate::AuditError;
 use crate::ack::{self, Pending};
 use crate::backend::Backend;
 use crate::checkpoint::{Checkpoint, CheckpointFile, last_checkpoint, load_or_create_key};
+use crate::commit::Committer;
 use crate::prepare::{self, NewEntry};
 use crate::record::{Captured, ExecutionRecord, SecurityEvent, StoredCapture};
 use crate::store::AuditStore;
-use crate::writer::{Msg, Reply, Shared, Writer};
+use crate::writer::{Shared, Writer};
 
 /// Idle read connections kept for queries.
 const IDLE_READERS: usize = 4;
@@ -118,9 +117,8 @@ pub struct AuditLog {
 }
 
 pub(crate) struct Inner {
-    tx: SyncSender<Msg>,
+    committer: Arc<Committer>,
     shared: Arc<Shared>,
-    writer: Mutex<Option<JoinHandle<()>>>,
     node: String,
     backend: Backend,
     pub(crate) checkpoint_path: PathBuf,
@@ -210,16 +208,12 @@ impl AuditLog {
             last_checkpoint_seq: last.map_or(0, |c| c.seq),
             since_checkpoint: 0,
         };
-        let (tx, rx) = mpsc::sync_channel(cfg.queue_capacity.max(1));
-        let handle = std::thread::Builder::new()
-            .name("aifn-audit-writer".into())
-            .spawn(move || writer.run(rx))
+        let committer = Committer::start(writer, cfg.queue_capacity)
             .map_err(|e| AuditError::io(&cfg.checkpoint_path, "start writer thread", e))?;
         Ok(AuditLog {
             inner: Arc::new(Inner {
-                tx,
+                committer,
                 shared,
-                writer: Mutex::new(Some(handle)),
                 node: cfg.node,
                 backend,
                 checkpoint_path: cfg.checkpoint_path,
@@ -235,26 +229,15 @@ impl AuditLog {
         Backend::Postgres(url.clone()).open_writer().map(drop)
     }
 
-    fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Msg) -> Result<T, AuditError> {
-        let (reply, answer) = mpsc::sync_channel(1);
-        self.inner
-            .tx
-            .send(make(reply))
-            .map_err(|_| AuditError::Closed)?;
-        answer.recv().unwrap_or(Err(AuditError::Closed))
-    }
-
     fn submit(&self, entry: Result<NewEntry, AuditError>) -> Pending {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => return Pending::ready(Err(e)),
         };
         let (ack, pending) = ack::pair();
-        // A failed send drops the message and with it the ack: Closed.
-        let _ = self.inner.tx.send(Msg::Append {
-            entry: Box::new(entry),
-            reply: ack,
-        });
+        // Commits here when nothing else is committing; a closed log drops
+        // the ack, which answers `Closed`.
+        self.inner.committer.submit(entry, ack);
         pending
     }
 
@@ -295,7 +278,7 @@ impl AuditLog {
 
     /// Signs and appends a checkpoint of the current head, now.
     pub fn checkpoint(&self) -> Result<Checkpoint, AuditError> {
-        self.call(|reply| Msg::Checkpoint { reply })
+        self.inner.committer.checkpoint()
     }
 
     /// Deletes the oldest records, up to the first one at or after
@@ -307,12 +290,7 @@ impl AuditLog {
         older_than: impl Into<Timestamp>,
         actor: &str,
     ) -> Result<PruneReport, AuditError> {
-        let actor = actor.to_owned();
-        self.call(|reply| Msg::Prune {
-            cutoff: older_than.into(),
-            actor,
-            reply,
-        })
+        self.inner.committer.prune(older_than.into(), actor)
     }
 
     /// False while the log cannot write (the last commit or checkpoint
@@ -362,19 +340,7 @@ impl AuditLog {
 
 impl Inner {
     fn shutdown(&self) -> Result<(), AuditError> {
-        let Some(handle) = lock(&self.writer).take() else {
-            return Ok(());
-        };
-        let (reply, answer) = mpsc::sync_channel(1);
-        let result = match self.tx.send(Msg::Close { reply }) {
-            Ok(()) => answer.recv().unwrap_or(Err(AuditError::Closed)),
-            Err(_) => Err(AuditError::Closed),
-        };
-        let _ = handle.join();
-        self.shared
-            .running
-            .store(false, std::sync::atomic::Ordering::Release);
-        result
+        self.committer.close()
     }
 }
 

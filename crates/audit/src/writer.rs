@@ -1,9 +1,10 @@
-//! The one writer thread: group commit, periodic checkpoints, expiry.
+//! The writer's state (the one write connection, the signing key, the
+//! checkpoint file) and what it does with it: commit a batch, checkpoint,
+//! expire captures, prune. [`crate::commit`] decides who runs it when.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 
@@ -16,26 +17,6 @@ use crate::prepare::NewEntry;
 use crate::record::{AuditRecord, SystemEvent, SystemRecord};
 use crate::store::{AuditStore, PruneFacts};
 use crate::{AuditError, AuditStats, PruneReport};
-
-pub(crate) type Reply<T> = SyncSender<Result<T, AuditError>>;
-
-pub(crate) enum Msg {
-    Append {
-        entry: Box<NewEntry>,
-        reply: Ack,
-    },
-    Checkpoint {
-        reply: Reply<Checkpoint>,
-    },
-    Prune {
-        cutoff: Timestamp,
-        actor: String,
-        reply: Reply<PruneReport>,
-    },
-    Close {
-        reply: Reply<()>,
-    },
-}
 
 /// State shared between the writer and the handles.
 #[derive(Debug)]
@@ -94,78 +75,12 @@ pub(crate) struct Writer {
     pub(crate) since_checkpoint: u64,
 }
 
-/// How often captures are expired when time checkpoints are off.
-const DEFAULT_TICK: Duration = Duration::from_secs(60);
-
 impl Writer {
-    pub(crate) fn run(mut self, rx: Receiver<Msg>) {
-        let tick = if self.interval.is_zero() {
-            DEFAULT_TICK
-        } else {
-            self.interval
-        };
-        let mut next_tick = Instant::now() + tick;
-        loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
-            let mut next = match rx.recv_timeout(wait) {
-                Ok(m) => Some(m),
-                // Due: the tick below runs.
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => {
-                    let _ = self.final_checkpoint();
-                    break;
-                }
-            };
-            while let Some(msg) = next.take() {
-                match msg {
-                    Msg::Append { entry, reply } => {
-                        // Group commit: take whatever else is already queued.
-                        let mut entries = vec![*entry];
-                        let mut replies = vec![reply];
-                        while entries.len() < self.max_batch {
-                            match rx.try_recv() {
-                                Ok(Msg::Append { entry, reply }) => {
-                                    entries.push(*entry);
-                                    replies.push(reply);
-                                }
-                                Ok(other) => {
-                                    next = Some(other);
-                                    break;
-                                }
-                                Err(_) => break,
-                            }
-                        }
-                        self.commit(&entries, replies);
-                    }
-                    Msg::Checkpoint { reply } => {
-                        let _ = reply.send(self.checkpoint());
-                    }
-                    Msg::Prune {
-                        cutoff,
-                        actor,
-                        reply,
-                    } => {
-                        let _ = reply.send(self.prune(cutoff, &actor));
-                    }
-                    Msg::Close { reply } => {
-                        let result = self.final_checkpoint();
-                        self.shared.running.store(false, Ordering::Release);
-                        let _ = reply.send(result);
-                        // What is still queued is dropped with `rx`, and
-                        // each dropped reply reads as `Closed` to its caller.
-                        return;
-                    }
-                }
-            }
-            if self.every_records > 0 && self.since_checkpoint >= self.every_records {
-                let _ = self.checkpoint();
-            }
-            if Instant::now() >= next_tick {
-                self.tick();
-                next_tick = Instant::now() + tick;
-            }
+    /// A checkpoint when `every_records` have been committed since the last.
+    pub(crate) fn checkpoint_if_due(&mut self) {
+        if self.every_records > 0 && self.since_checkpoint >= self.every_records {
+            let _ = self.checkpoint();
         }
-        self.shared.running.store(false, Ordering::Release);
     }
 
     /// Accounts for one commit of `records` records.
@@ -176,7 +91,7 @@ impl Writer {
         self.since_checkpoint += records;
     }
 
-    fn commit(&mut self, entries: &[NewEntry], replies: Vec<Ack>) {
+    pub(crate) fn commit(&mut self, entries: &[NewEntry], replies: Vec<Ack>) {
         let n = entries.len();
         match self.store.append(entries) {
             Ok(appended) => {
@@ -209,7 +124,7 @@ impl Writer {
         }
     }
 
-    fn checkpoint(&mut self) -> Result<Checkpoint, AuditError> {
+    pub(crate) fn checkpoint(&mut self) -> Result<Checkpoint, AuditError> {
         let result = self.try_checkpoint();
         self.shared
             .checkpoint_ok
@@ -237,21 +152,25 @@ impl Writer {
     }
 
     /// Checkpoints if anything was appended since the last checkpoint.
-    fn final_checkpoint(&mut self) -> Result<(), AuditError> {
+    pub(crate) fn final_checkpoint(&mut self) -> Result<(), AuditError> {
         match self.store.head()? {
             Some((seq, _)) if seq != self.last_checkpoint_seq => self.checkpoint().map(drop),
             _ => Ok(()),
         }
     }
 
-    fn tick(&mut self) {
+    pub(crate) fn tick(&mut self) {
         let _ = self.store.expire_captures(Timestamp::now().unix_ms());
         if !self.interval.is_zero() {
             let _ = self.final_checkpoint();
         }
     }
 
-    fn prune(&mut self, cutoff: Timestamp, actor: &str) -> Result<PruneReport, AuditError> {
+    pub(crate) fn prune(
+        &mut self,
+        cutoff: Timestamp,
+        actor: &str,
+    ) -> Result<PruneReport, AuditError> {
         let cutoff_ms = cutoff.unix_ms();
         let node = self.node.clone();
         let mut make = |f: &PruneFacts| {
