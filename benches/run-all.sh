@@ -13,7 +13,9 @@ cargo build --release --locked -p aifn-cli
 for b in echo leave metering memory cold tenants timeout audit js; do
   cargo bench --locked -p aifn-benches --bench "$b"
 done
-cargo run --release --locked -p aifn-benches --bin loadgen -- --aifn target/release/aifn
+# wrk (apt package) measures the server with a cheaper client beside ours.
+command -v wrk >/dev/null || echo "run-all: wrk is not installed (apt install wrk); section H's throughput table needs it" >&2
+cargo run --release --locked -p aifn-benches --bin loadgen -- --aifn target/release/aifn $(command -v wrk >/dev/null && echo --wrk)
 # Section K: SQLite, 1 and 2 nodes on a private durable PostgreSQL (~2 min).
 cargo run --release --locked -p aifn-benches --bin fleetload -- --aifn target/release/aifn
 # Last: aifn's echo, Extism's two modes, aifn's echo again; then the report.

@@ -9,7 +9,10 @@
 //!   chain and committed to SQLite (WAL, `synchronous=FULL`), data dir on
 //!   tmpfs so the commit's fsync costs nothing;
 //! - `echo_durable/aifn_service`: the same on the repository's disk, where
-//!   each commit waits for a real fsync.
+//!   each commit waits for a real fsync;
+//! - `echo_durable/floor_sqlite_commit`: its floor, one ~1 KB row (an audit
+//!   record's size) inserted and committed in SQLite (WAL,
+//!   `synchronous=FULL`) on the same disk: one fsync'd commit, nothing else.
 
 use aifn_benches::{
     ECHO_INPUT, ECHO_WAT, Floor, ServiceFixture, bench_service_config, disk_dir, object_manifest,
@@ -69,6 +72,19 @@ fn echo(c: &mut Criterion) {
     g.sample_size(20).measurement_time(Duration::from_secs(8));
     g.bench_function("aifn_service", |b| {
         b.iter(|| fx.service.invoke(&fx.agent, request(&input)))
+    });
+    let db = rusqlite::Connection::open(disk.path().join("floor.db")).expect("sqlite");
+    db.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
+         CREATE TABLE r (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);",
+    )
+    .expect("schema");
+    let row = vec![b'x'; 1024];
+    g.bench_function("floor_sqlite_commit", |b| {
+        b.iter(|| {
+            db.execute("INSERT INTO r (body) VALUES (?1)", [&row])
+                .expect("insert")
+        })
     });
     g.finish();
 }

@@ -43,6 +43,9 @@ pub struct LoadArgs {
     pub hostile_percent: Option<u64>,
     /// `--only a,b`: the configurations to run (by name).
     pub only: Option<Vec<String>>,
+    /// `--wrk`: also load with `wrk` (apt package `wrk`), a client much
+    /// cheaper per request than this generator's.
+    pub wrk: Option<bool>,
 }
 
 fn list<T: std::str::FromStr>(value: &str, flag: &str) -> Vec<T> {
@@ -80,6 +83,7 @@ pub fn parse_args(mut args: LoadArgs) -> LoadArgs {
                 )
             }
             "--only" if args.only.is_some() => args.only = Some(list(&value(), "--only")),
+            "--wrk" if args.wrk.is_some() => args.wrk = Some(true),
             // criterion-style flags passed by `cargo bench`: ignore.
             "--bench" => {}
             other => fail(&format!("unknown argument {other}")),

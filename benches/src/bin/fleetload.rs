@@ -308,6 +308,7 @@ fn main() {
         concurrency: vec![16, 64],
         hostile_percent: None,
         only: Some(CONFIGS.iter().map(|c| c.name.to_owned()).collect()),
+        wrk: None,
     });
     let aifn = std::fs::canonicalize(&args.aifn)
         .unwrap_or_else(|e| fail(&format!("{}: {e} (build it first)", args.aifn.display())));

@@ -29,6 +29,11 @@ pub struct RuntimeConfig {
     /// low CPU priority (nice 10), so calls keep the cores whenever both
     /// want them. Default: the host's cores.
     pub compile_threads: usize,
+    /// Guests that run at once, at least one: a call's fuel slices each
+    /// wait for one of these slots, and a freed slot goes to the waiting
+    /// tenant that has used the least guest CPU time, so one tenant's long
+    /// calls cannot crowd out another's. Default: the host's cores.
+    pub cpu_slots: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -40,7 +45,12 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             memory_cache_entries: 1024,
             max_concurrent_compiles: 1,
-            compile_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            compile_threads: cores(),
+            cpu_slots: cores(),
         }
     }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use aifn_types::{Context, Limits, LogLine, OutcomeKind};
 use wasmtime::{ModuleExport, Store, Trap};
 
+use crate::fair::Share;
 use crate::host::{HostState, HostTrap, Limiter, LogBuffer};
 use crate::json::one_json_document;
 use crate::wasi::WasiState;
@@ -157,6 +158,7 @@ pub(crate) fn invoke(rt: &Runtime, module: &LoadedModule, inv: &Invocation<'_>) 
         output_limit: to_usize(limits.output_bytes),
         cancel: inv.cancel.clone(),
         script: module.0.script.clone(),
+        tenant: Some(&inv.context.tenant_id),
     };
     let m = &module.0;
     let (ended, state, fuel_used) = run_export(rt, m, &m.call_export, &limits, setup);
@@ -173,6 +175,9 @@ pub(crate) struct Setup<'a> {
     pub(crate) output_limit: usize,
     pub(crate) cancel: Option<CancelToken>,
     pub(crate) script: Option<std::sync::Arc<[u8]>>,
+    /// Whose share of the cores the call's slices come from; `None` for
+    /// the host's own runs (compiling a script), which take no slot.
+    pub(crate) tenant: Option<&'a str>,
 }
 
 /// Runs one export of a fresh instance under `limits`: the verdict, the
@@ -184,8 +189,10 @@ pub(crate) fn run_export(
     limits: &Limits,
     setup: Setup<'_>,
 ) -> (Ended, HostState, u64) {
+    let mut share = setup.tenant.map(|t| rt.fair.enter(t));
     let mut store = new_store(rt, limits, setup);
-    let ended = run(m, export, &mut store);
+    let ended = run(m, export, &mut store, share.as_mut());
+    drop(share);
     let (state, fuel_used) = finish(store, limits);
     (ended, state, fuel_used)
 }
@@ -229,15 +236,22 @@ pub(crate) const YIELD_FUEL: u64 = 100_000;
 /// Runs `call` (wasm on `store`'s fiber) to its end on this thread. After
 /// each fuel slice it comes back here: past `deadline`, or cancelled, the
 /// call is dropped at that point (wasmtime unwinds the fiber) and the
-/// result is an interrupt, as a deadline trap would be.
+/// result is an interrupt, as a deadline trap would be. With a `share`,
+/// each slice first waits for a CPU slot (the same stops apply).
 pub(crate) fn until<T>(
     call: impl Future<Output = wasmtime::Result<T>>,
     deadline: Instant,
     cancel: Option<&CancelToken>,
+    mut share: Option<&mut Share<'_>>,
 ) -> wasmtime::Result<T> {
     let mut call = pin!(call);
     let mut cx = TaskContext::from_waker(Waker::noop());
     loop {
+        if let Some(share) = share.as_deref_mut()
+            && share.slice(deadline, cancel).is_err()
+        {
+            return Err(Trap::Interrupt.into());
+        }
         // Nothing a guest can reach waits on the outside world, so a
         // pending poll is always the end of a fuel slice.
         if let Poll::Ready(done) = call.as_mut().poll(&mut cx) {
@@ -257,7 +271,12 @@ pub(crate) fn finish(store: Store<HostState>, limits: &Limits) -> (HostState, u6
     (state, fuel_used)
 }
 
-fn run(m: &Loaded, export: &ModuleExport, store: &mut Store<HostState>) -> Ended {
+fn run(
+    m: &Loaded,
+    export: &ModuleExport,
+    store: &mut Store<HostState>,
+    share: Option<&mut Share<'_>>,
+) -> Ended {
     let deadline = store.data().deadline;
     let cancel = store.data().cancel.clone();
     let call = async {
@@ -286,7 +305,7 @@ fn run(m: &Loaded, export: &ModuleExport, store: &mut Store<HostState>) -> Ended
             .call_async(&mut *store, ())
             .await
     };
-    match until(call, deadline, cancel.as_ref()) {
+    match until(call, deadline, cancel.as_ref(), share) {
         Ok(code) => Ended::Returned(code),
         Err(e) => match e.downcast_ref::<HostTrap>() {
             Some(HostTrap::Exit(code)) => Ended::Returned(*code),

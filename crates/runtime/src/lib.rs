@@ -8,7 +8,8 @@
 //! `InstancePre`. Each call gets a fresh `Store` from the pooling allocator
 //! holding only its input, its context and its limits: fuel (handed out in
 //! slices, between which the deadline is checked), memory, table, stack,
-//! output and log caps. Nothing else of the host is reachable: no files, no
+//! output and log caps. Its slices run in CPU slots shared fairly between
+//! tenants. Nothing else of the host is reachable: no files, no
 //! network, no clock but the call's start.
 //!
 //! Every call ends in exactly one [`OutcomeKind`], classified from
@@ -22,6 +23,7 @@ mod compile;
 mod config;
 mod engine;
 mod error;
+mod fair;
 mod host;
 mod imports;
 mod invoke;
@@ -100,6 +102,8 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     gate: Arc<CompileGate>,
+    /// The CPU slots calls' slices share, fairly between tenants.
+    fair: fair::Fair,
     memory_cache: MemoryCache<LoadedModule>,
     disk_cache: Option<DiskCache>,
     counters: Counters,
@@ -150,6 +154,7 @@ impl Runtime {
         };
         Ok(Runtime {
             gate: CompileGate::new(config.max_concurrent_compiles, config.compile_threads)?,
+            fair: fair::Fair::new(config.cpu_slots),
             memory_cache: MemoryCache::new(config.memory_cache_entries),
             config,
             engine,

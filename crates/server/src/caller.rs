@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use aifn_service::{Credential, Origin, Principal};
+use aifn_service::{Credential, Origin, Principal, Service};
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
@@ -54,15 +54,56 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let credential = credential(parts);
+        let presented = Presented::of(parts);
+        let service = state.service.clone();
+        blocking(move || Ok(Caller(presented.authenticate(&service)?))).await
+    }
+}
+
+/// What a request presented, not yet checked: for a handler that checks
+/// it on the blocking thread that also does its work (one hop, not two).
+/// A credential that cannot be a key is refused before the body is read.
+pub(crate) struct Presented {
+    credential: Credential,
+    route: String,
+    remote: Option<SocketAddr>,
+}
+
+impl Presented {
+    fn of(parts: &Parts) -> Presented {
         let (route, remote) = origin_of(&parts.extensions);
+        Presented {
+            credential: credential(parts),
+            route,
+            remote,
+        }
+    }
+
+    /// The principal, or the refusal (recorded in the security stream).
+    /// Blocking: call it off the reactor.
+    pub(crate) fn authenticate(&self, service: &Service) -> Result<Principal, ApiError> {
+        let origin = Origin {
+            route: &self.route,
+            remote: self.remote,
+        };
+        Ok(service.authenticate(&self.credential, origin)?)
+    }
+}
+
+impl FromRequestParts<AppState> for Presented {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let presented = Presented::of(parts);
+        if matches!(presented.credential, Credential::ApiKey(_)) {
+            return Ok(presented);
+        }
+        // Missing or malformed: refused (and recorded) now, body unread.
         let service = state.service.clone();
         blocking(move || {
-            let origin = Origin {
-                route: &route,
-                remote,
-            };
-            Ok(Caller(service.authenticate(&credential, origin)?))
+            // Only a key authenticates, so this is the refusal.
+            presented.authenticate(&service)?;
+            Ok(presented)
         })
         .await
     }

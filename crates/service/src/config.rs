@@ -133,6 +133,12 @@ pub struct ServiceConfig {
     /// resident memory grows by up to this much per slot (`max_concurrent`
     /// + 4 slots). Default 131,072 (128 KiB).
     pub memory_keep_resident: usize,
+    /// Guests running at once, at least 1. Each fuel slice of a call waits
+    /// for one of these slots, and a freed slot goes to the waiting tenant
+    /// that has used the least guest CPU time, so that one tenant's long
+    /// calls cannot crowd out another tenant's (SECURITY.md). Default: the
+    /// host's cores.
+    pub cpu_slots: usize,
 }
 
 impl Default for ServiceConfig {
@@ -148,6 +154,7 @@ impl Default for ServiceConfig {
             audit: AuditSettings::default(),
             active_cache_ms: 1_000,
             memory_keep_resident: 128 * 1024,
+            cpu_slots: aifn_runtime::RuntimeConfig::default().cpu_slots,
         }
     }
 }

@@ -82,8 +82,10 @@ impl Service {
     /// [`Service::invoke`] in two steps, for async callers: runs the call
     /// and queues its record on this (blocking) thread, and returns a
     /// ticket that resolves to the same answer once the record is durable.
-    /// Block on it ([`InvokeTicket::wait`]) or `.await` it; no thread is
-    /// held while the record's commit is fsynced.
+    /// Block on it ([`InvokeTicket::wait`]) or `.await` it. Only a call
+    /// that finds nobody committing commits its own batch on this thread
+    /// (no hand-off when calls come one at a time); the others' records
+    /// join a batch in flight and no thread waits for their fsync.
     pub fn start_invoke(&self, who: &Principal, req: InvokeRequest) -> InvokeTicket {
         match self.run_invocation(who, req) {
             Ok(ticket) => ticket,

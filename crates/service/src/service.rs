@@ -96,6 +96,7 @@ impl Service {
             max_instances: config.max_concurrent.max(1) + 4,
             cache_dir: Some(dir.module_cache()),
             memory_keep_resident: config.memory_keep_resident,
+            cpu_slots: config.cpu_slots,
             ..RuntimeConfig::default()
         };
         let active = ActiveCache::new(

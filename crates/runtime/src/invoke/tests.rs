@@ -58,8 +58,13 @@ impl Counter {
         store
             .fuel_async_yield_interval(Some(YIELD_FUEL))
             .expect("yielding is on");
-        let instance =
-            until(Instance::new_async(&mut store, module, &[]), far(), None).expect("instantiates");
+        let instance = until(
+            Instance::new_async(&mut store, module, &[]),
+            far(),
+            None,
+            None,
+        )
+        .expect("instantiates");
         Counter { store, instance }
     }
 
@@ -70,7 +75,7 @@ impl Counter {
             .get_typed_func::<i64, ()>(&mut self.store, "spin")
             .expect("export");
         let call = f.call_async(&mut self.store, max);
-        until(call, deadline, cancel)
+        until(call, deadline, cancel, None)
             .err()
             .map(|e| *e.downcast_ref::<Trap>().expect("a trap"))
     }

@@ -258,6 +258,7 @@ impl JsEngine {
             output_limit: 4 * MAX_SOURCE_BYTES + 64 * 1024,
             cancel: None,
             script: Some(source.as_bytes().into()),
+            tenant: None,
         };
         let (ended, state, _) = run_export(rt, &self.code, &self.compile_export, &limits, setup);
         let output = state.output.unwrap_or_default();
@@ -294,6 +295,7 @@ impl JsEngine {
             output_limit: 64 * 1024,
             cancel: None,
             script: Some(bytecode.clone()),
+            tenant: None,
         };
         let mut store = new_store(rt, &limits, setup);
         let code = &self.code;
@@ -318,7 +320,7 @@ impl JsEngine {
                 (exit == 0).then(|| HeapImage::diff(&before, memory.data(&store), self.stack_top));
             Ok((exit, image))
         };
-        let loaded = until(reading, deadline, None);
+        let loaded = until(reading, deadline, None, None);
         let (state, _) = finish(store, &limits);
         let failed = |reason: String| ModuleError::Engine { reason };
         match loaded {

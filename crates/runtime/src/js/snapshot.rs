@@ -75,7 +75,8 @@ pub(crate) fn preinitialize(rt: &Runtime, engine: &[u8]) -> Result<Vec<u8>, Modu
             .map_err(stage("starting the engine"))?;
         wasmtime::Result::Ok(instance)
     };
-    let instance = until(starting, deadline, None).map_err(|e| engine_error("starting", e))?;
+    let instance =
+        until(starting, deadline, None, None).map_err(|e| engine_error("starting", e))?;
     let mut state = Snapshotting {
         store: &mut store,
         instance,

@@ -1,6 +1,7 @@
-//! Invocation: the call runs on a blocking thread; the answer waits,
-//! without holding that thread, until its audit record is durable. The
-//! answer's shape is shared with test runs.
+//! Invocation: the call runs on a blocking thread; the answer waits until
+//! its audit record is durable (on that thread only when it leads the
+//! commit, else without holding it). The answer's shape is shared with
+//! test runs.
 
 use aifn_service::{InvokeOutcome, InvokeReply, InvokeRequest, ServiceError};
 use aifn_types::OutcomeKind;
@@ -9,7 +10,7 @@ use axum::extract::State;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::caller::Caller;
+use crate::caller::Presented;
 use crate::error::{ApiError, RunStats};
 use crate::extract::{JsonBody, PathParams};
 use crate::{AppState, blocking};
@@ -27,20 +28,27 @@ pub(crate) struct InvokeBody {
 
 pub(crate) async fn invoke(
     State(state): State<AppState>,
-    Caller(who): Caller,
-    PathParams(name): PathParams<String>,
-    JsonBody(body): JsonBody<InvokeBody>,
+    presented: Presented,
+    name: Result<PathParams<String>, ApiError>,
+    body: Result<JsonBody<InvokeBody>, ApiError>,
 ) -> Result<Json<InvokeReply>, ApiError> {
-    check_user_id(&body.user_id)?;
     let s = state.service;
-    let request = InvokeRequest {
-        function: name,
-        input: body.input,
-        user_id: body.user_id,
-        traceparent: None,
-        cancel: None,
-    };
-    let ticket = blocking(move || Ok(s.start_invoke(&who, request))).await?;
+    // One blocking hop for the key and the call. The key is checked
+    // first, so a request without a valid one learns nothing else.
+    let ticket = blocking(move || {
+        let who = presented.authenticate(&s)?;
+        let (PathParams(name), JsonBody(body)) = (name?, body?);
+        check_user_id(&body.user_id)?;
+        let request = InvokeRequest {
+            function: name,
+            input: body.input,
+            user_id: body.user_id,
+            traceparent: None,
+            cancel: None,
+        };
+        Ok(s.start_invoke(&who, request))
+    })
+    .await?;
     let outcome = ticket
         .await
         .map_err(|r| ApiError::with_execution(r.error, r.execution_id))?;
