@@ -18,23 +18,20 @@ const CHILD: &str = "AIFN_ADVERSARIAL_CHILD";
 const ROUNDS: usize = 100;
 const THREADS: usize = 16;
 
-fn compile_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .expect("/proc/self/task")
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| name.trim() == "aifn-compile")
-        .count()
-}
-
-/// Waits until compile threads abandoned after a `compile_timeout` have
-/// finished (they hold their memory until then).
-fn settle() {
+/// Waits until compilations abandoned after a `compile_timeout` have
+/// finished (they hold their memory until then). The compile threads are
+/// a pool that stays, so the runtime's count is what tells.
+fn settle(rt: &Runtime) {
     // Generous: on a loaded 2-core machine a compile bomb can take minutes.
     let deadline = Instant::now() + Duration::from_secs(600);
-    while compile_threads() > 0 && Instant::now() < deadline {
+    while rt.stats().compiling > 0 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(compile_threads(), 0, "an abandoned compile never finished");
+    assert_eq!(
+        rt.stats().compiling,
+        0,
+        "an abandoned compile never finished"
+    );
 }
 
 #[test]
@@ -169,7 +166,7 @@ fn hundred_rounds() {
     // growth is the same after 100 and after 300 rounds.)
     let (wrong, _) = rounds(&rt, &cases, 3);
     assert!(wrong.is_empty(), "warm-up rounds:\n{}", wrong.join("\n"));
-    settle();
+    settle(&rt);
     let base_threads = threads();
     let base_rss = rss_bytes() / 1024;
     let base_fds = open_fds();
@@ -177,7 +174,7 @@ fn hundred_rounds() {
     let started = Instant::now();
     let (wrong, kinds) = rounds(&rt, &cases, ROUNDS);
     let elapsed = started.elapsed();
-    settle();
+    settle(&rt);
     let end_rss = rss_bytes() / 1024;
     let end_fds = open_fds();
     let end_threads = threads();

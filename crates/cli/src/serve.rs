@@ -150,7 +150,36 @@ fn read_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
     };
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display()))
+    let cfg: FileConfig = toml::from_str(&text)
+        .with_context(|| format!("invalid configuration in {}", path.display()))?;
+    check_counts(&cfg).with_context(|| format!("invalid configuration in {}", path.display()))?;
+    Ok(cfg)
+}
+
+/// Refuses a zero where one would mean nothing (a cap of no requests, a
+/// timeout of no time): written `0` is more likely meant as "off", which
+/// these settings do not have, so it is an error at start-up rather than
+/// a silent 1.
+fn check_counts(cfg: &FileConfig) -> anyhow::Result<()> {
+    let (server, service) = (&cfg.server, &cfg.service);
+    let counts = [
+        ("[server] max_requests", server.max_requests as u64),
+        ("[server] header_timeout_secs", server.header_timeout_secs),
+        ("[server] idle_timeout_secs", server.idle_timeout_secs),
+        ("[server] body_timeout_secs", server.body_timeout_secs),
+        ("[server] max_connections", server.max_connections as u64),
+        (
+            "[service] max_concurrent",
+            u64::from(service.max_concurrent),
+        ),
+        ("[service] cpu_slots", service.cpu_slots as u64),
+    ];
+    for (name, value) in counts {
+        if value == 0 {
+            anyhow::bail!("{name} must be at least 1 (there is no setting that switches it off)");
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
@@ -287,6 +316,27 @@ mod tests {
             ServerConfig::default().cors_origins
         );
         assert_eq!(cfg.service, ServiceConfig::default());
+    }
+
+    #[test]
+    fn a_zero_count_or_timeout_is_refused_and_one_is_taken() {
+        for setting in [
+            "[server]\nmax_requests",
+            "[server]\nheader_timeout_secs",
+            "[server]\nidle_timeout_secs",
+            "[server]\nbody_timeout_secs",
+            "[server]\nmax_connections",
+            "[service]\nmax_concurrent",
+            "[service]\ncpu_slots",
+        ] {
+            let one: FileConfig = toml::from_str(&format!("{setting} = 1\n")).expect("parses");
+            assert!(check_counts(&one).is_ok(), "{setting} = 1");
+            let zero: FileConfig = toml::from_str(&format!("{setting} = 0\n")).expect("parses");
+            let err = check_counts(&zero).expect_err(setting).to_string();
+            let name = setting.rsplit('\n').next().unwrap_or_default();
+            assert!(err.contains(name) && err.contains("at least 1"), "{err}");
+        }
+        assert!(check_counts(&FileConfig::default()).is_ok());
     }
 
     #[test]

@@ -64,6 +64,11 @@ impl CompileGate {
         }))
     }
 
+    /// Compilations running now, abandoned ones still finishing included.
+    pub(crate) fn running(&self) -> usize {
+        *self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn acquire(self: &Arc<Self>, deadline: Instant) -> Option<Slot> {
         let mut n = self.running.lock().unwrap_or_else(|p| p.into_inner());
         while *n >= self.max {

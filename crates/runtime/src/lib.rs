@@ -130,6 +130,9 @@ pub struct RuntimeStats {
     pub disk_hits: u64,
     /// Modules compiled.
     pub compiles: u64,
+    /// Compilations running now, including ones abandoned after a
+    /// `compile_timeout` that still hold a compile thread and its memory.
+    pub compiling: usize,
 }
 
 #[derive(Default)]
@@ -367,6 +370,7 @@ impl Runtime {
             memory_hits: self.counters.memory_hits.load(Ordering::Relaxed),
             disk_hits: self.counters.disk_hits.load(Ordering::Relaxed),
             compiles: self.counters.compiles.load(Ordering::Relaxed),
+            compiling: self.gate.running(),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 mod approval;
 mod client;
+mod config;
 mod console;
 mod evidence;
 mod fleet;

@@ -215,11 +215,18 @@ fn compiling_past_the_deadline_is_a_compile_timeout_and_others_keep_answering() 
         rt.load(&other).expect_err("no free compile slot"),
         ModuleError::CompileTimeout { limit_ms: 20 }
     );
+    assert_eq!(rt.stats().compiling, 1, "the abandoned compile is counted");
     // While the abandoned compile finishes in the background, calls answer.
     for _ in 0..100 {
         let e = rt.invoke(&echo, &Invocation::new(b"[2]", &Context::local(), limits));
         assert_eq!(output(&e), serde_json::json!([2]));
     }
+    // It finishes, and is no longer counted.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while rt.stats().compiling > 0 && std::time::Instant::now() < until {
+        thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(rt.stats().compiling, 0, "the abandoned compile finished");
     // With a generous deadline the same module compiles.
     let rt = runtime_with(Limits {
         compile_timeout_ms: 120_000,
