@@ -292,18 +292,21 @@ fn compile_threads_run_below_the_priority_of_calls() {
 /// the fuel the last one burned against the other three together. Fuel,
 /// not time, measures each call's share of the slot.
 fn share_of_one_slot(last_tenant: &str) -> f64 {
+    // Fuel far above what 300 ms can burn, host maximum included, so that
+    // only the deadline stops the calls.
+    let limits = Limits {
+        timeout_ms: 300,
+        fuel: u64::MAX / 2,
+        ..Limits::default()
+    };
     let rt = Runtime::new(RuntimeConfig {
         cpu_slots: 1,
         max_instances: 8,
+        limits,
         ..RuntimeConfig::default()
     })
     .expect("runtime");
     let m = load(&rt, &module("", "(loop $l (br $l)) (i32.const 0)"));
-    let limits = Limits {
-        timeout_ms: 300,
-        fuel: u64::MAX / 2,
-        ..*rt.limits()
-    };
     let start = std::sync::Barrier::new(4);
     let fuel: Vec<u64> = thread::scope(|s| {
         let calls: Vec<_> = ["busy", "busy", "busy", last_tenant]
